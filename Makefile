@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/sanzhang run
+	SANZHANG_DEMO=1 $(BIN)/sanzhang run
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,100 @@
+"""dispatch's HTTP edge: townships, the roster, and reading cases. Decode, validate, call, map."""
+from __future__ import annotations
+
+from flask import request
+from flask_smorest import Blueprint, abort
+from marshmallow import RAISE, Schema, fields, validate
+
+from shared.auth import current_principal, require, require_township
+from shared.events import TOWNSHIP_CODE
+
+from .roster import RosterError
+
+MAX_ROSTER_BYTES = 20 * 1024 * 1024
+
+
+class TownshipIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    code = fields.String(required=True, validate=TOWNSHIP_CODE, metadata={"example": "430382100"})
+    name = fields.String(required=True, validate=validate.Length(min=1, max=40), metadata={"example": "清溪镇"})
+    city = fields.String(validate=validate.Regexp(r"^\d{6}$"), metadata={"example": "430382"})
+
+
+class TownshipOut(Schema):
+    code = fields.String(attribute="_id")
+    name = fields.String()
+    city = fields.String()
+
+
+class RosterQuery(Schema):
+    class Meta:
+        unknown = RAISE
+
+    filename = fields.String(validate=validate.Regexp(r".+\.(xlsx|csv)$", error="文件名须以 .xlsx 或 .csv 结尾"))
+
+
+class ImportOut(Schema):
+    import_id = fields.String()
+    township = fields.String()
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class UnitOut(Schema):
+    id = fields.String(attribute="_id")
+    level = fields.String()
+    name = fields.String()
+    parent_id = fields.String(allow_none=True)
+    lead_name = fields.Function(lambda u: (u.get("lead") or {}).get("name"))
+    lead_phone = fields.Function(lambda u: _masked((u.get("lead") or {}).get("phone")))
+
+
+def _masked(phone):
+    from shared.privacy import mask_phone
+
+    return mask_phone(phone)
+
+
+def build_blueprint(org, cases_repo) -> Blueprint:
+    bp = Blueprint("dispatch", __name__, url_prefix="/api/v1", description="派单：组织架构、花名册导入与工单")
+
+    @bp.route("/admin/townships", methods=["POST"])
+    @bp.arguments(TownshipIn)
+    @bp.response(201, TownshipOut)
+    @require("operator")
+    def create_township(body):
+        """登记一个镇(街道)（运维）"""
+        return org.ensure_township(body["code"], body["name"], body.get("city"))
+
+    @bp.route("/townships/<string:code>/roster", methods=["POST"])
+    @bp.arguments(RosterQuery, location="query")
+    @bp.response(201, ImportOut)
+    @bp.alt_response(422, description="花名册有误：整份拒收，逐行列出错误")
+    @require("operator", "staff")
+    def import_roster(query, code):
+        """导入花名册（XLSX 或 CSV，UTF-8 或 GBK）。上传 multipart 字段 file，或以原始正文提交并给出 filename。"""
+        principal = require_township(code)
+        upload = request.files.get("file")
+        if upload is not None:
+            data, filename = upload.read(MAX_ROSTER_BYTES + 1), upload.filename or "roster.xlsx"
+        else:
+            data, filename = request.get_data(), query.get("filename") or "roster.xlsx"
+        if not data:
+            abort(400, message="缺少花名册文件", errors={"file": ["缺少花名册文件"]})
+        if len(data) > MAX_ROSTER_BYTES:
+            abort(413, message="花名册文件过大")
+        try:
+            return org.import_roster(code, data, filename, actor=principal.role)
+        except RosterError as exc:
+            abort(422, message="花名册有误，未导入任何数据", errors={"file": exc.errors})
+
+    @bp.route("/townships/<string:code>/org", methods=["GET"])
+    @bp.response(200, UnitOut(many=True))
+    @require("operator", "staff")
+    def org_tree(code):
+        """组织架构：村、片、组、邻及其负责人（电话脱敏）"""
+        require_township(code)
+        return org.tree(code)
+
+    return bp

@@ -1,0 +1,97 @@
+"""Cases: the work item that climbs the chain. Pure functions that turn a decision into a new
+case state plus the events it causes; the handlers and the HTTP layer store them."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from shared.clock import iso
+from shared.events import make_event
+from shared.ids import derived_id
+
+from . import sla
+from .org import LEVEL_NAMES, assignee_of
+
+OPEN_STATUSES = ("assigned", "accepted")
+
+
+def case_id_for(report_id: str) -> str:
+    """One report, one case, however often report.submitted arrives."""
+    return derived_id("case", report_id)
+
+
+def timeline_entry(at: datetime, kind: str, *, actor: str = "system", assignee: dict | None = None,
+                   reason: str | None = None, note: str | None = None, **extra) -> dict:
+    entry = {"at": iso(at), "type": kind, "actor": actor}
+    if assignee:
+        entry["level"] = assignee["level"]
+        entry["unit_name"] = assignee["unit_name"]
+        entry["lead_name"] = assignee.get("lead_name")
+    if reason:
+        entry["reason"] = reason
+    if note:
+        entry["note"] = note
+    entry.update({k: v for k, v in extra.items() if v is not None})
+    return entry
+
+
+def case_payload(case: dict, **extra) -> dict:
+    payload = {
+        "case_id": case["_id"], "report_id": case["report_id"], "tracking_no": case["tracking_no"],
+        "category": case["category"], "tier": case["tier"], "status": case["status"],
+        "assignee": case["assignee"], "due_at": case.get("resolve_due"), "promise_due": case.get("promise_due"),
+        "urgent": case.get("urgent", False), "summary": case.get("summary"),
+    }
+    payload.update({k: v for k, v in extra.items() if v is not None})
+    return payload
+
+
+def case_event(kind: str, case: dict, at: datetime, *, caused_by: str | None, key: str = "", **extra) -> dict:
+    return make_event(kind, case["township"], case_payload(case, **extra), at=at,
+                      correlation_id=case["report_id"], caused_by=caused_by, key=key)
+
+
+def apply_assignment(case: dict, unit: dict, policy: sla.SlaPolicy, at: datetime) -> None:
+    """Puts the case with a unit's holder and starts that level's clocks."""
+    assignee = assignee_of(unit)
+    case["assignee"] = assignee
+    case["level"] = assignee["level"]
+    case["unit_id"] = unit["_id"]
+    case["status"] = "assigned"
+    case["step"] = case.get("step", 0) + 1
+    case["assigned_at"] = iso(at)
+    case["accepted_at"] = None
+    if assignee["level"] in sla.LEVELS:
+        d = sla.deadlines(policy, case["tier"], assignee["level"], at)
+        case["accept_due"] = iso(d.accept_due)
+        case["resolve_due"] = iso(d.resolve_due)
+        case["warn_accept_at"] = iso(d.warn_accept_at)
+        case["warn_resolve_at"] = iso(d.warn_resolve_at)
+    case["updated_at"] = iso(at)
+
+
+def new_case(report: dict, township: str, unit: dict, policy: sla.SlaPolicy, at: datetime,
+             *, located: bool, neighbourhood_id: str | None, skipped: list[dict], event_id: str) -> tuple[dict, list[dict]]:
+    tier = report.get("tier") or sla.tier_for(policy, report["category"])
+    if tier == "instant":
+        # A case exists because a person must answer after all; it gets the general clock.
+        tier = "general"
+    submitted_at = report["submitted_at"]
+    case = {
+        "_id": case_id_for(report["report_id"]), "township": township, "report_id": report["report_id"],
+        "tracking_no": report["tracking_no"], "category": report["category"], "tier": tier,
+        "urgent": bool(report.get("urgent")), "summary": report["description"][:60],
+        "household_id": report.get("household_id"), "neighbourhood_id": neighbourhood_id,
+        "located": located, "created_at": iso(at), "reported_at": submitted_at,
+        "promise_due": iso(sla.promise_due(policy, tier, at)), "timeline": [],
+        "breaches": [], "escalations": 0,
+    }
+    apply_assignment(case, unit, policy, at)
+    reason = None
+    if not located:
+        reason = "未能根据住户、地址或电话定位到邻，由镇(街道)分派"
+    elif skipped:
+        reason = "、".join(f"{LEVEL_NAMES[u['level']]}“{u['name']}”岗位空缺" for u in skipped) + "，已跳过"
+    case["timeline"].append(timeline_entry(at, "reported", actor="resident", channel=report.get("channel")))
+    case["timeline"].append(timeline_entry(at, "assigned", assignee=case["assignee"], reason=reason))
+    events = [case_event("case.assigned", case, at, caused_by=event_id, reason=reason)]
+    return case, events

@@ -1,0 +1,80 @@
+"""dispatch's event handlers."""
+from __future__ import annotations
+
+import logging
+
+from shared.aggregates import Aggregates
+from shared.clock import Clock
+from shared.storage import DuplicateKey
+
+from . import sla
+from .cases import case_id_for, new_case
+from .org import OrgRepository, has_lead, township_unit_id
+
+log = logging.getLogger(__name__)
+
+
+class DispatchHandlers:
+    def __init__(self, org: OrgRepository, cases: Aggregates, policies, clock: Clock):
+        self.org = org
+        self.cases = cases
+        self.policies = policies
+        self.clock = clock
+
+    def handlers(self) -> dict:
+        return {"report.submitted": self.on_report_submitted}
+
+    def on_report_submitted(self, event: dict) -> None:
+        report = event["payload"]
+        township = event["township"]
+        if self.cases.get(case_id_for(report["report_id"])) is not None:
+            return  # redelivered: the case exists and its events are in its outbox or sent
+        now = self.clock.now()
+        unit, located, neighbourhood_id, skipped = self.route(township, report)
+        case, events = new_case(report, township, unit, self.policies.get(township), now, located=located,
+                                neighbourhood_id=neighbourhood_id, skipped=skipped, event_id=event["id"])
+        try:
+            self.cases.add(case, events)
+        except DuplicateKey:
+            return  # a concurrent delivery of the same event won the race: same case, same events
+        log.info("case opened at %s", case["level"], extra={"case_id": case["_id"], "township": township})
+
+    def route(self, township: str, report: dict) -> tuple[dict, bool, str | None, list[dict]]:
+        """The neighbourhood's lead; a vacant post passes the case to the next level that has one."""
+        household = self.org.locate(township, report.get("household_id"), report.get("address"),
+                                    report.get("reporter_phone"))
+        if household is None:
+            return self._township_unit(township), False, None, []
+        skipped = []
+        for unit in self.org.chain_from(household["neighbourhood_id"]):
+            if has_lead(unit):
+                return unit, True, household["neighbourhood_id"], skipped
+            skipped.append(unit)
+        return self._township_unit(township), True, household["neighbourhood_id"], skipped
+
+    def _township_unit(self, township: str) -> dict:
+        unit = self.org.unit(township_unit_id(township))
+        if unit is None:
+            # A report for a township with no roster yet still needs a holder: its staff.
+            self.org.ensure_township(township, township)
+            unit = self.org.unit(township_unit_id(township))
+        return unit
+
+
+class Policies:
+    """Each township's SLA policy (defaults from the 0211 rule until staff change it)."""
+
+    def __init__(self, org: OrgRepository):
+        self.org = org
+        self._default = sla.default_policy()
+
+    def get(self, township: str) -> sla.SlaPolicy:
+        doc = self.org.township(township)
+        if doc and doc.get("policy"):
+            return sla.policy_from_dict(doc["policy"])
+        return self._default
+
+    def put(self, township: str, policy: dict) -> None:
+        doc = self.org.township(township)
+        doc["policy"] = policy
+        self.org.townships.upsert(doc)

@@ -1,0 +1,154 @@
+"""The org tree (township → village → area → group → neighbourhood → household) as dispatch stores it."""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from shared.aggregates import Aggregates
+from shared.clock import Clock, iso
+from shared.events import make_event
+from shared.ids import new_id
+from shared.privacy import mask_phone, normalise_phone
+from shared.storage import Index, Store
+
+from .roster import Org, import_roster, normalise_address
+
+LEVELS_UP = ("neighbourhood", "group", "area", "village", "township")
+LEVEL_NAMES = {"neighbourhood": "邻", "group": "组", "area": "片", "village": "村(社区)",
+               "township": "镇(街道)", "department": "市直部门"}
+LEAD_TITLES = {"neighbourhood": "邻长", "group": "组长", "area": "片长", "village": "村(社区)两委",
+               "township": "镇(街道)工作人员", "department": "市直部门"}
+
+
+def township_unit_id(township: str) -> str:
+    return "t-" + township
+
+
+class OrgRepository:
+    def __init__(self, store: Store, clock: Clock, wake):
+        self.clock = clock
+        self.townships = store.collection("townships", [Index.on("city")])
+        self.units = store.collection("units", [Index.on("township"), Index.on("township", "level"),
+                                                 Index.on("parent_id")])
+        self.households = store.collection("households", [Index.on("township"),
+                                                           Index.on("township", "address_key"),
+                                                           Index.on("township", "phone")])
+        self.imports = Aggregates(store.collection("roster_imports", [Index.on("township"), Index.on("outbox_due")]),
+                                  clock, wake)
+
+    # -- townships ------------------------------------------------------------------------------
+    def ensure_township(self, code: str, name: str, city: str | None = None) -> dict:
+        current = self.townships.get(code) or {}
+        doc = {**current, "_id": code, "township": code, "name": name, "city": city or code[:6]}
+        self.townships.upsert(doc)
+        self.units.upsert({"_id": township_unit_id(code), "township": code, "level": "township",
+                           "name": name, "parent_id": None, "lead": current.get("staff_contact")})
+        return doc
+
+    def township(self, code: str) -> dict | None:
+        return self.townships.get(code)
+
+    # -- roster import --------------------------------------------------------------------------
+    def import_roster(self, township: str, data: bytes, filename: str, actor: str) -> dict:
+        """Parses and validates the whole file first; only a good file touches the store."""
+        org = import_roster(township, data, filename)
+        if not self.townships.get(township):
+            self.ensure_township(township, township)
+        return self.store_org(org, actor)
+
+    def store_org(self, org: Org, actor: str) -> dict:
+        township = org.township
+        kept_units = set()
+        for unit in org.units.values():
+            lead = asdict(unit.lead) if unit.lead else None
+            parent = unit.parent_id or township_unit_id(township)
+            self.units.upsert({"_id": unit.id, "township": township, "level": unit.level, "name": unit.name,
+                               "parent_id": parent, "lead": lead})
+            kept_units.add(unit.id)
+        kept_households = set()
+        for hh in org.households:
+            self.households.upsert({"_id": hh.id, "township": township, "neighbourhood_id": hh.neighbourhood_id,
+                                    "head": hh.head, "address": hh.address,
+                                    "address_key": normalise_address(hh.address),
+                                    "phone": normalise_phone(hh.phone) if hh.phone else None,
+                                    "key_household": hh.key_household})
+            kept_households.add(hh.id)
+        # Posts and households gone from the new file are gone from the org (re-import = the truth).
+        removed_units = [u["_id"] for u in self.units.find({"township": township})
+                         if u["level"] != "township" and u["_id"] not in kept_units]
+        for unit_id in removed_units:
+            self.units.delete(unit_id)
+        removed_households = [h["_id"] for h in self.households.find({"township": township})
+                              if h["_id"] not in kept_households]
+        for hh_id in removed_households:
+            self.households.delete(hh_id)
+        counts = {level: len(org.units_at(level)) for level in ("village", "area", "group", "neighbourhood")}
+        counts["household"] = len(org.households)
+        counts["vacancies"] = sum(1 for u in org.units.values() if u.lead is None)
+        counts["removed_units"] = len(removed_units)
+        counts["removed_households"] = len(removed_households)
+        now = self.clock.now()
+        import_id = new_id()
+        event = make_event("org.contacts_changed", township, {"leads": self.contacts(township)},
+                           at=now, correlation_id=None)
+        self.imports.add({"_id": import_id, "township": township, "at": iso(now), "actor": actor,
+                          "counts": counts}, [event])
+        return {"import_id": import_id, "township": township, "counts": counts}
+
+    def contacts(self, township: str) -> list[dict]:
+        """Every post's holder, for notify's directory."""
+        out = []
+        for unit in self.units.find({"township": township}):
+            lead = unit.get("lead") or {}
+            if lead.get("name") or lead.get("phone"):
+                out.append({"unit_id": unit["_id"], "level": unit["level"], "unit_name": unit["name"],
+                            "name": lead.get("name"), "phone": lead.get("phone"),
+                            "wecom_id": lead.get("wecom_id")})
+        return out
+
+    # -- look-ups -------------------------------------------------------------------------------
+    def locate(self, township: str, household_id: str | None, address: str | None,
+               phone: str | None) -> dict | None:
+        """Any one of household, address or registered phone finds the household."""
+        if household_id:
+            hh = self.households.get(household_id)
+            if hh and hh["township"] == township:
+                return hh
+        if address:
+            found = self.households.find({"township": township, "address_key": normalise_address(address)}, limit=1)
+            if found:
+                return found[0]
+        if phone:
+            found = self.households.find({"township": township, "phone": normalise_phone(phone)}, limit=1)
+            if found:
+                return found[0]
+        return None
+
+    def unit(self, unit_id: str) -> dict | None:
+        return self.units.get(unit_id)
+
+    def chain_from(self, unit_id: str) -> list[dict]:
+        """The unit and every unit above it, up to and including the township."""
+        chain = []
+        current = self.units.get(unit_id)
+        while current is not None:
+            chain.append(current)
+            current = self.units.get(current["parent_id"]) if current.get("parent_id") else None
+        return chain
+
+    def tree(self, township: str) -> list[dict]:
+        return self.units.find({"township": township})
+
+
+def assignee_of(unit: dict) -> dict:
+    lead = unit.get("lead") or {}
+    return {"level": unit["level"], "unit_id": unit["_id"], "unit_name": unit["name"],
+            "lead_id": unit["_id"] if lead.get("name") else None,
+            "lead_name": lead.get("name") or (LEAD_TITLES[unit["level"]] if unit["level"] == "township" else None),
+            "lead_phone_masked": mask_phone(lead.get("phone"))}
+
+
+def has_lead(unit: dict) -> bool:
+    if unit["level"] == "township":
+        return True  # township staff always hold what reaches them
+    lead = unit.get("lead") or {}
+    return bool(lead.get("name"))

@@ -1,0 +1,549 @@
+"""Township roster importer: one spreadsheet row per household, read into the 村→片→组→邻→户 tree.
+
+Pure: bytes in, an `Org` or a `RosterError` out. A bad file is rejected whole, with every error
+(up to MAX_ERRORS) numbered as the spreadsheet shows its rows: the header is row 1.
+
+Ids are derived from content (township and the names on the path), so importing the same or an
+updated file again names the same units and households, and storage updates instead of duplicating.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from dataclasses import dataclass, field, fields, replace
+from typing import Iterator, NamedTuple
+
+import openpyxl
+
+MAX_ROWS = 100_000
+MAX_ERRORS = 200
+LEVELS = ("village", "area", "group", "neighbourhood")
+
+# Column header (as folded by _header_key) for each RosterRow field. The level fields share the
+# level's name, so a row's path is `getattr(row, level) for level in LEVELS`.
+HEADERS = {
+    "village": "村(社区)",
+    "area": "片区",
+    "area_lead": "片长",
+    "area_lead_phone": "片长电话",
+    "group": "村民小组",
+    "group_lead": "组长",
+    "group_lead_phone": "组长电话",
+    "neighbourhood": "邻",
+    "neighbourhood_lead": "邻长",
+    "neighbourhood_lead_phone": "邻长电话",
+    "head": "户主",
+    "address": "地址",
+    "phone": "联系电话",
+    "key_household": "重点户",
+    "area_lead_wecom": "片长企业微信",
+    "group_lead_wecom": "组长企业微信",
+    "neighbourhood_lead_wecom": "邻长企业微信",
+}
+OPTIONAL_COLUMNS = ("key_household", "area_lead_wecom", "group_lead_wecom", "neighbourhood_lead_wecom")
+REQUIRED_COLUMNS = tuple(f for f in HEADERS if f not in OPTIONAL_COLUMNS)
+REQUIRED_CELLS = (*LEVELS, "head", "address")
+LEVEL_WORDS = {"village": "村(社区)", "area": "片区", "group": "村民小组", "neighbourhood": "邻"}
+
+
+class _Post(NamedTuple):
+    level: str
+    title: str
+    name: str
+    phone: str
+    wecom: str
+
+
+POSTS = {
+    level: _Post(level, title, f"{level}_lead", f"{level}_lead_phone", f"{level}_lead_wecom")
+    for level, title in (("area", "片长"), ("group", "组长"), ("neighbourhood", "邻长"))
+}
+
+_KEY_HOUSEHOLD = {"": False, "否": False, "N": False, "0": False, "是": True, "Y": True, "1": True}
+# WeCom's own rule for a userid: letters, digits and _-@., starting with a letter or digit.
+_WECOM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-@.]{0,63}")
+_MOBILE = re.compile(r"1[3-9][0-9]{9}")
+# Area codes 010 and 02x have three digits, every other one four; local numbers never start with 0 or 1.
+_LANDLINE = re.compile(r"(0[12][0-9]|0[3-9][0-9]{2})([2-9][0-9]{6,7})")
+_PHONE_SEPARATORS = re.compile(r"[\s\-()—–]")
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # the legacy binary .xls
+
+# Full-width ASCII and the ideographic space fold to ASCII; zero-width marks copied from web pages vanish.
+_FOLD = {0x3000: " ", **{c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)},
+         **{c: None for c in (0x200B, 0x200C, 0x200D, 0xFEFF)}}
+
+
+# -- data shapes ----------------------------------------------------------------------------------
+# Phone fields stay out of repr, so a logged object or a failing assertion never prints a number.
+
+@dataclass(frozen=True)
+class RosterRow:
+    """One household row as read from the file; text cells are '' when empty."""
+    row: int
+    village: str
+    area: str
+    area_lead: str
+    area_lead_phone: str = field(repr=False)
+    group: str
+    group_lead: str
+    group_lead_phone: str = field(repr=False)
+    neighbourhood: str
+    neighbourhood_lead: str
+    neighbourhood_lead_phone: str = field(repr=False)
+    head: str
+    address: str
+    phone: str = field(default="", repr=False)
+    key_household: bool = False
+    area_lead_wecom: str = ""
+    group_lead_wecom: str = ""
+    neighbourhood_lead_wecom: str = ""
+
+
+TEXT_FIELDS = tuple(f.name for f in fields(RosterRow) if f.name not in ("row", "key_household"))
+
+
+@dataclass(frozen=True)
+class Lead:
+    name: str
+    phone: str = field(repr=False)
+    wecom_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Unit:
+    id: str
+    level: str
+    name: str
+    parent_id: str | None
+    township: str
+    lead: Lead | None = None
+
+
+@dataclass(frozen=True)
+class Household:
+    id: str
+    township: str
+    neighbourhood_id: str
+    head: str
+    address: str
+    phone: str | None = field(repr=False)
+    key_household: bool
+
+
+@dataclass(frozen=True)
+class Org:
+    township: str
+    units: dict[str, Unit] = field(default_factory=dict)
+    households: list[Household] = field(default_factory=list)
+
+    def units_at(self, level: str) -> list[Unit]:
+        if level not in LEVELS:
+            raise ValueError(f"unknown level {level!r}")
+        return [u for u in self.units.values() if u.level == level]
+
+    def chain(self, neighbourhood_id: str) -> list[Unit]:
+        """The neighbourhood and the units above it: neighbourhood, group, area, village."""
+        unit = self.units[neighbourhood_id]
+        if unit.level != "neighbourhood":
+            raise ValueError(f"{neighbourhood_id} is a {unit.level}, not a neighbourhood")
+        chain = [unit]
+        while chain[-1].parent_id is not None:
+            chain.append(self.units[chain[-1].parent_id])
+        return chain
+
+
+class RosterError(Exception):
+    """The whole file is refused; `errors` holds {"row", "column", "message"} dicts, sorted by row."""
+
+    def __init__(self, errors: list[dict], truncated: bool = False):
+        self.errors = errors
+        self.truncated = truncated
+        more = f"，仅列出前{MAX_ERRORS}处" if truncated else ""
+        super().__init__(f"花名册有误，共列出{len(errors)}处错误{more}")
+
+
+class _Errors:
+    """Counts every error but keeps only the first MAX_ERRORS: a file of bad rows must not cost a dict per cell."""
+
+    def __init__(self):
+        self.items: list[dict] = []
+        self.count = 0
+
+    def add(self, row: int, column: str | None, message: str) -> None:
+        self.count += 1
+        if len(self.items) < MAX_ERRORS:
+            self.items.append({"row": row, "column": column, "message": message})
+
+    def merge(self, other: _Errors) -> None:
+        # Each side holds its own first errors by row, so sorting the union and cutting keeps the first overall.
+        self.items = sorted(self.items + other.items, key=lambda e: e["row"])[:MAX_ERRORS]
+        self.count += other.count
+
+    def raise_if_any(self) -> None:
+        if self.count:
+            raise RosterError(sorted(self.items, key=lambda e: e["row"]), truncated=self.count > len(self.items))
+
+
+class _FileError(Exception):
+    """The file as a whole is refused (unreadable, too long); the message is for the user."""
+
+
+# -- normalisation --------------------------------------------------------------------------------
+
+def normalise_address(s: str) -> str:
+    """Strips, folds full-width characters to ASCII and collapses whitespace.
+
+    Every text cell goes through it, not only addresses: names feed the ids, and "一组" typed with a
+    full-width space must name the same group as "一组".
+    """
+    return " ".join(s.translate(_FOLD).split())
+
+
+def normalise_phone(s: str) -> str | None:
+    """A mainland mobile as 11 digits, a landline as "area-local" (0731-55512345); None if blank or neither."""
+    digits = _PHONE_SEPARATORS.sub("", s.translate(_FOLD))
+    for prefix in ("+86", "0086"):
+        if digits.startswith(prefix):
+            digits = digits[len(prefix):]
+            break
+    if _MOBILE.fullmatch(digits):
+        return digits
+    landline = _LANDLINE.fullmatch(digits)
+    return f"{landline[1]}-{landline[2]}" if landline else None
+
+
+def unit_id(township: str, *path: str) -> str:
+    """Id of the unit at the end of `path` (village, area, group, neighbourhood names, as deep as the unit)."""
+    return _content_id("u-", township, *path)
+
+
+def household_id(township: str, village: str, area: str, group: str, neighbourhood: str,
+                 head: str, address: str) -> str:
+    return _content_id("h-", township, village, area, group, neighbourhood, head, address)
+
+
+def _content_id(prefix: str, *parts: str) -> str:
+    return prefix + hashlib.sha1("|".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
+def _check_township(township: str) -> None:
+    if not (isinstance(township, str) and re.fullmatch(r"[0-9]{9}", township)):
+        raise ValueError("township must be a 9-digit division code, e.g. 430382100")
+
+
+# -- reading files --------------------------------------------------------------------------------
+
+def parse_roster(data: bytes, filename: str) -> list[RosterRow]:
+    """Reads the rows of an .xlsx or .csv roster; cell contents are checked by build_org."""
+    rows, errors = _read(data, filename)
+    errors.raise_if_any()
+    return rows
+
+
+def _read(data: bytes, filename: str) -> tuple[list[RosterRow], _Errors]:
+    errors = _Errors()
+    if not data:
+        errors.add(1, None, "文件为空")
+        return [], errors
+    try:
+        rows = _rows_from_table(_table(data, filename), errors)
+    except _FileError as exc:
+        # Whatever was collected before this is moot: the file itself is the problem.
+        errors = _Errors()
+        errors.add(1, None, str(exc))
+        return [], errors
+    return rows, errors
+
+
+def _table(data: bytes, filename: str) -> Iterator[tuple[int, list]]:
+    """(row number, raw cell values) for every row of the first sheet, blank rows included."""
+    name = filename.lower()
+    if name.endswith(".xlsx"):
+        return _xlsx_rows(data)
+    if name.endswith(".csv"):
+        return _csv_rows(data)
+    if data.startswith(b"PK"):  # xlsx is a zip archive
+        return _xlsx_rows(data)
+    if data.startswith(_OLE_MAGIC):
+        raise _FileError("不支持旧版Excel（.xls）文件，请另存为.xlsx或CSV后再导入")
+    return _csv_rows(data)
+
+
+def _xlsx_rows(data: bytes) -> Iterator[tuple[int, list]]:
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl fails on a damaged or foreign file in many ways; all mean "unreadable"
+        raise _FileError("无法读取该xlsx文件，请确认文件未损坏") from exc
+    try:
+        if not book.worksheets:
+            raise _FileError("xlsx文件中没有工作表")
+        sheet = book.worksheets[0]
+        # Some generators write a wrong <dimension>; without this a read-only sheet stops where it claims to end.
+        sheet.reset_dimensions()
+        yield from enumerate(_guarded(sheet.iter_rows(values_only=True)), start=1)
+    finally:
+        book.close()
+
+
+def _csv_rows(data: bytes) -> Iterator[tuple[int, list]]:
+    reader = csv.reader(io.StringIO(_decode(data), newline=""))
+    # One record is one spreadsheet row even when a quoted cell spans lines, so count records, not lines.
+    yield from enumerate(_guarded(reader), start=1)
+
+
+def _decode(data: bytes) -> str:
+    if b"\x00" in data:  # no text encoding we accept has NUL bytes: this is a binary file or UTF-16
+        raise _FileError("无法识别的文件格式，请上传.xlsx或CSV文件")
+    # Excel in China saves CSV as GBK; gb18030 is its superset. UTF-8 is tried first because GBK
+    # decodes almost any byte soup, while UTF-8 rarely accepts GBK text by accident.
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise _FileError("无法识别CSV文件的编码，请另存为UTF-8或GBK编码")
+
+
+def _guarded(rows: Iterator) -> Iterator:
+    """Turns a parser's failure mid-file into _FileError, leaving our own code outside the try."""
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise _FileError("文件内容已损坏或格式不正确，无法读取") from exc
+        yield row
+
+
+def _rows_from_table(table: Iterator[tuple[int, list]], errors: _Errors) -> list[RosterRow]:
+    first = next(table, None)
+    header = [_cell_text(v) for v in first[1]] if first else []
+    if not any(header):
+        if any(any(_cell_text(v) for v in cells) for _, cells in table):
+            errors.add(1, None, "第1行必须是表头")
+        else:
+            errors.add(1, None, "文件为空")
+        return []
+    columns = _map_header(header, errors)
+    if columns is None:
+        return []
+    rows = []
+    for number, cells in table:
+        values = {f: _cell_text(cells[i]) if i < len(cells) else "" for f, i in columns.items()}
+        if not any(values.values()):
+            continue  # Excel leaves formatted empty rows behind; they are not households
+        if len(rows) == MAX_ROWS:
+            raise _FileError(f"花名册超过{MAX_ROWS}行的上限，请按村（社区）拆分后分别导入")
+        rows.append(_row(number, values, errors))
+    if not rows:
+        errors.add(2, None, "文件没有数据行")
+    return rows
+
+
+def _map_header(header: list[str], errors: _Errors) -> dict[str, int] | None:
+    by_key = {_header_key(h): f for f, h in HEADERS.items()}
+    columns: dict[str, int] = {}
+    before = errors.count
+    for index, text in enumerate(header):
+        name = by_key.get(_header_key(text))
+        if name is None:
+            continue  # extra columns (备注 and the like) are the township's business
+        if name in columns:
+            errors.add(1, HEADERS[name], f"列「{HEADERS[name]}」重复出现")
+        columns[name] = index
+    for name in REQUIRED_COLUMNS:
+        if name not in columns:
+            errors.add(1, HEADERS[name], f"缺少必填列「{HEADERS[name]}」")
+    return columns if errors.count == before else None
+
+
+def _header_key(text: str) -> str:
+    # Headers often carry line breaks (Alt+Enter) or padding; 村（社区） folds to 村(社区).
+    return "".join(normalise_address(text).split())
+
+
+def _cell_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a phone number typed as a number arrives as 13812345678.0
+    return normalise_address(str(value))
+
+
+def _row(number: int, values: dict[str, str], errors: _Errors) -> RosterRow:
+    flag = values.pop("key_household", "")
+    key = _KEY_HOUSEHOLD.get(flag.upper())
+    if key is None:
+        errors.add(number, HEADERS["key_household"], "重点户只能填“是”或“否”（也可填Y/N、1/0或留空）")
+    return RosterRow(row=number, key_household=bool(key), **values)
+
+
+# -- building the tree ----------------------------------------------------------------------------
+
+def build_org(township: str, rows: list[RosterRow]) -> Org:
+    """Checks every row and the rules across rows, then builds the tree; raises RosterError."""
+    org, errors = _build(township, rows)
+    errors.raise_if_any()
+    return org
+
+
+def import_roster(township: str, data: bytes, filename: str) -> Org:
+    _check_township(township)
+    rows, errors = _read(data, filename)
+    if not rows:
+        errors.raise_if_any()  # an unreadable or empty file has nothing more to check
+    # Rows that were read are checked even when the file already has errors, so one upload shows them all.
+    org, build_errors = _build(township, rows)
+    errors.merge(build_errors)
+    errors.raise_if_any()
+    return org
+
+
+@dataclass
+class _Draft:
+    """A unit while rows are still arriving: its lead is the first one any row names."""
+    level: str
+    name: str
+    parent_id: str | None
+    lead: Lead | None = None
+    lead_row: int = 0
+    wecom_row: int = 0
+
+
+class _Builder:
+    def __init__(self, township: str):
+        self.township = township
+        self.errors = _Errors()
+        self.drafts: dict[str, _Draft] = {}
+        # (level, name, lead name, lead phone) → (parent id, row): the same named post with the same
+        # holder is one unit, so finding it under a second parent means a row has a wrong parent.
+        self.placements: dict[tuple, tuple[str | None, int]] = {}
+        self.household_rows: dict[str, int] = {}
+        self.households: list[Household] = []
+
+    def add(self, row: RosterRow) -> None:
+        parent_id = None
+        path: list[str] = []
+        for level in LEVELS:
+            path.append(getattr(row, level))
+            uid = unit_id(self.township, *path)
+            self._place(uid, level, path[-1], parent_id, _lead_of(row, level), row.row)
+            parent_id = uid
+        self._add_household(row, path, parent_id)
+
+    def _place(self, uid: str, level: str, name: str, parent_id: str | None, lead: Lead | None, row: int) -> None:
+        draft = self.drafts.setdefault(uid, _Draft(level, name, parent_id))
+        if lead is None:
+            return  # a vacancy, or a row that leaves the lead to the rows above it
+        self._check_placement(level, name, parent_id, lead, row)
+        post = POSTS[level]
+        if draft.lead is None:
+            draft.lead, draft.lead_row, draft.wecom_row = lead, row, row
+        elif draft.lead.name != lead.name:
+            self.errors.add(row, HEADERS[post.name],
+                            f"{LEVEL_WORDS[level]}「{name}」的{post.title}与第{draft.lead_row}行不一致"
+                            f"（「{draft.lead.name}」和「{lead.name}」），同一岗位只能有一位{post.title}")
+        elif draft.lead.phone != lead.phone:
+            self.errors.add(row, HEADERS[post.phone],
+                            f"{post.title}「{lead.name}」的电话与第{draft.lead_row}行不一致")
+        elif lead.wecom_id is None or lead.wecom_id == draft.lead.wecom_id:
+            pass  # the WeCom id may be given on one row of the post and left blank on the others
+        elif draft.lead.wecom_id is None:
+            draft.lead, draft.wecom_row = replace(draft.lead, wecom_id=lead.wecom_id), row
+        else:
+            self.errors.add(row, HEADERS[post.wecom],
+                            f"{post.title}「{lead.name}」的企业微信账号与第{draft.wecom_row}行不一致")
+
+    def _check_placement(self, level: str, name: str, parent_id: str | None, lead: Lead, row: int) -> None:
+        first_parent, first_row = self.placements.setdefault((level, name, lead.name, lead.phone), (parent_id, row))
+        if first_parent == parent_id:
+            return
+        parent_level = LEVELS[LEVELS.index(level) - 1]
+        self.errors.add(row, HEADERS[parent_level],
+                        f"{LEVEL_WORDS[level]}「{name}」（{POSTS[level].title}{lead.name}）在第{first_row}行属于"
+                        f"「{self._label(first_parent)}」，这里却属于「{self._label(parent_id)}」；"
+                        f"同一{LEVEL_WORDS[level]}不能属于两个{LEVEL_WORDS[parent_level]}")
+
+    def _label(self, uid: str | None) -> str:
+        names = []
+        while uid is not None:
+            names.append(self.drafts[uid].name)
+            uid = self.drafts[uid].parent_id
+        return "/".join(reversed(names))
+
+    def _add_household(self, row: RosterRow, path: list[str], neighbourhood_id: str) -> None:
+        hid = household_id(self.township, *path, row.head, row.address)
+        first_row = self.household_rows.setdefault(hid, row.row)
+        if first_row != row.row:
+            self.errors.add(row.row, HEADERS["head"], f"与第{first_row}行是同一邻下的同一户（户主和地址相同）")
+            return
+        self.households.append(Household(hid, self.township, neighbourhood_id, row.head, row.address,
+                                         row.phone or None, row.key_household))
+
+    def org(self) -> Org:
+        units = {uid: Unit(uid, d.level, d.name, d.parent_id, self.township, d.lead) for uid, d in self.drafts.items()}
+        return Org(self.township, units, self.households)
+
+
+def _build(township: str, rows: list[RosterRow]) -> tuple[Org, _Errors]:
+    _check_township(township)
+    builder = _Builder(township)
+    if not rows:
+        builder.errors.add(2, None, "文件没有数据行")
+    for row in rows:
+        checked = _check_row(row, builder.errors)
+        if checked is not None:
+            builder.add(checked)
+    return builder.org(), builder.errors
+
+
+def _lead_of(row: RosterRow, level: str) -> Lead | None:
+    post = POSTS.get(level)
+    if post is None or not getattr(row, post.name):
+        return None  # villages have no lead column; an empty name is a vacancy
+    return Lead(getattr(row, post.name), getattr(row, post.phone), getattr(row, post.wecom) or None)
+
+
+def _check_row(row: RosterRow, errors: _Errors) -> RosterRow | None:
+    """The row with text and phones normalised, or None after recording what is wrong with it."""
+    row = replace(row, **{f: normalise_address(getattr(row, f)) for f in TEXT_FIELDS})
+    before = errors.count
+    for name in REQUIRED_CELLS:
+        value = getattr(row, name)
+        if not value:
+            errors.add(row.row, HEADERS[name], f"「{HEADERS[name]}」不能为空")
+        elif "|" in value:  # "|" separates the names hashed into ids
+            errors.add(row.row, HEADERS[name], f"「{HEADERS[name]}」不能包含“|”")
+    phones = {name: _checked_phone(row, name, errors) for name in ("phone", *(p.phone for p in POSTS.values()))}
+    for post in POSTS.values():
+        _check_lead(row, post, errors)
+    if errors.count != before:
+        return None
+    return replace(row, **phones)
+
+
+def _checked_phone(row: RosterRow, name: str, errors: _Errors) -> str:
+    raw = getattr(row, name)
+    if not raw:
+        return ""
+    phone = normalise_phone(raw)
+    if phone is None:
+        # The value itself stays out of the message: error lists end up in logs.
+        errors.add(row.row, HEADERS[name], "电话号码格式不正确（应为11位手机号，或带区号的固定电话如0731-55512345）")
+        return ""
+    return phone
+
+
+def _check_lead(row: RosterRow, post: _Post, errors: _Errors) -> None:
+    name, phone, wecom = (getattr(row, f) for f in (post.name, post.phone, post.wecom))
+    if name and not phone:
+        errors.add(row.row, HEADERS[post.phone], f"填了{post.title}姓名，但没有{post.title}电话")
+    if not name and (phone or wecom):
+        errors.add(row.row, HEADERS[post.name], f"填了{post.title}的电话或企业微信，但没有{post.title}姓名")
+    if wecom and not _WECOM_ID.fullmatch(wecom):
+        errors.add(row.row, HEADERS[post.wecom], "企业微信账号格式不正确（只能包含字母、数字和_-@.）")

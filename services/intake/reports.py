@@ -1,0 +1,85 @@
+"""Reports and the resident's view of them, which intake learns from dispatch's events."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from shared.clock import iso
+from shared.events import make_event
+from shared.ids import new_id, tracking_number
+
+from services.dispatch.sla import CATEGORIES
+
+LEVEL_NAMES = {"neighbourhood": "邻长", "group": "组长", "area": "片长", "village": "村(社区)",
+               "township": "镇(街道)", "department": "市直部门"}
+STATUS_NAMES = {"submitted": "已受理，正在分派", "assigned": "已派单，等待接单", "accepted": "已接单，正在办理",
+                "referred": "已上报市直部门", "resolved": "已办结", "closed": "已办结"}
+# If dispatch has not confirmed a case by then, the report is sent again (idempotent downstream).
+RESEND_AFTER = timedelta(minutes=2)
+
+
+def new_report(body: dict, at: datetime) -> tuple[dict, list[dict]]:
+    report_id = new_id()
+    report = {
+        "_id": report_id, "township": body["township"], "tracking_no": tracking_number(),
+        "category": body["category"], "description": body["description"], "channel": body["channel"],
+        "household_id": body.get("household_id"), "address": body.get("address"),
+        "reporter_phone": body["reporter_phone"], "reporter_name": body.get("reporter_name"),
+        "photos": body.get("photos", []), "location": body.get("location"), "urgent": body.get("urgent", False),
+        "submitted_at": iso(at), "updated_at": iso(at), "status": "submitted", "level": None,
+        "handler": None, "case_id": None, "expected_at": None, "last_event_at": None,
+        "timeline": [{"at": iso(at), "type": "submitted", "text": "您的诉求已受理"}],
+        "resend_due": iso(at + RESEND_AFTER),
+    }
+    return report, [submitted_event(report, at)]
+
+
+def submitted_event(report: dict, at: datetime, attempt: int = 0) -> dict:
+    payload = {k: report.get(k) for k in ("category", "description", "channel", "household_id", "address",
+                                          "reporter_phone", "reporter_name", "location", "photos", "urgent",
+                                          "tracking_no", "submitted_at")}
+    payload.update(report_id=report["_id"], tier=None)
+    # A resend carries the same event id: downstream it is the same event, never a second report.
+    return make_event("report.submitted", report["township"], payload, at=at, correlation_id=report["_id"],
+                      caused_by=f"report:{report['_id']}")
+
+
+def summary_text(event_type: str, payload: dict) -> str:
+    """The plain Chinese line a resident reads for each step."""
+    a = payload["assignee"]
+    who = a.get("lead_name") or LEVEL_NAMES.get(a["level"], "")
+    where = a.get("unit_name", "")
+    texts = {
+        "case.assigned": f"已派给{where}{LEVEL_NAMES.get(a['level'], '')}{'' if not a.get('lead_name') else ' ' + who}",
+        "case.accepted": f"{where}{LEVEL_NAMES.get(a['level'], '')} {who} 已接单",
+        "case.progress": f"办理进展：{payload.get('note') or ''}",
+        "case.escalated": f"已上报至{where}{LEVEL_NAMES.get(a['level'], '')}",
+        "case.reassigned": f"已改派给{where}{LEVEL_NAMES.get(a['level'], '')}",
+        "case.referred": "已上报市直部门办理",
+        "case.resolved": f"已办结：{payload.get('note') or ''}",
+        "case.supervised": "镇(街道)已督办",
+        "sla.breached": "办理超时，已自动上报上一级",
+    }
+    return texts.get(event_type, "办理状态已更新").strip("：")
+
+
+def apply_case_event(report: dict, event: dict) -> None:
+    """Folds a case.* event into the resident's view; late-arriving older events only add history."""
+    payload = event["payload"]
+    newest = report.get("last_event_at") is None or event["occurred_at"] >= report["last_event_at"]
+    if newest:
+        a = payload["assignee"]
+        report.update(
+            status=payload["status"], level=a["level"], case_id=payload["case_id"],
+            handler={"level": a["level"], "unit_name": a.get("unit_name"), "name": a.get("lead_name"),
+                     "phone": a.get("lead_phone_masked")},
+            expected_at=payload.get("promise_due") or report.get("expected_at"),
+            last_event_at=event["occurred_at"], updated_at=event["occurred_at"])
+    report["case_id"] = payload["case_id"]
+    report["resend_due"] = None  # dispatch has the report
+    report["timeline"].append({"at": event["occurred_at"], "type": event["type"],
+                               "text": summary_text(event["type"], payload)})
+    report["timeline"].sort(key=lambda e: e["at"])
+
+
+def category_name(code: str) -> str:
+    return CATEGORIES.get(code, code)

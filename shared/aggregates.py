@@ -1,0 +1,116 @@
+"""The unit of work: one document, its new events (the outbox) and the ids of events it has applied.
+
+MongoDB gives atomicity per document, so state, outgoing events and the idempotency record
+travel in the same document and are written by one compare-and-set. The relay publishes the
+outbox afterwards; a crash between the two leaves the events in the document to be sent later.
+"""
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Callable, Iterable
+
+from .clock import Clock, iso
+from .storage import Collection, Index, VersionConflict
+
+OUTBOX_INDEXES = (Index.on("outbox_due"),)
+SEEN_LIMIT = 200
+MAX_RETRIES = 50
+
+
+class NotFound(Exception):
+    pass
+
+
+class Unchanged(Exception):
+    """Raised by a mutation that decides nothing needs writing."""
+
+
+class Aggregates:
+    """A repository over one collection whose documents carry an outbox."""
+
+    def __init__(self, collection: Collection, clock: Clock, wake: Callable[[], None] | None = None):
+        self.collection = collection
+        self.clock = clock
+        self._wake = wake or (lambda: None)
+
+    def _stage(self, doc: dict, events: Iterable[dict]) -> bool:
+        events = list(events)
+        if events:
+            doc.setdefault("outbox", []).extend(events)
+            doc["outbox_due"] = iso(self.clock.now())
+        return bool(events)
+
+    def add(self, doc: dict, events: Iterable[dict] = ()) -> dict:
+        doc = dict(doc)
+        doc.setdefault("outbox", [])
+        doc.setdefault("outbox_due", None)
+        doc.setdefault("seen", [])
+        staged = self._stage(doc, events)
+        stored = self.collection.insert(doc)
+        if staged:
+            self._wake()
+        return stored
+
+    def get(self, doc_id: str) -> dict | None:
+        return self.collection.get(doc_id)
+
+    def mutate(self, doc_id: str, change: Callable[[dict], Iterable[dict] | None],
+               *, applying: str | None = None) -> dict:
+        """Load, apply ``change`` to a copy, store with compare-and-set; retry when another writer won.
+
+        ``applying`` is the id of the event being handled: a document that has seen it is returned
+        unchanged, which makes a redelivered event a no-op.
+        """
+        for _ in range(MAX_RETRIES):
+            current = self.collection.get(doc_id)
+            if current is None:
+                raise NotFound(doc_id)
+            if applying and applying in current.get("seen", []):
+                return current
+            doc = copy.deepcopy(current)
+            try:
+                events = change(doc) or ()
+            except Unchanged:
+                return current
+            if applying:
+                doc["seen"] = (doc.get("seen", []) + [applying])[-SEEN_LIMIT:]
+            staged = self._stage(doc, events)
+            try:
+                stored = self.collection.replace(doc, current["version"])
+            except VersionConflict:
+                continue
+            if staged:
+                self._wake()
+            return stored
+        raise VersionConflict(f"gave up on {doc_id} after {MAX_RETRIES} conflicts")
+
+    def take_published(self, doc_id: str, event_ids: set[str]) -> None:
+        """Drop events the broker confirmed; the document's other changes are kept."""
+        def drop(doc: dict):
+            before = doc.get("outbox", [])
+            doc["outbox"] = [e for e in before if e["id"] not in event_ids]
+            if len(doc["outbox"]) == len(before) and not before and doc.get("outbox_due") is None:
+                raise Unchanged
+            # Events staged meanwhile stay due now; an empty outbox leaves the relay's index.
+            doc["outbox_due"] = iso(self.clock.now()) if doc["outbox"] else None
+            return ()
+
+        try:
+            self.mutate(doc_id, drop)
+        except NotFound:
+            pass
+
+
+class Waker:
+    """Lets a write in this process wake the relay at once instead of at its next sweep."""
+
+    def __init__(self):
+        self.event = threading.Event()
+
+    def __call__(self) -> None:
+        self.event.set()
+
+    def wait(self, timeout: float) -> None:
+        self.event.wait(timeout)
+        self.event.clear()

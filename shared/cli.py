@@ -1,0 +1,184 @@
+"""The ``sanzhang`` command: the entry point, where settings and the real clock are made."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from . import logs
+from .config import Settings
+from .runtime import SERVICES, Runtime
+
+log = logging.getLogger("sanzhang")
+
+
+def _demo_settings(settings: Settings) -> Settings:
+    """The demo keeps a secret and an operator token in its data folder, so tokens survive restarts."""
+    from dataclasses import replace
+
+    path = settings.data_dir / "demo-credentials.json"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        creds = json.loads(path.read_text())
+    else:
+        creds = {"secret": secrets.token_urlsafe(32), "admin_token": "demo-admin-" + secrets.token_urlsafe(12)}
+        path.write_text(json.dumps(creds))
+        path.chmod(0o600)
+    return replace(settings, secret=settings.secret or creds["secret"],
+                   admin_token=settings.admin_token or creds["admin_token"])
+
+
+def _load_demo(runtime: Runtime) -> dict:
+    from services.dispatch.demo_roster import DEMO_TOWNSHIP, DEMO_TOWNSHIP_NAME, demo_roster_csv
+
+    from .auth import Principal
+
+    org = runtime.service("dispatch").api["org"]
+    org.ensure_township(DEMO_TOWNSHIP, DEMO_TOWNSHIP_NAME, DEMO_TOWNSHIP[:6])
+    result = org.import_roster(DEMO_TOWNSHIP, demo_roster_csv(), "demo.csv", actor="demo")
+    issuer = runtime.issuer
+    neighbourhoods = [u for u in org.tree(DEMO_TOWNSHIP) if u["level"] == "neighbourhood" and u.get("lead")]
+    first = sorted(neighbourhoods, key=lambda u: u["name"])[0]
+    households = org.households.find({"township": DEMO_TOWNSHIP}, limit=200)
+    sample = next(h for h in households if h["neighbourhood_id"] == first["_id"])
+    return {
+        "township": DEMO_TOWNSHIP, "counts": result["counts"], "address": sample["address"],
+        "client": issuer.issue(Principal(role="client", townships=(DEMO_TOWNSHIP,), name="demo-mini-program")),
+        "staff": issuer.issue(Principal(role="staff", townships=(DEMO_TOWNSHIP,), name="demo-staff")),
+        "lead": issuer.issue(Principal(role="lead", townships=(DEMO_TOWNSHIP,), unit_id=first["_id"],
+                                       name=first["lead"]["name"])),
+        "lead_unit": first["name"],
+    }
+
+
+def _print_welcome(settings: Settings, demo: dict) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    body = json.dumps({"township": demo["township"], "address": demo["address"], "category": "environment",
+                       "description": "门口路灯坏了一个星期，晚上出行不安全", "reporter_phone": "13800000001",
+                       "channel": "mini_program"}, ensure_ascii=False)
+    print(f"""
+sanzhang is running (embedded: one process, in-memory bus, SQLite in {settings.data_dir}/)
+
+  Health:    {base}/healthz   {base}/readyz
+  OpenAPI:   {base}/openapi.json
+  Open311:   {base}/open311/v2/discovery.json
+
+Demo township {demo['township']} loaded ({demo['counts']}).
+Tokens (demo only):
+  export CLIENT={demo['client']}
+  export STAFF={demo['staff']}
+  export LEAD={demo['lead']}     # the 邻长 of {demo['lead_unit']}
+  export ADMIN={settings.admin_token}
+
+Try it — submit a report, then read it back with its id or tracking number:
+  curl -s -X POST {base}/api/v1/reports -H "Authorization: Bearer $CLIENT" \\
+       -H 'Content-Type: application/json' -d '{body}'
+  curl -s {base}/api/v1/reports/<id> -H "Authorization: Bearer $CLIENT"
+  curl -s "{base}/api/v1/deliveries?township={demo['township']}" -H "Authorization: Bearer $STAFF"
+""", flush=True)
+
+
+def cmd_run(args) -> int:
+    from .server import ServiceServer
+
+    settings = Settings.from_env()
+    settings = _demo_settings(settings) if (settings.demo or args.demo) else settings
+    logs.configure("sanzhang", settings.log_level)
+
+    def build():
+        runtime = Runtime(settings, SERVICES)
+        if settings.demo or args.demo:
+            demo = _load_demo(runtime)
+            _print_welcome(settings, demo)
+        return runtime
+
+    ServiceServer(build, settings, workers=1).run()
+    return 0
+
+
+def cmd_service(args) -> int:
+    from .server import ServiceServer
+
+    settings = Settings.from_env()
+    logs.configure(args.command, settings.log_level)
+    if settings.embedded:
+        print("a separately run service needs SANZHANG_AMQP_URL=amqp://… (memory:// only works in `sanzhang run`)",
+              file=sys.stderr)
+        return 2
+    ServiceServer(lambda: Runtime(settings, [args.command]), settings, workers=settings.web_workers).run()
+    return 0
+
+
+def cmd_topology(args) -> int:
+    from .messaging.topology import Names, declare_amqp
+
+    settings = Settings.from_env()
+    declare_amqp(settings.amqp_url, Names(settings.namespace), settings.max_deliveries)
+    print(f"declared topology for namespace {settings.namespace}")
+    return 0
+
+
+def cmd_import_roster(args) -> int:
+    from services.dispatch.roster import RosterError
+
+    settings = Settings.from_env()
+    logs.configure("sanzhang", settings.log_level)
+    runtime = Runtime(settings, ["dispatch"], consume=False)
+    org = runtime.service("dispatch").api["org"]
+    if args.name:
+        org.ensure_township(args.township, args.name)
+    path = Path(args.file)
+    try:
+        result = org.import_roster(args.township, path.read_bytes(), path.name, actor="cli")
+    except RosterError as exc:
+        for err in exc.errors:
+            print(f"第{err['row']}行 {err.get('column') or ''}: {err['message']}", file=sys.stderr)
+        return 1
+    # The org.contacts_changed event waits in the outbox; the next dispatch process publishes it.
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+def cmd_token(args) -> int:
+    from .auth import Principal, TokenIssuer
+
+    settings = Settings.from_env()
+    if not settings.secret:
+        print("SANZHANG_SECRET is not set", file=sys.stderr)
+        return 2
+    principal = Principal(role=args.role, townships=tuple(args.township or ()), unit_id=args.unit,
+                          name=args.name)
+    print(TokenIssuer(settings.secret).issue(principal))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sanzhang")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="the whole system in one process (embedded default)")
+    run.add_argument("--demo", action="store_true", help="load the demo township (default with SANZHANG_DEMO=1)")
+    run.set_defaults(func=cmd_run)
+    for name in SERVICES:
+        sub.add_parser(name, help=f"run the {name} service alone over RabbitMQ").set_defaults(func=cmd_service)
+    sub.add_parser("topology", help="declare the RabbitMQ exchanges and queues").set_defaults(func=cmd_topology)
+    imp = sub.add_parser("import-roster", help="import a township roster (XLSX or CSV)")
+    imp.add_argument("--township", required=True)
+    imp.add_argument("--name", help="the township's name, to register it")
+    imp.add_argument("file")
+    imp.set_defaults(func=cmd_import_roster)
+    tok = sub.add_parser("token", help="issue a signed token")
+    tok.add_argument("--role", required=True, choices=["staff", "lead", "client"])
+    tok.add_argument("--township", action="append")
+    tok.add_argument("--unit", help="a lead's post (unit id)")
+    tok.add_argument("--name")
+    tok.set_defaults(func=cmd_token)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

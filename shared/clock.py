@@ -1,0 +1,52 @@
+"""Injected time. Only entry points build a SystemClock; everything below takes a Clock."""
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+class FakeClock:
+    """A clock tests move by hand; thread-safe because consumers run on threads."""
+
+    def __init__(self, start: datetime | None = None):
+        self._now = start or datetime(2026, 11, 2, 1, 0, tzinfo=timezone.utc)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def set(self, when: datetime) -> None:
+        with self._lock:
+            self._now = when
+
+    def advance(self, **delta) -> datetime:
+        with self._lock:
+            self._now = self._now + timedelta(**delta)
+            return self._now
+
+
+def iso(when: datetime) -> str:
+    """Fixed-width UTC text, so stored times sort and compare as strings in every adapter."""
+    return when.astimezone(timezone.utc).strftime(ISO_FORMAT)
+
+
+def parse_iso(text: str) -> datetime:
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)

@@ -1,0 +1,34 @@
+"""What a service's composition root hands to the runtime."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from .aggregates import Aggregates
+
+
+class BackgroundTask(Protocol):
+    name: str
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+@dataclass
+class ServiceParts:
+    name: str
+    blueprints: list = field(default_factory=list)
+    handlers: dict[str, Callable[[dict], None]] = field(default_factory=dict)
+    repos: list[Aggregates] = field(default_factory=list)
+    tasks: list[BackgroundTask] = field(default_factory=list)
+    # Things other parts of the same process may use (tests, CLI, demo loading).
+    api: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    """What every composition root receives: settings, clock, its own store, the relay's waker."""
+    settings: Any
+    clock: Any
+    store: Any
+    waker: Any
+    issuer: Any = None

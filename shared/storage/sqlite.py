@@ -1,0 +1,222 @@
+"""SQLite adapter: the embedded default. JSON documents with real, indexed columns for queried fields.
+
+WAL mode lets several processes on one host read while one writes; every write is a single
+statement, so compare-and-set and claims are atomic without explicit transactions.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Iterable
+
+from .port import (RANGE_OPS, DuplicateKey, Index, StorageError, UndeclaredField, VersionConflict,
+                   Where, Sort, check_where)
+
+_SQL_OPS = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
+
+
+def _ident(name: str) -> str:
+    if not name.replace("_", "").isalnum():
+        raise StorageError(f"bad identifier {name!r}")
+    return f'"{name}"'
+
+
+def _param(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+class SQLiteStore:
+    def __init__(self, path: str | Path, synchronous: str = "NORMAL"):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._synchronous = synchronous if synchronous in ("NORMAL", "FULL", "OFF") else "NORMAL"
+        self._local = threading.local()
+        self._collections: dict[str, SQLiteCollection] = {}
+        self._lock = threading.Lock()
+
+    def connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            # One connection per thread: sqlite3 connections are not shared across threads.
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    def collection(self, name: str, indexes: Iterable[Index] = ()) -> "SQLiteCollection":
+        with self._lock:
+            if name not in self._collections:
+                self._collections[name] = SQLiteCollection(self, name, tuple(indexes))
+            return self._collections[name]
+
+    def ping(self) -> bool:
+        try:
+            self.connection().execute("SELECT 1").fetchone()
+            return True
+        except sqlite3.Error:
+            return False
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+class SQLiteCollection:
+    def __init__(self, store: SQLiteStore, name: str, indexes: tuple[Index, ...]):
+        self.store = store
+        self.name = name
+        self.table = _ident("c_" + name)
+        self.columns: list[str] = sorted({f for ix in indexes for f in ix.fields} - {"_id", "version"})
+        self.queryable = set(self.columns) | {"_id", "version"}
+        self._create(indexes)
+
+    def _create(self, indexes: tuple[Index, ...]) -> None:
+        conn = self.store.connection()
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {self.table} "
+                     "(_id TEXT PRIMARY KEY, version INTEGER NOT NULL, doc TEXT NOT NULL)")
+        existing = {row[1] for row in conn.execute(f"PRAGMA table_info({self.table})")}
+        for col in self.columns:
+            if col not in existing:
+                # A column added by an upgrade is backfilled from the documents already stored.
+                conn.execute(f"ALTER TABLE {self.table} ADD COLUMN {_ident(col)}")
+                conn.execute(f"UPDATE {self.table} SET {_ident(col)} = json_extract(doc, ?)", (f"$.{col}",))
+        for ix in indexes:
+            cols = [c for c in ix.fields]
+            ix_name = _ident(f"ix_{self.name}_{'_'.join(cols)}")
+            unique = "UNIQUE " if ix.unique else ""
+            conn.execute(f"CREATE {unique}INDEX IF NOT EXISTS {ix_name} ON {self.table} "
+                         f"({', '.join(_ident(c) for c in cols)})")
+
+    # -- writes -------------------------------------------------------------------------------
+    def _row(self, doc: dict) -> list[Any]:
+        return [_param(doc.get(col)) for col in self.columns]
+
+    def insert(self, doc: dict) -> dict:
+        doc = dict(doc)
+        doc.setdefault("version", 1)
+        cols = ["_id", "version", "doc"] + self.columns
+        sql = (f"INSERT INTO {self.table} ({', '.join(_ident(c) for c in cols)}) "
+               f"VALUES ({', '.join('?' for _ in cols)})")
+        try:
+            self.store.connection().execute(sql, [doc["_id"], doc["version"], json.dumps(doc, ensure_ascii=False)] + self._row(doc))
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateKey(str(exc)) from exc
+        return doc
+
+    def replace(self, doc: dict, expected_version: int) -> dict:
+        doc = dict(doc)
+        doc["version"] = expected_version + 1
+        sets = ", ".join(["version = ?", "doc = ?"] + [f"{_ident(c)} = ?" for c in self.columns])
+        try:
+            cur = self.store.connection().execute(
+                f"UPDATE {self.table} SET {sets} WHERE _id = ? AND version = ?",
+                [doc["version"], json.dumps(doc, ensure_ascii=False)] + self._row(doc) + [doc["_id"], expected_version])
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateKey(str(exc)) from exc
+        if cur.rowcount != 1:
+            raise VersionConflict(f"{self.name}/{doc['_id']} is not at version {expected_version}")
+        return doc
+
+    def upsert(self, doc: dict) -> dict:
+        current = self.get(doc["_id"])
+        doc = dict(doc)
+        doc["version"] = (current["version"] + 1) if current else 1
+        cols = ["_id", "version", "doc"] + self.columns
+        sql = (f"INSERT OR REPLACE INTO {self.table} ({', '.join(_ident(c) for c in cols)}) "
+               f"VALUES ({', '.join('?' for _ in cols)})")
+        try:
+            self.store.connection().execute(sql, [doc["_id"], doc["version"], json.dumps(doc, ensure_ascii=False)] + self._row(doc))
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateKey(str(exc)) from exc
+        return doc
+
+    def delete(self, doc_id: str) -> bool:
+        cur = self.store.connection().execute(f"DELETE FROM {self.table} WHERE _id = ?", (doc_id,))
+        return cur.rowcount == 1
+
+    def claim_due(self, field: str, now: str, lease_until: str, limit: int = 100) -> list[dict]:
+        if field not in self.columns:
+            raise UndeclaredField(field)
+        col = _ident(field)
+        # One UPDATE … RETURNING: the pick and the push-forward are one atomic step, so two
+        # processes can never claim the same document.
+        sql = (f"UPDATE {self.table} SET {col} = ?, version = version + 1, "
+               f"doc = json_set(doc, '$.{field}', ?, '$.version', version + 1) "
+               f"WHERE _id IN (SELECT _id FROM {self.table} WHERE {col} IS NOT NULL AND {col} <= ? "
+               f"ORDER BY {col} LIMIT ?) RETURNING doc")
+        rows = self.store.connection().execute(sql, (lease_until, lease_until, now, limit)).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    # -- reads --------------------------------------------------------------------------------
+    def get(self, doc_id: str) -> dict | None:
+        row = self.store.connection().execute(f"SELECT doc FROM {self.table} WHERE _id = ?", (doc_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def _where(self, where: Where | None) -> tuple[str, list[Any]]:
+        check_where(where, self.queryable)
+        clauses: list[str] = []
+        params: list[Any] = []
+        for key, cond in (where or {}).items():
+            col = _ident(key)
+            if isinstance(cond, dict):
+                for op, value in cond.items():
+                    if op in RANGE_OPS:
+                        clauses.append(f"{col} {_SQL_OPS[op]} ?")
+                        params.append(_param(value))
+                    elif op == "$in":
+                        values = list(value)
+                        if not values:
+                            clauses.append("0")
+                        else:
+                            clauses.append(f"{col} IN ({', '.join('?' for _ in values)})")
+                            params.extend(_param(v) for v in values)
+                    elif op == "$ne":
+                        if value is None:
+                            clauses.append(f"{col} IS NOT NULL")
+                        else:
+                            clauses.append(f"({col} IS NULL OR {col} != ?)")
+                            params.append(_param(value))
+            elif cond is None:
+                clauses.append(f"{col} IS NULL")
+            else:
+                clauses.append(f"{col} = ?")
+                params.append(_param(cond))
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def find(self, where: Where | None = None, sort: Sort | None = None,
+             limit: int | None = None, skip: int = 0) -> list[dict]:
+        clause, params = self._where(where)
+        sql = f"SELECT doc FROM {self.table}{clause}"
+        if sort:
+            for field, _ in sort:
+                if field not in self.queryable:
+                    raise UndeclaredField(field)
+            sql += " ORDER BY " + ", ".join(f"{_ident(f)} {'DESC' if d < 0 else 'ASC'}" for f, d in sort)
+        if limit is not None or skip:
+            sql += " LIMIT ? OFFSET ?"
+            params += [limit if limit is not None else -1, skip]
+        return [json.loads(r[0]) for r in self.store.connection().execute(sql, params)]
+
+    def count(self, where: Where | None = None) -> int:
+        clause, params = self._where(where)
+        return self.store.connection().execute(f"SELECT COUNT(*) FROM {self.table}{clause}", params).fetchone()[0]
+
+    def group_count(self, by: str, where: Where | None = None) -> dict[Any, int]:
+        if by not in self.queryable:
+            raise UndeclaredField(by)
+        clause, params = self._where(where)
+        col = _ident(by)
+        rows = self.store.connection().execute(
+            f"SELECT {col}, COUNT(*) FROM {self.table}{clause} GROUP BY {col}", params).fetchall()
+        return {k: n for k, n in rows}

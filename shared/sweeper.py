@@ -1,0 +1,66 @@
+"""A background loop that claims documents whose due time has come and works on them.
+
+Timers are data: the due time is an indexed field, a claim moves it forward by a lease (so one
+replica fires it, and another takes over if that one dies), and the work decides the next due
+time. Used for SLA timers, report resends and follow-ups.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+from typing import Callable
+
+from .clock import Clock, iso
+from .storage import Collection
+
+log = logging.getLogger(__name__)
+
+
+class DueSweeper:
+    def __init__(self, name: str, collection: Collection, field: str, work: Callable[[dict], None],
+                 clock: Clock, *, poll: float = 1.0, lease: timedelta = timedelta(seconds=60), batch: int = 200):
+        self.name = name
+        self.collection = collection
+        self.field = field
+        self.work = work
+        self.clock = clock
+        self.poll = poll
+        self.lease = lease
+        self.batch = batch
+        self.fired = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> int:
+        fired = 0
+        while True:
+            now = self.clock.now()
+            docs = self.collection.claim_due(self.field, iso(now), iso(now + self.lease), self.batch)
+            for doc in docs:
+                try:
+                    self.work(doc)
+                    fired += 1
+                except Exception:
+                    # The lease expires and the next sweep (here or in another replica) retries.
+                    log.exception("%s: work on %s failed", self.name, doc.get("_id"))
+            if len(docs) < self.batch:
+                break
+        self.fired += fired
+        return fired
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.poll):
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("%s sweep failed", self.name)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
