@@ -134,6 +134,14 @@ def test_aliyun_send_success_and_request_format(ali):
     assert json.loads(form["TemplateParam"]) == {"case_no": "SS-2024-0031", "due": "5月22日"}
 
 
+def test_aliyun_signature_survives_awkward_characters(ali):
+    # Space, *, ~, + and CJK are where Alibaba's encoding differs from form encoding.
+    channel = build(AliyunSmsChannel, ali.env(templates=ALI_TEMPLATES))
+    result = channel.send(message(params={"case_no": "A b*c~d+e/f", "due": "5月22日 18:00"}))
+    assert result.status == "sent" and ali.problems == []
+    assert json.loads(ali.sent[0]["TemplateParam"])["case_no"] == "A b*c~d+e/f"
+
+
 def test_aliyun_normalises_prefixed_numbers(ali):
     channel = build(AliyunSmsChannel, ali.env(templates=ALI_TEMPLATES))
     channel.send(message(phone="+86 138-1234-5678"))

@@ -17,6 +17,9 @@ LEVEL_NAMES = {"neighbourhood": "邻", "group": "组", "area": "片", "village":
                "township": "镇(街道)", "department": "市直部门"}
 LEAD_TITLES = {"neighbourhood": "邻长", "group": "组长", "area": "片长", "village": "村(社区)两委",
                "township": "镇(街道)工作人员", "department": "市直部门"}
+# Bodies rather than posts: a village committee (两委) or the township's staff always exist, and the
+# roster has no column naming one person for them, so they are never vacant.
+COLLECTIVE_LEVELS = ("village", "township")
 
 
 def township_unit_id(township: str) -> str:
@@ -83,7 +86,8 @@ class OrgRepository:
             self.households.delete(hh_id)
         counts = {level: len(org.units_at(level)) for level in ("village", "area", "group", "neighbourhood")}
         counts["household"] = len(org.households)
-        counts["vacancies"] = sum(1 for u in org.units.values() if u.lead is None)
+        counts["vacancies"] = sum(1 for u in org.units.values()
+                                  if u.lead is None and u.level not in COLLECTIVE_LEVELS)
         counts["removed_units"] = len(removed_units)
         counts["removed_households"] = len(removed_households)
         now = self.clock.now()
@@ -143,12 +147,12 @@ def assignee_of(unit: dict) -> dict:
     lead = unit.get("lead") or {}
     return {"level": unit["level"], "unit_id": unit["_id"], "unit_name": unit["name"],
             "lead_id": unit["_id"] if lead.get("name") else None,
-            "lead_name": lead.get("name") or (LEAD_TITLES[unit["level"]] if unit["level"] == "township" else None),
+            "lead_name": lead.get("name") or (LEAD_TITLES[unit["level"]] if unit["level"] in COLLECTIVE_LEVELS else None),
             "lead_phone_masked": mask_phone(lead.get("phone"))}
 
 
 def has_lead(unit: dict) -> bool:
-    if unit["level"] == "township":
-        return True  # township staff always hold what reaches them
+    if unit["level"] in COLLECTIVE_LEVELS:
+        return True  # the committee or the township's staff hold what reaches them
     lead = unit.get("lead") or {}
     return bool(lead.get("name"))

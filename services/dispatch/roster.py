@@ -73,6 +73,8 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # the legacy binary .xls
 # Full-width ASCII and the ideographic space fold to ASCII; zero-width marks copied from web pages vanish.
 _FOLD = {0x3000: " ", **{c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)},
          **{c: None for c in (0x200B, 0x200C, 0x200D, 0xFEFF)}}
+# translate() with a dict is slow per character; most cells have nothing to fold, and a regex says so fast.
+_NEEDS_FOLD = re.compile("[\u3000\uff01-\uff5e\u200b-\u200d\ufeff]")
 
 
 # -- data shapes ----------------------------------------------------------------------------------
@@ -198,7 +200,9 @@ def normalise_address(s: str) -> str:
     Every text cell goes through it, not only addresses: names feed the ids, and "一组" typed with a
     full-width space must name the same group as "一组".
     """
-    return " ".join(s.translate(_FOLD).split())
+    if _NEEDS_FOLD.search(s):
+        s = s.translate(_FOLD)
+    return " ".join(s.split())
 
 
 def normalise_phone(s: str) -> str | None:
@@ -236,7 +240,7 @@ def _check_township(township: str) -> None:
 # -- reading files --------------------------------------------------------------------------------
 
 def parse_roster(data: bytes, filename: str) -> list[RosterRow]:
-    """Reads the rows of an .xlsx or .csv roster; cell contents are checked by build_org."""
+    """Reads the rows of an .xlsx or .csv roster, cells stripped; build_org normalises and checks them."""
     rows, errors = _read(data, filename)
     errors.raise_if_any()
     return rows
@@ -372,12 +376,12 @@ def _cell_text(value) -> str:
         return "是" if value else "否"
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # a phone number typed as a number arrives as 13812345678.0
-    return normalise_address(str(value))
+    return str(value).strip()  # the full folding happens once, in build_org
 
 
 def _row(number: int, values: dict[str, str], errors: _Errors) -> RosterRow:
     flag = values.pop("key_household", "")
-    key = _KEY_HOUSEHOLD.get(flag.upper())
+    key = _KEY_HOUSEHOLD.get(normalise_address(flag).upper())
     if key is None:
         errors.add(number, HEADERS["key_household"], "重点户只能填“是”或“否”（也可填Y/N、1/0或留空）")
     return RosterRow(row=number, key_household=bool(key), **values)
@@ -511,39 +515,39 @@ def _lead_of(row: RosterRow, level: str) -> Lead | None:
 
 def _check_row(row: RosterRow, errors: _Errors) -> RosterRow | None:
     """The row with text and phones normalised, or None after recording what is wrong with it."""
-    row = replace(row, **{f: normalise_address(getattr(row, f)) for f in TEXT_FIELDS})
+    number = row.row
+    values = {f: normalise_address(getattr(row, f)) for f in TEXT_FIELDS}
     before = errors.count
     for name in REQUIRED_CELLS:
-        value = getattr(row, name)
-        if not value:
-            errors.add(row.row, HEADERS[name], f"「{HEADERS[name]}」不能为空")
-        elif "|" in value:  # "|" separates the names hashed into ids
-            errors.add(row.row, HEADERS[name], f"「{HEADERS[name]}」不能包含“|”")
-    phones = {name: _checked_phone(row, name, errors) for name in ("phone", *(p.phone for p in POSTS.values()))}
+        if not values[name]:
+            errors.add(number, HEADERS[name], f"「{HEADERS[name]}」不能为空")
+        elif "|" in values[name]:  # "|" separates the names hashed into ids
+            errors.add(number, HEADERS[name], f"「{HEADERS[name]}」不能包含“|”")
     for post in POSTS.values():
-        _check_lead(row, post, errors)
+        _check_lead(number, values, post, errors)
+    for name in ("phone", *(p.phone for p in POSTS.values())):
+        values[name] = _checked_phone(number, name, values[name], errors)
     if errors.count != before:
         return None
-    return replace(row, **phones)
+    return RosterRow(row=number, key_household=row.key_household, **values)
 
 
-def _checked_phone(row: RosterRow, name: str, errors: _Errors) -> str:
-    raw = getattr(row, name)
+def _checked_phone(number: int, name: str, raw: str, errors: _Errors) -> str:
     if not raw:
         return ""
     phone = normalise_phone(raw)
     if phone is None:
         # The value itself stays out of the message: error lists end up in logs.
-        errors.add(row.row, HEADERS[name], "电话号码格式不正确（应为11位手机号，或带区号的固定电话如0731-55512345）")
+        errors.add(number, HEADERS[name], "电话号码格式不正确（应为11位手机号，或带区号的固定电话如0731-55512345）")
         return ""
     return phone
 
 
-def _check_lead(row: RosterRow, post: _Post, errors: _Errors) -> None:
-    name, phone, wecom = (getattr(row, f) for f in (post.name, post.phone, post.wecom))
+def _check_lead(number: int, values: dict[str, str], post: _Post, errors: _Errors) -> None:
+    name, phone, wecom = values[post.name], values[post.phone], values[post.wecom]
     if name and not phone:
-        errors.add(row.row, HEADERS[post.phone], f"填了{post.title}姓名，但没有{post.title}电话")
+        errors.add(number, HEADERS[post.phone], f"填了{post.title}姓名，但没有{post.title}电话")
     if not name and (phone or wecom):
-        errors.add(row.row, HEADERS[post.name], f"填了{post.title}的电话或企业微信，但没有{post.title}姓名")
+        errors.add(number, HEADERS[post.name], f"填了{post.title}的电话或企业微信，但没有{post.title}姓名")
     if wecom and not _WECOM_ID.fullmatch(wecom):
-        errors.add(row.row, HEADERS[post.wecom], "企业微信账号格式不正确（只能包含字母、数字和_-@.）")
+        errors.add(number, HEADERS[post.wecom], "企业微信账号格式不正确（只能包含字母、数字和_-@.）")

@@ -82,7 +82,9 @@ class EventWorker(ConsumerMixin):
     # kombu's ConsumerMixin hooks ---------------------------------------------------------------
     def get_consumers(self, consumer_cls, channel):
         queue = Queue(self.names.queue(self.service), no_declare=not self.memory)
-        return [consumer_cls(queues=[queue], callbacks=[self.on_message], accept=None,
+        # on_message receives the raw message: kombu's own decoding would ack and drop a body it
+        # cannot parse, and a poison message must reach the dead-letter queue instead.
+        return [consumer_cls(queues=[queue], on_message=self.on_message, accept=None,
                              prefetch_count=self.prefetch)]
 
     def on_consume_ready(self, connection, channel, consumers, **kwargs):
@@ -95,7 +97,10 @@ class EventWorker(ConsumerMixin):
         log.warning("broker connection lost (%s); retrying in %ss", exc.__class__.__name__, interval)
 
     # message handling -----------------------------------------------------------------------
-    def on_message(self, body, message) -> None:
+    def on_decode_error(self, message, exc) -> None:
+        self._dead_letter(message, reason=f"undecodable: {exc}")
+
+    def on_message(self, message) -> None:
         self.in_flight += 1
         try:
             self._process(message)

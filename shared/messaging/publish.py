@@ -63,6 +63,8 @@ class PikaPublisher:
         params.socket_timeout = self.confirm_timeout
         params.blocked_connection_timeout = self.confirm_timeout
         params.connection_attempts = 1
+        # The whole handshake is bounded too: a hung broker must not hang the relay.
+        params.stack_timeout = self.confirm_timeout
         self._conn = pika.BlockingConnection(params)
         channel = self._conn.channel()
         self._impl = channel._impl

@@ -152,9 +152,10 @@ class AliyunSmsChannel:
                      msg.message_id, mask_phone(msg.phone), data.get("BizId"))
             return SendResult(provider_message_id=data.get("BizId"), status="sent")
         if not code:
-            code = f"http_{reply.status}"
-            if reply.status >= 500:
-                raise RetryableSendError(PROVIDER, code, "no error code in reply")
+            # JSON without a Code is not an Alibaba answer (a gateway in between, say).
+            if 400 <= reply.status < 500:
+                raise PermanentSendError(PROVIDER, f"http_{reply.status}", "no error code in reply")
+            raise RetryableSendError(PROVIDER, f"http_{reply.status}", "no error code in reply")
         error_cls = RetryableSendError if code in RETRYABLE else PermanentSendError
         err = error_cls(PROVIDER, code, str(data.get("Message", "")))
         log.warning("aliyun_sms failed message_id=%s phone=%s code=%s",

@@ -104,8 +104,8 @@ class WeComChannel:
         invalid = str(data.get("invaliduser") or "").split("|")
         if msg.wecom_user in invalid:
             raise PermanentSendError(PROVIDER, "invaliduser", "user not reachable by this app")
-        log.info("wecom sent message_id=%s user=%s msgid=%s",
-                 msg.message_id, msg.wecom_user, data.get("msgid"))
+        log.info("wecom sent message_id=%s recipient=%s msgid=%s",
+                 msg.message_id, msg.recipient_id, data.get("msgid"))
         return SendResult(provider_message_id=data.get("msgid") or None, status="sent")
 
     def _post(self, token: str, body: bytes) -> dict:
