@@ -237,7 +237,7 @@ def test_optional_columns_may_be_left_out():
     assert org.units_at("area")[0].lead.wecom_id is None
 
 
-def test_more_than_max_rows_is_refused_and_max_rows_is_not(tmp_path):
+def test_more_than_max_rows_is_refused_and_max_rows_is_not():
     line = ",".join(household("毛德生", 12).get(h, "") for h in HEADER).encode("gbk") + b"\r\n"
     head = ",".join(HEADER).encode("gbk") + b"\r\n"
 
@@ -350,6 +350,7 @@ def test_errors_are_capped():
     assert len(caught.value.errors) == MAX_ERRORS
     assert caught.value.truncated
     assert caught.value.errors[-1]["row"] == MAX_ERRORS + 1
+    assert str(caught.value) == "花名册有误，列出200处错误（错误过多，只列出前200处）"
 
 
 def test_build_org_checks_rows_built_by_hand():

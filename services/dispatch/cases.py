@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.clock import iso
+from shared.clock import iso, parse_iso
 from shared.events import make_event
 from shared.ids import derived_id
 
 from . import sla
 from .org import LEVEL_NAMES, assignee_of
+from .timers import schedule
 
 OPEN_STATUSES = ("assigned", "accepted")
+CLOSED_STATUSES = ("resolved", "referred")
 
 
 def case_id_for(report_id: str) -> str:
@@ -60,13 +62,21 @@ def apply_assignment(case: dict, unit: dict, policy: sla.SlaPolicy, at: datetime
     case["step"] = case.get("step", 0) + 1
     case["assigned_at"] = iso(at)
     case["accepted_at"] = None
-    if assignee["level"] in sla.LEVELS:
-        d = sla.deadlines(policy, case["tier"], assignee["level"], at)
-        case["accept_due"] = iso(d.accept_due)
-        case["resolve_due"] = iso(d.resolve_due)
-        case["warn_accept_at"] = iso(d.warn_accept_at)
-        case["warn_resolve_at"] = iso(d.warn_resolve_at)
+    case["warned"] = []  # warnings belong to one level's clocks
+    set_deadlines(case, policy)
     case["updated_at"] = iso(at)
+    schedule(case)
+
+
+def set_deadlines(case: dict, policy: sla.SlaPolicy) -> None:
+    """The current level's clocks, counted from the assignment at that level."""
+    if case["level"] not in sla.LEVELS:
+        return
+    d = sla.deadlines(policy, case["tier"], case["level"], parse_iso(case["assigned_at"]))
+    case["accept_due"] = iso(d.accept_due)
+    case["resolve_due"] = iso(d.resolve_due)
+    case["warn_accept_at"] = iso(d.warn_accept_at)
+    case["warn_resolve_at"] = iso(d.warn_resolve_at)
 
 
 def new_case(report: dict, township: str, unit: dict, policy: sla.SlaPolicy, at: datetime,
@@ -83,7 +93,7 @@ def new_case(report: dict, township: str, unit: dict, policy: sla.SlaPolicy, at:
         "household_id": report.get("household_id"), "neighbourhood_id": neighbourhood_id,
         "located": located, "created_at": iso(at), "reported_at": submitted_at,
         "promise_due": iso(sla.promise_due(policy, tier, at)), "timeline": [],
-        "breaches": [], "escalations": 0,
+        "breaches": [], "escalations": 0, "supervisions": [], "resolution": None, "resolved_at": None,
     }
     apply_assignment(case, unit, policy, at)
     reason = None

@@ -7,7 +7,6 @@ from shared.aggregates import Aggregates
 from shared.clock import Clock
 from shared.storage import DuplicateKey
 
-from . import sla
 from .cases import case_id_for, new_case
 from .org import OrgRepository, has_lead, township_unit_id
 
@@ -60,21 +59,3 @@ class DispatchHandlers:
             unit = self.org.unit(township_unit_id(township))
         return unit
 
-
-class Policies:
-    """Each township's SLA policy (defaults from the 0211 rule until staff change it)."""
-
-    def __init__(self, org: OrgRepository):
-        self.org = org
-        self._default = sla.default_policy()
-
-    def get(self, township: str) -> sla.SlaPolicy:
-        doc = self.org.township(township)
-        if doc and doc.get("policy"):
-            return sla.policy_from_dict(doc["policy"])
-        return self._default
-
-    def put(self, township: str, policy: dict) -> None:
-        doc = self.org.township(township)
-        doc["policy"] = policy
-        self.org.townships.upsert(doc)

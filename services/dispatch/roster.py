@@ -162,8 +162,8 @@ class RosterError(Exception):
     def __init__(self, errors: list[dict], truncated: bool = False):
         self.errors = errors
         self.truncated = truncated
-        more = f"，仅列出前{MAX_ERRORS}处" if truncated else ""
-        super().__init__(f"花名册有误，共列出{len(errors)}处错误{more}")
+        more = f"（错误过多，只列出前{MAX_ERRORS}处）" if truncated else ""
+        super().__init__(f"花名册有误，列出{len(errors)}处错误{more}")
 
 
 class _Errors:

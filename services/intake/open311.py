@@ -284,7 +284,7 @@ def _list(params: dict, name: str) -> list[str]:
 def _when(text: str, name: str, *, end: bool) -> datetime:
     raw = text.strip()
     # An unencoded "+08:00" in a query string arrives as " 08:00".
-    raw = re.sub(r" (\d{2}:?\d{2})$", r"+\1", raw)
+    raw = re.sub(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$", r"\1+\2", raw)
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
             day = date.fromisoformat(raw)
@@ -322,7 +322,9 @@ def status_notes(report: dict) -> str:
     text = STATUS_NAMES.get(report.get("status"), report.get("status") or "")
     timeline = report.get("timeline") or []
     latest = timeline[-1]["text"] if timeline else ""
-    if latest and latest not in text:
+    if latest and text in latest:
+        text = latest  # "已办结：路灯已修好" already says "已办结"
+    elif latest:
         text = f"{text}：{latest}"
     return mask_text(text)
 
@@ -430,10 +432,6 @@ def report_body(params: dict, township: str) -> dict:
 
 
 # -- the blueprint ---------------------------------------------------------------------------------
-_FMT_DOC = {"in": "path", "name": "fmt", "required": True, "schema": {"type": "string", "enum": ["json", "xml"]},
-            "description": "json → application/json；xml → text/xml (UTF-8)"}
-
-
 def _query(name: str, description: str, required: bool = False, **schema) -> dict:
     return {"in": "query", "name": name, "required": required, "description": description,
             "schema": {"type": "string", **schema}}
@@ -450,6 +448,8 @@ def _responses(ok: str) -> dict:
     for code, text in (("400", "参数缺失或不正确"), ("401", "缺少 api_key"), ("403", "api_key 无效"),
                        ("404", "未找到（含他镇的诉求）")):
         out[code] = {"description": f"{text}：Open311 错误格式 [{{code, description}}] / <errors>", "content": content}
+    # Not flask-smorest's generic error shape: every error here is in the spec's format.
+    out["default"] = {"description": "其他错误，同为 Open311 错误格式", "content": content}
     return out
 
 
@@ -460,7 +460,7 @@ def build_open311_blueprints(service) -> list:
     bp.register_error_handler(Exception, handle_error)
 
     @bp.route(f"/discovery.{FMT}", methods=["GET"])
-    @bp.doc(security=[], parameters=[_FMT_DOC], responses=_responses("服务发现文档"))
+    @bp.doc(security=[], responses=_responses("服务发现文档"))
     def discovery(fmt):
         """Open311 服务发现（Service Discovery）"""
         endpoint = {"specification": SPECIFICATION, "url": request.url_root.rstrip("/") + bp.url_prefix,
@@ -469,14 +469,14 @@ def build_open311_blueprints(service) -> list:
         return _respond(fmt, doc, root="discovery")
 
     @bp.route(f"/services.{FMT}", methods=["GET"])
-    @bp.doc(security=[], parameters=[_FMT_DOC, _JURISDICTION_DOC], responses=_responses("服务（诉求类别）列表"))
+    @bp.doc(security=[], parameters=[_JURISDICTION_DOC], responses=_responses("服务（诉求类别）列表"))
     def services(fmt):
         """服务列表：每个诉求类别一项，metadata 均为 false"""
         _jurisdiction(_params())
         return _respond(fmt, [service_view(code) for code in CATEGORIES], root="services", item="service")
 
     @bp.route(f"/services/<string:service_code>.{FMT}", methods=["GET"])
-    @bp.doc(security=[], parameters=[_FMT_DOC, _JURISDICTION_DOC], responses=_responses("服务定义"))
+    @bp.doc(security=[], parameters=[_JURISDICTION_DOC], responses=_responses("服务定义"))
     def service_definition(service_code, fmt):
         """服务定义：类别没有附加属性，返回空的 attributes 列表；未知类别 404"""
         _jurisdiction(_params())
@@ -485,7 +485,7 @@ def build_open311_blueprints(service) -> list:
         return _respond(fmt, {"service_code": service_code, "attributes": []}, root="service_definition")
 
     @bp.route(f"/requests.{FMT}", methods=["POST"])
-    @bp.doc(parameters=[_FMT_DOC], responses=_responses("已受理：[{service_request_id, service_notice, account_id}]"),
+    @bp.doc(responses=_responses("已受理：[{service_request_id, service_notice, account_id}]"),
             requestBody={"required": True, "content": {
                 "application/x-www-form-urlencoded": {"schema": {"type": "object", "required": [
                     "api_key", "jurisdiction_id", "service_code", "description", "phone"], "properties": {
@@ -503,7 +503,7 @@ def build_open311_blueprints(service) -> list:
                                "account_id": None}], root="service_requests", item="request")
 
     @bp.route(f"/requests.{FMT}", methods=["GET"])
-    @bp.doc(parameters=[_FMT_DOC, _JURISDICTION_DOC, _API_KEY_DOC,
+    @bp.doc(parameters=[_JURISDICTION_DOC, _API_KEY_DOC,
                         _query("service_request_id", "编号，逗号分隔；给出时忽略其他条件"),
                         _query("service_code", "类别，逗号分隔"),
                         _query("start_date", "requested_datetime 下限（W3C 时间）"),
@@ -536,7 +536,7 @@ def build_open311_blueprints(service) -> list:
         return _respond(fmt, [request_view(r) for r in reports], root="service_requests", item="request")
 
     @bp.route(f"/requests/<string:service_request_id>.{FMT}", methods=["GET"])
-    @bp.doc(parameters=[_FMT_DOC, _JURISDICTION_DOC, _API_KEY_DOC], responses=_responses("一条诉求（数组中一项）"))
+    @bp.doc(parameters=[_JURISDICTION_DOC, _API_KEY_DOC], responses=_responses("一条诉求（数组中一项）"))
     def read_request(service_request_id, fmt):
         """查询一条诉求（GET Service Request）"""
         params = _params()

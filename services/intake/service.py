@@ -29,6 +29,26 @@ class IntakeService:
             report = found[0] if found else None
         return report
 
+    # -- queries for Open311 (indexed fields only: township, tracking_no, submitted_at, category, status) --
+    def in_township(self, township: str, tracking_no: str) -> dict | None:
+        found = self.reports.collection.find({"township": township, "tracking_no": tracking_no.upper()}, limit=1)
+        return found[0] if found else None
+
+    def by_tracking_numbers(self, township: str, tracking_nos: list[str], limit: int = 1000) -> list[dict]:
+        wanted = sorted({t.upper() for t in tracking_nos})
+        return self.reports.collection.find({"township": township, "tracking_no": {"$in": wanted}},
+                                            sort=[("submitted_at", -1)], limit=limit)
+
+    def search(self, township: str, *, since: str, until: str, categories: list[str] | None = None,
+               statuses: tuple[str, ...] | None = None, limit: int = 1000) -> list[dict]:
+        """A township's reports submitted in [since, until] (stored ISO text), newest first."""
+        where: dict = {"township": township, "submitted_at": {"$gte": since, "$lte": until}}
+        if categories:
+            where["category"] = {"$in": list(categories)}
+        if statuses:
+            where["status"] = {"$in": list(statuses)}
+        return self.reports.collection.find(where, sort=[("submitted_at", -1)], limit=limit)
+
     # -- events -------------------------------------------------------------------------------
     def on_case_event(self, event: dict) -> None:
         report_id = event["payload"]["report_id"]
