@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-# Every variable the code reads; the deploy manifests are checked against this list.
+# Every variable the code reads; the deploy manifests are checked against this list. Variables
+# only one service reads are listed with that service: notify's (its channels, routes, quiet
+# hours, rate limit, budget, retries, receipts) in services/notify/config.py ENV_VARS.
 ENV_VARS = {
     "SANZHANG_AMQP_URL": "Broker URL. memory:// (default) runs on kombu's in-process transport; amqp://user:pass@host:5672/vhost uses RabbitMQ.",
     "SANZHANG_MONGO_URL": "mongodb://… selects the MongoDB store (production). Unset: SQLite files in SANZHANG_DATA_DIR.",

@@ -85,8 +85,19 @@ class Runtime:
         for parts in self.parts:
             for task in parts.tasks:
                 task.start()
+        self._register_gauges()
         self.started = True
         return self
+
+    def _register_gauges(self) -> None:
+        from .metrics import GAUGES
+
+        relay = self.relay
+        GAUGES.add("sanzhang_outbox_backlog", "Events stored but not yet confirmed by the broker", [],
+                   lambda: [({}, relay.backlog())])
+        for parts in self.parts:
+            for name, (doc, labels, source) in parts.api.get("gauges", {}).items():
+                GAUGES.add(name, doc, labels, source)
 
     def _broker(self):
         if self.settings.embedded:
@@ -108,6 +119,9 @@ class Runtime:
             worker.should_stop = True
         for thread in self._threads:
             thread.join(timeout=10)
+        for worker in self.workers:
+            # Unacked prefetched messages go back to the queue for another replica.
+            worker.connection.release()
         if self.relay:
             self.relay.stop(flush=True)
             self.relay.publisher.close()

@@ -38,6 +38,7 @@ class ServiceServer(BaseApplication):
             "post_worker_init": self._post_worker_init,
             "worker_exit": self._worker_exit,
             "when_ready": self._when_ready,
+            "child_exit": self._child_exit,
         }
         for key, value in cfg.items():
             self.cfg.set(key, value)
@@ -54,6 +55,14 @@ class ServiceServer(BaseApplication):
     def _worker_exit(self, server, worker):
         if self.runtime is not None:
             self.runtime.stop()
+
+    def _child_exit(self, server, worker):
+        import os
+
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(worker.pid)
 
     def _when_ready(self, server):
         if self.on_ready:

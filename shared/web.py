@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
@@ -45,6 +45,13 @@ def create_app(runtime) -> Flask:
         checks = runtime.readiness()
         ok = all(checks.values())
         return jsonify(status="ready" if ok else "not ready", checks=checks), (200 if ok else 503)
+
+    @app.get("/metrics")
+    def metrics():
+        from .metrics import render
+
+        body, content_type = render()
+        return Response(body, content_type=content_type)
 
     @app.errorhandler(Exception)
     def unexpected(exc):

@@ -1,89 +1,22 @@
 """The same code as four separate processes over the real RabbitMQ (the distributed mode)."""
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-import uuid
-from pathlib import Path
 
 import pytest
 
 from services.dispatch.demo_roster import DEMO_TOWNSHIP, demo_roster_csv
 from shared.auth import Principal, TokenIssuer
-from shared.messaging.topology import Names, delete_amqp
 from shared.privacy import FULL_NUMBER
+from tests.cluster import SERVICES, Cluster, call, wait_until
 from tests.conftest import ADMIN, SECRET
-
-SERVICES = ("intake", "dispatch", "escalation", "notify")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(method, url, body=None, headers=None, raw=None, timeout=10):
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-
-
-def wait_until(fn, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except (urllib.error.URLError, ConnectionError, OSError):
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}; last={last!r}")
-
 
 @pytest.fixture
 def cluster(amqp_url, tmp_path):
-    namespace = "e2e" + uuid.uuid4().hex[:8]
-    ports = {name: free_port() for name in SERVICES}
-    procs = {}
-    logs = {}
-    for name in SERVICES:
-        env = {**os.environ, "SANZHANG_AMQP_URL": amqp_url, "SANZHANG_NAMESPACE": namespace,
-               "SANZHANG_DATA_DIR": str(tmp_path), "SANZHANG_PORT": str(ports[name]),
-               "SANZHANG_SECRET": SECRET, "SANZHANG_ADMIN_TOKEN": ADMIN, "SANZHANG_WEB_WORKERS": "1",
-               "SANZHANG_OUTBOX_POLL": "0.1"}
-        env.pop("SANZHANG_MONGO_URL", None)
-        logs[name] = open(tmp_path / f"{name}.log", "wb")
-        procs[name] = subprocess.Popen([sys.executable, "-m", "shared.cli", name], env=env,
-                                       stdout=logs[name], stderr=subprocess.STDOUT, cwd=Path(__file__).parent.parent)
-    base = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    c = Cluster(amqp_url, tmp_path).start_all()
     try:
-        for name in SERVICES:
-            wait_until(lambda n=name: call("GET", base[n] + "/readyz")[0] == 200, what=f"{name} ready")
-        yield base, tmp_path
+        yield c.base, tmp_path
     finally:
-        for proc in procs.values():
-            proc.send_signal(signal.SIGTERM)
-        for name, proc in procs.items():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            logs[name].close()
-        delete_amqp(amqp_url, Names(namespace))
+        c.stop_all()
 
 
 def test_report_flows_through_four_processes_over_rabbitmq(cluster):

@@ -20,9 +20,13 @@ class Escalator:
         """
         if case["level"] == "township":
             return None, []
-        chain = self.org.chain_from(case["unit_id"]) if case.get("unit_id") else []
         skipped = []
-        for unit in chain[1:]:
+        unit = self.org.unit(case["unit_id"]) if case.get("unit_id") else None
+        # Climb one parent at a time: the next post up is nearly always held.
+        while unit is not None and unit.get("parent_id"):
+            unit = self.org.unit(unit["parent_id"])
+            if unit is None:
+                break
             if has_lead(unit):
                 return unit, skipped
             skipped.append(unit)

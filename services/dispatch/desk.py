@@ -13,11 +13,11 @@ from shared.auth import Principal
 from shared.clock import Clock
 
 from . import transitions, views
-from .cases import OPEN_STATUSES
+from .cases import CLOSED_STATUSES, OPEN_STATUSES
 from .chain import Escalator
 from .org import LEAD_TITLES, LEVEL_NAMES, OrgRepository, has_lead, township_unit_id
 from .policies import Policies
-from .transitions import Actor
+from .transitions import STATUS_TEXT, Actor, WrongState
 
 # Filters the store cannot answer (timing, supervision) are applied to at most this many of a
 # township's cases: far more than any township has open at once.
@@ -82,7 +82,10 @@ class CaseDesk:
         where = {"unit_id": {"$in": units}}
         if show in ("open", "due_soon", "overdue"):
             where["status"] = {"$in": list(OPEN_STATUSES)}
-        docs = [d for d in self.cases.collection.find(where, limit=MAX_SCAN) if holds(principal, d)]
+        elif show in ("resolved", "referred"):
+            where["status"] = show
+        found = self.cases.collection.find(where, sort=[("created_at", -1)], limit=MAX_SCAN)
+        docs = [d for d in found if holds(principal, d)]
         return self._page(docs, show, limit, skip)
 
     def of_township(self, township: str, *, show: str, level: str | None, unit_id: str | None,
@@ -168,6 +171,8 @@ class CaseDesk:
     def _as_holder(self, principal: Principal, case_id: str, action: str,
                    change: Callable[[dict, object], list[dict]]) -> dict:
         def guarded(case, now):
+            if case["status"] in CLOSED_STATUSES:  # say why before saying whose it is
+                raise WrongState(f"工单{STATUS_TEXT[case['status']]}，不能{action}")
             if not holds(principal, case):
                 raise NotHolder(f"工单当前在{LEVEL_NAMES.get(case['level'], case['level'])}办理，"
                                 f"只有经办人可以{action}")

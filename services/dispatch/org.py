@@ -7,10 +7,10 @@ from shared.aggregates import Aggregates
 from shared.clock import Clock, iso
 from shared.events import make_event
 from shared.ids import new_id
-from shared.privacy import mask_phone, normalise_phone
+from shared.privacy import mask_phone
 from shared.storage import Index, Store
 
-from .roster import Org, import_roster, normalise_address
+from .roster import Org, import_roster, normalise_address, normalise_phone
 
 LEVELS_UP = ("neighbourhood", "group", "area", "village", "township")
 LEVEL_NAMES = {"neighbourhood": "邻", "group": "组", "area": "片", "village": "村(社区)",
@@ -106,7 +106,7 @@ class OrgRepository:
             if lead.get("name") or lead.get("phone"):
                 out.append({"unit_id": unit["_id"], "level": unit["level"], "unit_name": unit["name"],
                             "name": lead.get("name"), "phone": lead.get("phone"),
-                            "wecom_id": lead.get("wecom_id")})
+                            "wecom_id": lead.get("wecom_id"), "parent_id": unit.get("parent_id")})
         return out
 
     # -- look-ups -------------------------------------------------------------------------------
@@ -122,7 +122,8 @@ class OrgRepository:
             if found:
                 return found[0]
         if phone:
-            found = self.households.find({"township": township, "phone": normalise_phone(phone)}, limit=1)
+            # The roster's normaliser stored the number, so the same one reads it (landlines with a dash).
+            found = self.households.find({"township": township, "phone": normalise_phone(phone) or phone}, limit=1)
             if found:
                 return found[0]
         return None
@@ -147,7 +148,8 @@ def assignee_of(unit: dict) -> dict:
     lead = unit.get("lead") or {}
     return {"level": unit["level"], "unit_id": unit["_id"], "unit_name": unit["name"],
             "lead_id": unit["_id"] if lead.get("name") else None,
-            "lead_name": lead.get("name") or (LEAD_TITLES[unit["level"]] if unit["level"] in COLLECTIVE_LEVELS else None),
+            "lead_name": lead.get("name") or (LEAD_TITLES[unit["level"]]
+                                              if unit["level"] in COLLECTIVE_LEVELS else None),
             "lead_phone_masked": mask_phone(lead.get("phone"))}
 
 

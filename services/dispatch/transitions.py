@@ -134,7 +134,8 @@ def refer(case: dict, at: datetime, *, reason: str, actor: Actor, note: str | No
 def warn(case: dict, kind: str, at: datetime, *, caused_by: str) -> list[dict]:
     due = case["accept_due"] if kind == "warn_accept" else case["resolve_due"]
     reason = WARNING_REASONS[kind]
-    _entry(case, at, "warned", SYSTEM, assignee=case["assignee"], reason=reason, kind=kind, due=due)
+    _entry(case, at, "warned", SYSTEM, assignee=case["assignee"], reason=reason,
+           deadline=kind.removeprefix("warn_"), due=due)
     return [case_event("sla.warning", case, at, caused_by=caused_by, key="warning", reason=reason,
                        actor=SYSTEM.name, due_at=due)]
 
@@ -146,7 +147,7 @@ def breach(case: dict, kind: str, at: datetime, *, caused_by: str) -> list[dict]
     case.setdefault("breaches", []).append({"level": case["level"], "unit_id": case.get("unit_id"),
                                             "unit_name": case["assignee"]["unit_name"], "kind": kind,
                                             "due": due, "at": iso(at), "step": case.get("step")})
-    _entry(case, at, "breached", SYSTEM, assignee=case["assignee"], reason=reason, kind=kind, due=due)
+    _entry(case, at, "breached", SYSTEM, assignee=case["assignee"], reason=reason, deadline=kind, due=due)
     return [case_event("sla.breached", case, at, caused_by=caused_by, key="breached", reason=reason,
                        actor=SYSTEM.name, due_at=due)]
 

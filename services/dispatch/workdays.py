@@ -12,6 +12,8 @@ stopping every timer.
 
 from __future__ import annotations
 
+import functools
+
 import logging
 import math
 import re
@@ -36,8 +38,12 @@ _warned_years: set[int] = set()
 _warned_lock = threading.Lock()
 
 
+@functools.lru_cache(maxsize=8192)
 def is_working_day(d: date) -> bool:
-    """True if ``d`` is a working day in mainland China (holidays and 调休 included)."""
+    """True if ``d`` is a working day in mainland China (holidays and 调休 included).
+
+    Cached: chinese_calendar scans its whole holiday table on every call (max() over the keys),
+    which was a tenth of a consumer's time per case."""
     try:
         return chinese_calendar.is_workday(d)
     except NotImplementedError:

@@ -1,12 +1,45 @@
-"""escalation's composition root. Receives cases referred beyond the township."""
+"""escalation's composition root: the city's departments take over what no township level could solve."""
 from __future__ import annotations
 
-from shared.service import Context, ServiceParts
+from datetime import timedelta
 
-from .referrals import Referrals
+from shared.service import Context, ServiceParts
+from shared.sweeper import DueSweeper
+
+from .api import build_blueprints
+from .service import EscalationService
+from .webhooks import BATCH
+
+# department.* events escalation consumes itself: they feed the departments' webhooks.
+DEPARTMENT_EVENTS = ("department.assigned", "department.accepted", "department.progress",
+                     "department.extension_requested", "department.extension_decided", "department.return_ruled",
+                     "department.released", "department.part_submitted", "department.sla_warning",
+                     "department.sla_breached", "department.unmatched")
 
 
 def build(ctx: Context) -> ServiceParts:
-    referrals = Referrals(ctx.store, ctx.clock)
-    return ServiceParts(name="escalation", handlers={"case.referred": referrals.on_case_referred},
-                        api={"referrals": referrals})
+    service = EscalationService(ctx.store, ctx.clock, ctx.waker)
+    poll = ctx.settings.timer_poll
+    handlers = {"case.referred": service.on_case_referred, "report.submitted": service.on_report_submitted}
+    handlers.update({kind: service.on_department_event for kind in DEPARTMENT_EVENTS})
+    tasks = [
+        DueSweeper("department-sla", service.referrals.collection, "timer_due", service.fire_timers, ctx.clock,
+                   poll=poll),
+        DueSweeper("department-webhooks", service.webhooks.deliveries, "next_due", service.webhooks.deliver,
+                   ctx.clock, poll=poll, lease=timedelta(seconds=120), batch=BATCH),
+        DueSweeper("referral-index-repair", service.referrals.collection, "index_due", service.repair_index,
+                   ctx.clock, poll=max(poll, 5.0)),
+        DueSweeper("idempotency-expiry", service.idempotency.records, "expires_at", service.idempotency.expire,
+                   ctx.clock, poll=max(poll, 60.0)),
+        DueSweeper("report-copy-expiry", service.copies, "purge_due", service.purge_copy, ctx.clock,
+                   poll=max(poll, 60.0)),
+    ]
+    return ServiceParts(
+        name="escalation",
+        blueprints=build_blueprints(service),
+        handlers=handlers,
+        repos=[service.referrals],
+        tasks=tasks,
+        api={"service": service, "referrals": service.referrals, "directory": service.directory,
+             "auth_resolvers": [service.directory.resolve_token]},
+    )

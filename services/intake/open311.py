@@ -90,7 +90,7 @@ SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 # When the services list or the service definitions last changed: bump it with CATEGORIES, so
 # clients know to refresh what they cache (Service Discovery's "changeset").
 CHANGESET = "2026-11-01T00:00:00+08:00"
-CONTACT = "清溪镇等各镇(街道)三长制工作专班；接口问题请联系本系统运维（镇(街道)综治中心）"
+CONTACT = "所在镇(街道)三长制工作专班（综治中心）；接口问题请联系本系统运维"
 KEY_SERVICE = ("api_key 由镇(街道)管理员签发（命令 sanzhang token --role client --township <9位代码>），"
                "只能读写签发时指定镇(街道)的诉求。")
 FORMATS = ("application/json", "text/xml")

@@ -5,6 +5,7 @@ import logging
 
 from shared.aggregates import Aggregates
 from shared.clock import Clock, iso
+from shared.metrics import REPORTS_RECEIVED
 
 from .reports import RESEND_AFTER, apply_case_event, new_report, submitted_event
 
@@ -19,6 +20,7 @@ class IntakeService:
     def submit(self, body: dict) -> dict:
         report, events = new_report(body, self.clock.now())
         stored = self.reports.add(report, events)
+        REPORTS_RECEIVED.labels(report["channel"]).inc()
         log.info("report accepted", extra={"correlation_id": report["_id"], "township": report["township"]})
         return stored
 

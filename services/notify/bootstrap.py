@@ -1,23 +1,36 @@
-"""notify's composition root."""
+"""notify's composition root: channels and settings from the environment, the injected clock."""
 from __future__ import annotations
 
 import logging
 
 from shared.service import Context, ServiceParts
+from shared.sweeper import DueSweeper
 
 from .api import build_blueprint
-from .channels.console import ConsoleChannel
+from .channels import build_channels
+from .config import NotifySettings
 from .service import NotifyService
 
 log = logging.getLogger(__name__)
 
 
-def build(ctx: Context) -> ServiceParts:
-    channels = {"console": ConsoleChannel(now=ctx.clock.now)}
-    service = NotifyService(ctx.store, channels, ctx.clock)
+def build(ctx: Context, *, opener=None) -> ServiceParts:
+    environ = dict(ctx.settings.extra or {})
+    settings = NotifySettings.from_env(environ)
+    # The providers' adapters sign requests and cache tokens on the same clock the rest runs on.
+    channels = build_channels(environ, now=ctx.clock.now, opener=opener)
+    service = NotifyService(ctx.store, channels, ctx.clock, settings)
+    log.info("notify channels: %s", ", ".join(sorted(channels)))
+    # Held (quiet hours, budget, digests), retrying and interrupted deliveries are data with a
+    # due time; any replica claims them atomically.
+    sweeper = DueSweeper("notify-deliveries", service.deliveries, "due_at", service.on_due, ctx.clock,
+                         poll=ctx.settings.timer_poll)
+    janitor = DueSweeper("notify-counters", service.counters, "expires_at", service.expire_counter, ctx.clock,
+                         poll=max(ctx.settings.timer_poll, 30.0))
     return ServiceParts(
         name="notify",
         blueprints=[build_blueprint(service)],
-        handlers={"case.assigned": service.on_case_assigned, "org.contacts_changed": service.on_contacts_changed},
-        api={"service": service},
+        handlers=service.handlers(),
+        tasks=[sweeper, janitor],
+        api={"service": service, "sweeper": sweeper, "janitor": janitor, "channels": channels},
     )

@@ -18,6 +18,7 @@ from marshmallow import ValidationError
 
 from ..events import load_event
 from ..logs import correlation_id
+from ..metrics import DEAD_LETTERED, EVENTS_CONSUMED, HANDLER_SECONDS
 from .topology import Names
 
 log = logging.getLogger(__name__)
@@ -115,9 +116,11 @@ class EventWorker(ConsumerMixin):
             self._dead_letter(message, reason=f"undecodable: {exc}")
             self.failed += 1
             return
+        started = time.perf_counter()
         try:
             self.dispatcher.handle(event)
         except Exception as exc:
+            EVENTS_CONSUMED.labels(self.service, event["type"], "error").inc()
             self.failed += 1
             attempts = self._count_attempt(message, event["id"])
             log.exception("handler failed for %s (attempt %s)", event["type"], attempts,
@@ -132,6 +135,8 @@ class EventWorker(ConsumerMixin):
             return
         self._attempts.pop(event["id"], None)
         message.ack()
+        HANDLER_SECONDS.labels(self.service, event["type"]).observe(time.perf_counter() - started)
+        EVENTS_CONSUMED.labels(self.service, event["type"], "ok").inc()
         self.handled += 1
 
     def _count_attempt(self, message, event_id: str) -> int:
@@ -142,6 +147,7 @@ class EventWorker(ConsumerMixin):
         return self._attempts[event_id]
 
     def _dead_letter(self, message, reason: str) -> None:
+        DEAD_LETTERED.labels(self.service, reason.split(":")[0]).inc()
         if not self.memory:
             message.reject(requeue=False)  # the queue's dead-letter exchange takes it
             return

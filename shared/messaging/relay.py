@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from ..aggregates import Aggregates, Waker
 from ..clock import Clock, iso
+from ..metrics import EVENTS_PUBLISHED, PUBLISH_FAILURES
 from .publish import PublishError, Publisher
 
 log = logging.getLogger(__name__)
@@ -52,11 +53,14 @@ class OutboxRelay:
                     self.publisher.publish(events)
                 except PublishError as exc:
                     self.failures += 1
+                    PUBLISH_FAILURES.labels(exc.__class__.__name__).inc()
                     log.warning("outbox publish failed, will retry: %s", exc)
                     self._release(repo, docs, now + RETRY_AFTER)
                     return sent
                 for doc in docs:
                     repo.take_published(doc["_id"], {e["id"] for e in doc.get("outbox", [])})
+                for e in events:
+                    EVENTS_PUBLISHED.labels(e["type"]).inc()
                 sent += len(events)
                 self.published += len(events)
                 if len(docs) < self.batch:

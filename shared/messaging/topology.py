@@ -11,10 +11,10 @@ from dataclasses import dataclass
 # Which event types each service consumes. Every event type that is published must be bound
 # somewhere: publishing is mandatory, so a missing binding is an error, not a silent drop.
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
-    "dispatch": ("report.submitted",),
+    "dispatch": ("report.submitted", "case.signed_off", "case.returned"),
     "intake": ("case.*",),
-    "escalation": ("case.referred",),
-    "notify": ("case.*", "sla.*", "org.*"),
+    "escalation": ("case.referred", "report.submitted", "department.*"),
+    "notify": ("case.*", "sla.*", "org.*", "report.submitted", "department.*"),
 }
 
 

@@ -40,6 +40,14 @@ class SQLiteStore:
         self._local = threading.local()
         self._collections: dict[str, SQLiteCollection] = {}
         self._lock = threading.Lock()
+        # SQLite admits one writer at a time; a waiting connection sleeps in its busy handler
+        # (1, 2, 5, 10 ms …). Threads of one process queue on this lock instead, which keeps
+        # write latency at the statement's own cost. Other processes still use the busy handler.
+        self.write_lock = threading.Lock()
+
+    def write(self, sql: str, params=()) -> sqlite3.Cursor:
+        with self.write_lock:
+            return self.connection().execute(sql, params)
 
     def connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -109,7 +117,7 @@ class SQLiteCollection:
         sql = (f"INSERT INTO {self.table} ({', '.join(_ident(c) for c in cols)}) "
                f"VALUES ({', '.join('?' for _ in cols)})")
         try:
-            self.store.connection().execute(sql, [doc["_id"], doc["version"], json.dumps(doc, ensure_ascii=False)] + self._row(doc))
+            self.store.write(sql, [doc["_id"], doc["version"], json.dumps(doc, ensure_ascii=False)] + self._row(doc))
         except sqlite3.IntegrityError as exc:
             raise DuplicateKey(str(exc)) from exc
         return doc
@@ -119,7 +127,7 @@ class SQLiteCollection:
         doc["version"] = expected_version + 1
         sets = ", ".join(["version = ?", "doc = ?"] + [f"{_ident(c)} = ?" for c in self.columns])
         try:
-            cur = self.store.connection().execute(
+            cur = self.store.write(
                 f"UPDATE {self.table} SET {sets} WHERE _id = ? AND version = ?",
                 [doc["version"], json.dumps(doc, ensure_ascii=False)] + self._row(doc) + [doc["_id"], expected_version])
         except sqlite3.IntegrityError as exc:
@@ -136,13 +144,13 @@ class SQLiteCollection:
         sql = (f"INSERT OR REPLACE INTO {self.table} ({', '.join(_ident(c) for c in cols)}) "
                f"VALUES ({', '.join('?' for _ in cols)})")
         try:
-            self.store.connection().execute(sql, [doc["_id"], doc["version"], json.dumps(doc, ensure_ascii=False)] + self._row(doc))
+            self.store.write(sql, [doc["_id"], doc["version"], json.dumps(doc, ensure_ascii=False)] + self._row(doc))
         except sqlite3.IntegrityError as exc:
             raise DuplicateKey(str(exc)) from exc
         return doc
 
     def delete(self, doc_id: str) -> bool:
-        cur = self.store.connection().execute(f"DELETE FROM {self.table} WHERE _id = ?", (doc_id,))
+        cur = self.store.write(f"DELETE FROM {self.table} WHERE _id = ?", (doc_id,))
         return cur.rowcount == 1
 
     def claim_due(self, field: str, now: str, lease_until: str, limit: int = 100) -> list[dict]:
@@ -155,7 +163,8 @@ class SQLiteCollection:
                f"doc = json_set(doc, '$.{field}', ?, '$.version', version + 1) "
                f"WHERE _id IN (SELECT _id FROM {self.table} WHERE {col} IS NOT NULL AND {col} <= ? "
                f"ORDER BY {col} LIMIT ?) RETURNING doc")
-        rows = self.store.connection().execute(sql, (lease_until, lease_until, now, limit)).fetchall()
+        with self.store.write_lock:
+            rows = self.store.connection().execute(sql, (lease_until, lease_until, now, limit)).fetchall()
         return [json.loads(r[0]) for r in rows]
 
     # -- reads --------------------------------------------------------------------------------

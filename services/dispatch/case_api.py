@@ -1,0 +1,132 @@
+"""HTTP for leads' and township staff's work on cases. Decode, validate, call the desk, map errors."""
+from __future__ import annotations
+
+from flask_smorest import Blueprint, abort
+
+from shared.auth import current_principal, require, require_township
+
+from .case_schemas import (CaseDetailOut, CaseOut, EscalateIn, HeldQuery, NoteIn, OptionalNoteIn, ReassignIn,
+                           RecategoriseIn, TownshipCasesQuery)
+from .desk import BadField, CaseDesk, CaseNotVisible, NotHolder
+from .transitions import WrongState
+
+HOLDERS = ("lead", "staff", "operator")
+STAFF = ("staff", "operator")
+CONFLICT = "工单当前状态不允许此操作（原因见 message）"
+
+
+def _call(fn, *args, **kwargs):
+    try:
+        return fn(current_principal(), *args, **kwargs)
+    except CaseNotVisible:
+        abort(404, message="未找到该工单")
+    except NotHolder as exc:
+        abort(403, message=str(exc))
+    except WrongState as exc:
+        abort(409, message=str(exc))
+    except BadField as exc:
+        abort(422, message=exc.message, errors={"json": {exc.field: [exc.message]}})
+
+
+def build_case_blueprint(desk: CaseDesk) -> Blueprint:
+    bp = Blueprint("cases", __name__, url_prefix="/api/v1", description="工单：三长接单、进展、办结、上报；镇(街道)改派、督办")
+
+    @bp.route("/my/cases", methods=["GET"])
+    @require("lead", "staff")
+    @bp.arguments(HeldQuery, location="query")
+    @bp.response(200, CaseOut(many=True))
+    def held(query):
+        """我经办的工单。show：open 全部在办 / due_soon 即将超时 / overdue 已超时 / resolved / referred / all"""
+        return _call(desk.held, query["show"], query["limit"], query["skip"])
+
+    @bp.route("/townships/<string:code>/cases", methods=["GET"])
+    @require(*STAFF)
+    @bp.arguments(TownshipCasesQuery, location="query")
+    @bp.response(200, CaseOut(many=True))
+    def township_cases(query, code):
+        """本镇(街道)全部工单（镇街工作人员）。可按状态、层级、单位、时限和未答复督办筛选。"""
+        require_township(code)
+        return desk.of_township(code, show=query["show"], level=query.get("level"), unit_id=query.get("unit_id"),
+                                unanswered_only=query.get("supervision") == "unanswered",
+                                limit=query["limit"], skip=query["skip"])
+
+    @bp.route("/cases/<string:case_id>", methods=["GET"])
+    @require(*HOLDERS)
+    @bp.response(200, CaseDetailOut)
+    def read(case_id):
+        """工单详情：完整时间线（谁、何时、为何）、督办、超时记录和统计。"""
+        return _call(desk.read, case_id)
+
+    @bp.route("/cases/<string:case_id>/accept", methods=["POST"])
+    @require(*HOLDERS)
+    @bp.arguments(OptionalNoteIn)
+    @bp.response(200, CaseDetailOut)
+    @bp.alt_response(409, description=CONFLICT)
+    def accept(body, case_id):
+        """接单（签收）"""
+        return _call(desk.accept, case_id, body.get("note"))
+
+    @bp.route("/cases/<string:case_id>/progress", methods=["POST"])
+    @require(*HOLDERS)
+    @bp.arguments(NoteIn)
+    @bp.response(200, CaseDetailOut)
+    @bp.alt_response(409, description=CONFLICT)
+    def progress(body, case_id):
+        """填报办理进展"""
+        return _call(desk.progress, case_id, body["note"])
+
+    @bp.route("/cases/<string:case_id>/resolve", methods=["POST"])
+    @require(*HOLDERS)
+    @bp.arguments(NoteIn)
+    @bp.response(200, CaseDetailOut)
+    @bp.alt_response(409, description=CONFLICT)
+    def resolve(body, case_id):
+        """办结：note 写明做了什么"""
+        return _call(desk.resolve, case_id, body["note"])
+
+    @bp.route("/cases/<string:case_id>/escalate", methods=["POST"])
+    @require(*HOLDERS)
+    @bp.arguments(EscalateIn)
+    @bp.response(200, CaseDetailOut)
+    @bp.alt_response(409, description=CONFLICT)
+    def escalate(body, case_id):
+        """上报上一级（邻→组→片→村→镇→市直部门）；空缺岗位自动跳过。"""
+        return _call(desk.escalate, case_id, body["reason"], body.get("note"))
+
+    @bp.route("/cases/<string:case_id>/supervisions/<string:supervision_id>/answer", methods=["POST"])
+    @require(*HOLDERS)
+    @bp.arguments(NoteIn)
+    @bp.response(200, CaseDetailOut)
+    @bp.alt_response(409, description=CONFLICT)
+    def answer(body, case_id, supervision_id):
+        """答复督办"""
+        return _call(desk.answer, case_id, supervision_id, body["note"])
+
+    @bp.route("/cases/<string:case_id>/reassign", methods=["POST"])
+    @require(*STAFF)
+    @bp.arguments(ReassignIn)
+    @bp.response(200, CaseDetailOut)
+    @bp.alt_response(409, description=CONFLICT)
+    def reassign(body, case_id):
+        """改派给本镇(街道)任一单位（镇街工作人员）"""
+        return _call(desk.reassign, case_id, body["unit_id"], body.get("note"))
+
+    @bp.route("/cases/<string:case_id>", methods=["PATCH"])
+    @require(*STAFF)
+    @bp.arguments(RecategoriseIn)
+    @bp.response(200, CaseDetailOut)
+    @bp.alt_response(409, description=CONFLICT)
+    def recategorise(body, case_id):
+        """修改分类或时限等级（镇街工作人员）；新分类默认带来它的等级，时限按新等级重算。"""
+        return _call(desk.recategorise, case_id, body.get("category"), body.get("tier"), body.get("note"))
+
+    @bp.route("/cases/<string:case_id>/supervise", methods=["POST"])
+    @require(*STAFF)
+    @bp.arguments(NoteIn)
+    @bp.response(200, CaseDetailOut)
+    @bp.alt_response(409, description=CONFLICT)
+    def supervise(body, case_id):
+        """督办：留言，经办人须答复"""
+        return _call(desk.supervise, case_id, body["note"])
+
+    return bp

@@ -1,0 +1,101 @@
+"""dispatch's side of the city departments' work (events from the escalation service).
+
+- ``case.signed_off``: the lead department closed the case on its own responsibility (销号). The case,
+  ``referred`` in dispatch since it left the township, becomes ``resolved`` with the department's
+  resolution, and ``case.resolved`` tells the resident's view (intake) and notify, which asks the
+  resident to rate it.
+- ``case.returned``: the lead department refused the case as not its responsibility (退单). The case
+  stays ``referred`` (the township re-routes it or rules on it in escalation's API); dispatch records
+  the return on its timeline so the township's staff see it on the case.
+
+Each handler takes dispatch's case repository, the clock and the event; a redelivered event is a
+no-op (``applying``), and so is an event about a case that is not (or no longer) referred.
+Wiring (dispatch's composition root)::
+
+    from .department_events import handlers as department_handlers
+    handlers = {**DispatchHandlers(...).handlers(), **department_handlers(cases, ctx.clock)}
+"""
+from __future__ import annotations
+
+import functools
+import logging
+
+from shared.aggregates import Aggregates, NotFound, Unchanged
+from shared.clock import Clock, iso
+
+from .cases import case_event, timeline_entry
+from .org import LEVEL_NAMES
+from .timers import schedule
+
+log = logging.getLogger(__name__)
+
+
+def department_assignee(payload: dict) -> dict:
+    return {"level": "department", "unit_id": payload.get("department_id"),
+            "unit_name": payload.get("department_name") or LEVEL_NAMES["department"],
+            "lead_id": None, "lead_name": None, "lead_phone_masked": None}
+
+
+def on_case_signed_off(cases: Aggregates, clock: Clock, event: dict) -> dict | None:
+    """Resolves the referred case with the department's resolution; emits case.resolved."""
+    payload = event["payload"]
+    now = clock.now()
+
+    def change(case: dict):
+        if case.get("status") != "referred":
+            raise Unchanged  # resolved already (a replay), or not at the departments
+        department = department_assignee(payload)
+        name = department["unit_name"]
+        case["assignee"] = department
+        case["status"] = "resolved"
+        case["resolved_at"] = iso(now)
+        case["resolution"] = payload.get("note")
+        case["signed_off"] = {"department_id": payload.get("department_id"), "department_name": name,
+                              "at": event["occurred_at"], "by": payload.get("actor")}
+        case["updated_at"] = iso(now)
+        case["timeline"].append(timeline_entry(now, "signed_off", actor=payload.get("actor") or name,
+                                               actor_role="department", assignee=department,
+                                               note=payload.get("note"), department_id=payload.get("department_id")))
+        schedule(case)
+        return [case_event("case.resolved", case, now, caused_by=event["id"], key="signed_off",
+                           actor=payload.get("actor") or name, note=payload.get("note"), reason="市直部门依责销号")]
+
+    try:
+        return cases.mutate(payload["case_id"], change, applying=event["id"])
+    except NotFound:
+        log.warning("case.signed_off for a case dispatch does not have", extra={"case_id": payload["case_id"]})
+        return None
+
+
+def on_case_returned(cases: Aggregates, clock: Clock, event: dict) -> dict | None:
+    """Records the department's return (reason and evidence) on the case; the township decides in escalation."""
+    payload = event["payload"]
+    now = clock.now()
+
+    def change(case: dict):
+        if case.get("status") != "referred":
+            raise Unchanged
+        returned = {"department_id": payload["department_id"], "department_name": payload["department_name"],
+                    "reason": payload["reason"], "evidence": list(payload.get("evidence") or []),
+                    "at": event["occurred_at"], "by": payload.get("actor")}
+        case.setdefault("department_returns", []).append(returned)
+        case["updated_at"] = iso(now)
+        case["timeline"].append(timeline_entry(now, "department_returned",
+                                               actor=payload.get("actor") or payload["department_name"],
+                                               actor_role="department", reason=payload["reason"],
+                                               department_id=payload["department_id"],
+                                               department_name=payload["department_name"],
+                                               evidence=returned["evidence"] or None))
+        return ()
+
+    try:
+        return cases.mutate(payload["case_id"], change, applying=event["id"])
+    except NotFound:
+        log.warning("case.returned for a case dispatch does not have", extra={"case_id": payload["case_id"]})
+        return None
+
+
+def handlers(cases: Aggregates, clock: Clock) -> dict:
+    """The two handlers bound to dispatch's case repository and clock, keyed by event type."""
+    return {"case.signed_off": functools.partial(on_case_signed_off, cases, clock),
+            "case.returned": functools.partial(on_case_returned, cases, clock)}

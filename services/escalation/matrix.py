@@ -1,0 +1,308 @@
+"""The responsibility matrix (责任清单): which department leads a category, and which co-handle it.
+
+One document per city holds all its rows, so an import replaces the whole matrix in one write. A row
+names a category and optionally a township (a 9-digit code of the city); a township's own row beats
+the city-wide one. Every category can reach the department level (any case left unsolved climbs the
+whole chain), so a complete matrix has a city-wide lead for each of them; a spreadsheet that misses
+one is refused with the missing categories named.
+
+Spreadsheets: .xlsx (first sheet) or CSV in UTF-8 or GBK, header in row 1:
+
+| 类别 | 镇(街道)代码 | 牵头部门 | 配合部门 | 备注 |
+|---|---|---|---|---|
+| 住房物业 | | 市住房和城乡建设局 | 市自然资源局、市消防救援大队 | |
+| road | 430382102 | 市交通运输局 | 市公安局交警大队 | 该镇的国道段 |
+
+类别 is the code or its Chinese name; 镇(街道)代码 empty means city-wide; departments by name or id,
+co-handling ones separated by 、 , ， ; ； or spaces. A bad file is refused whole, every error with
+its row number (the header is row 1).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import openpyxl
+
+from services.dispatch.sla import CATEGORIES
+from shared.clock import Clock, iso
+from shared.storage import Store, VersionConflict
+
+MAX_ROWS = 5000
+MAX_ERRORS = 200
+CATEGORY_BY_NAME = {name: code for code, name in CATEGORIES.items()}
+# Every category may climb to the departments: a case no level could solve is referred whatever it is.
+REACHES_DEPARTMENT = tuple(CATEGORIES)
+
+HEADERS = {
+    "category": ("类别", "问题类别", "诉求类别", "category"),
+    "township": ("镇(街道)代码", "镇街代码", "乡镇(街道)代码", "township"),
+    "lead": ("牵头部门", "牵头单位", "lead"),
+    "co": ("配合部门", "配合单位", "协办部门", "co"),
+    "remark": ("备注", "说明", "remark"),
+}
+REQUIRED_HEADERS = ("category", "lead")
+_SEPARATORS = re.compile(r"[,，、;；/\s]+")
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0"
+
+
+class MatrixError(Exception):
+    """The whole file (or row) is refused; ``errors`` holds {"row", "column", "message"} dicts."""
+
+    def __init__(self, errors: list[dict]):
+        self.errors = errors
+        super().__init__(f"责任清单有误，共{len(errors)}处")
+
+
+@dataclass(frozen=True)
+class Plan:
+    lead: dict
+    co: tuple[dict, ...]
+    row: dict
+
+
+def category_label(code: str) -> str:
+    return f"{CATEGORIES.get(code, code)}({code})"
+
+
+def _fold(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text).split())
+
+
+def missing_categories(rows: list[dict]) -> list[str]:
+    """Categories without a city-wide lead, in CATEGORIES order."""
+    covered = {r["category"] for r in rows if not r.get("township") and r.get("lead")}
+    return [c for c in REACHES_DEPARTMENT if c not in covered]
+
+
+class MatrixRepository:
+    def __init__(self, store: Store, clock: Clock):
+        self.matrices = store.collection("matrices")
+        self.clock = clock
+
+    def get(self, city: str) -> dict:
+        return self.matrices.get(city) or {"_id": city, "city": city, "rows": [], "updated_at": None,
+                                           "updated_by": None, "source": None}
+
+    def plan(self, city: str, township: str, category: str, department: Callable[[str], dict | None]) -> Plan | None:
+        """Lead and co-handling departments for a case; None when no active lead is named."""
+        rows = self.get(city)["rows"]
+        own = next((r for r in rows if r["category"] == category and r.get("township") == township), None)
+        row = own or next((r for r in rows if r["category"] == category and not r.get("township")), None)
+        if row is None:
+            return None
+        lead = department(row["lead"])
+        if lead is None or not lead.get("active", True):
+            return None
+        co = []
+        for dept_id in row.get("co", []):
+            dept = department(dept_id)
+            if dept is not None and dept.get("active", True) and dept["_id"] != lead["_id"]:
+                co.append(dept)
+        return Plan(lead=lead, co=tuple(co), row=row)
+
+    def replace(self, city: str, rows: list[dict], actor: str, source: str) -> dict:
+        current = self.matrices.get(city)
+        doc = {"_id": city, "city": city, "rows": sorted(rows, key=_row_order), "updated_at": iso(self.clock.now()),
+               "updated_by": actor, "source": source}
+        if current is None:
+            self.matrices.upsert(doc)
+            return self.get(city)
+        return self.matrices.replace(doc, current["version"])
+
+    def edit(self, city: str, change: Callable[[list[dict]], list[dict]], actor: str) -> dict:
+        for _ in range(20):
+            current = self.get(city)
+            rows = change([dict(r) for r in current["rows"]])
+            try:
+                if current.get("version") is None:
+                    return self.replace(city, rows, actor, "api")
+                doc = {**current, "rows": sorted(rows, key=_row_order), "updated_at": iso(self.clock.now()),
+                       "updated_by": actor, "source": "api"}
+                return self.matrices.replace(doc, current["version"])
+            except VersionConflict:
+                continue
+        raise VersionConflict(f"matrix {city} kept changing")
+
+    def put_row(self, city: str, row: dict, actor: str) -> dict:
+        def change(rows):
+            kept = [r for r in rows if (r["category"], r.get("township")) != (row["category"], row.get("township"))]
+            return kept + [row]
+        return self.edit(city, change, actor)
+
+    def delete_row(self, city: str, category: str, township: str | None, actor: str) -> dict:
+        def change(rows):
+            kept = [r for r in rows if (r["category"], r.get("township")) != (category, township)]
+            if len(kept) == len(rows):
+                raise LookupError(category)
+            return kept
+        return self.edit(city, change, actor)
+
+
+def _row_order(row: dict) -> tuple:
+    order = list(CATEGORIES)
+    return (order.index(row["category"]) if row["category"] in order else len(order), row.get("township") or "")
+
+
+# -- validation ------------------------------------------------------------------------------------
+
+def check_row(city: str, category: str, township: str | None, lead: str, co: list[str],
+              lookup: Callable[[str], dict | None]) -> tuple[dict, list[tuple[str, str]]]:
+    """A row with department ids resolved, and its errors as (column, message) pairs."""
+    errors: list[tuple[str, str]] = []
+    code = category if category in CATEGORIES else CATEGORY_BY_NAME.get(category)
+    if code is None:
+        errors.append(("类别", f"未知类别「{category}」，可选：" + "、".join(CATEGORIES.values())))
+    if township:
+        if not re.fullmatch(r"\d{9}", township):
+            errors.append(("镇(街道)代码", f"「{township}」不是9位镇(街道)代码"))
+        elif not township.startswith(city):
+            errors.append(("镇(街道)代码", f"镇(街道) {township} 不属于本市({city})"))
+    lead_doc = lookup(lead) if lead else None
+    if not lead:
+        errors.append(("牵头部门", "牵头部门不能为空"))
+    elif lead_doc is None:
+        errors.append(("牵头部门", f"未知部门「{lead}」（须先在本市登记，且未停用）"))
+    co_ids: list[str] = []
+    for name in co:
+        doc = lookup(name)
+        if doc is None:
+            errors.append(("配合部门", f"未知部门「{name}」（须先在本市登记，且未停用）"))
+        elif lead_doc is not None and doc["_id"] == lead_doc["_id"]:
+            errors.append(("配合部门", f"「{name}」已是牵头部门，不能同时为配合部门"))
+        elif doc["_id"] not in co_ids:
+            co_ids.append(doc["_id"])
+    row = {"category": code, "township": township or None, "lead": lead_doc["_id"] if lead_doc else None,
+           "co": co_ids}
+    return row, errors
+
+
+def split_departments(text: str) -> list[str]:
+    return [part for part in _SEPARATORS.split(text.strip()) if part]
+
+
+def parse_matrix(city: str, data: bytes, filename: str, lookup: Callable[[str], dict | None]) -> list[dict]:
+    """Reads and validates a whole spreadsheet; raises MatrixError listing every problem by row."""
+    errors: list[dict] = []
+
+    def add(row: int | None, column: str | None, message: str) -> None:
+        if len(errors) < MAX_ERRORS:
+            errors.append({"row": row, "column": column, "message": message})
+
+    if not data:
+        raise MatrixError([{"row": None, "column": None, "message": "文件为空"}])
+    try:
+        table = list(_table(data, filename))
+    except _FileError as exc:
+        raise MatrixError([{"row": None, "column": None, "message": str(exc)}]) from None
+    if len(table) > MAX_ROWS + 1:
+        raise MatrixError([{"row": None, "column": None, "message": f"文件超过{MAX_ROWS}行"}])
+    if not table or not any(_cell(v) for v in table[0][1]):
+        raise MatrixError([{"row": 1, "column": None, "message": "第1行必须是表头（类别、牵头部门、配合部门…）"}])
+    columns: dict[str, int] = {}
+    for index, raw in enumerate(table[0][1]):
+        text = _fold(_cell(raw))
+        if not text:
+            continue
+        field = next((f for f, names in HEADERS.items() if text in {_fold(n) for n in names}), None)
+        if field is None:
+            add(1, text, f"未知列「{text}」，可用列：类别、镇(街道)代码、牵头部门、配合部门、备注")
+        elif field in columns:
+            add(1, text, f"列「{text}」重复")
+        else:
+            columns[field] = index
+    for field in REQUIRED_HEADERS:
+        if field not in columns:
+            add(1, HEADERS[field][0], f"缺少必填列「{HEADERS[field][0]}」")
+    if errors:
+        raise MatrixError(errors)
+
+    rows: list[dict] = []
+    first_seen: dict[tuple, int] = {}
+    for number, cells in table[1:]:
+        values = {f: _cell(cells[i]) if i < len(cells) else "" for f, i in columns.items()}
+        if not any(values.get(f) for f in ("category", "township", "lead", "co")):
+            continue  # blank line
+        township = _fold(values.get("township", "")) or None
+        row, problems = check_row(city, _fold(values["category"]), township, values["lead"].strip(),
+                                  split_departments(values.get("co", "")), lookup)
+        for column, message in problems:
+            add(number, column, message)
+        if problems:
+            continue
+        key = (row["category"], row["township"])
+        if key in first_seen:
+            scope = f"镇(街道) {row['township']}" if row["township"] else "全市"
+            add(number, "类别", f"{category_label(row['category'])}在{scope}已由第{first_seen[key]}行指定")
+            continue
+        first_seen[key] = number
+        rows.append(row)
+    if not errors:
+        missing = missing_categories(rows)
+        if missing:
+            add(None, "类别", "以下类别缺少全市通用的牵头部门：" + "、".join(category_label(c) for c in missing))
+    if errors:
+        raise MatrixError(sorted(errors, key=lambda e: (e["row"] is None, e["row"] or 0)))
+    return rows
+
+
+class _FileError(Exception):
+    pass
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a township code typed as a number arrives as 430382100.0
+    return str(value).strip()
+
+
+def _table(data: bytes, filename: str) -> Iterator[tuple[int, list]]:
+    name = (filename or "").lower()
+    if data.startswith(_OLE_MAGIC) or name.endswith(".xls"):
+        raise _FileError("不支持旧版Excel（.xls）文件，请另存为.xlsx或CSV后再导入")
+    if name.endswith(".xlsx") or data.startswith(b"PK"):
+        yield from _xlsx_rows(data)
+        return
+    yield from _csv_rows(data)
+
+
+def _xlsx_rows(data: bytes) -> Iterator[tuple[int, list]]:
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # a damaged or foreign file fails in many ways; all mean "unreadable"
+        raise _FileError("无法读取该xlsx文件，请确认文件未损坏") from exc
+    try:
+        if not book.worksheets:
+            raise _FileError("xlsx文件中没有工作表")
+        sheet = book.worksheets[0]
+        sheet.reset_dimensions()
+        try:
+            rows = list(sheet.iter_rows(values_only=True))
+        except Exception as exc:
+            raise _FileError("文件内容已损坏或格式不正确，无法读取") from exc
+        yield from enumerate(rows, start=1)
+    finally:
+        book.close()
+
+
+def _csv_rows(data: bytes) -> Iterator[tuple[int, list]]:
+    if b"\x00" in data:
+        raise _FileError("无法识别的文件格式，请上传.xlsx或CSV文件")
+    for encoding in ("utf-8-sig", "gb18030"):  # Excel in China saves CSV as GBK
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        raise _FileError("无法识别CSV文件的编码，请另存为UTF-8或GBK编码")
+    try:
+        yield from enumerate(csv.reader(io.StringIO(text, newline="")), start=1)
+    except csv.Error as exc:
+        raise _FileError("CSV文件格式不正确，无法读取") from exc

@@ -1,0 +1,243 @@
+"""Who hears what: the recipient rules for every event notify consumes, unit-level on the console
+channel, and the breach flow through the embedded system (dispatch's real SLA timers)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.cli import _load_demo
+from tests.conftest import token
+from tests.test_notify_helpers import (
+    LEADS, RESIDENT_PHONE, TOWNSHIP, Harness, Scripted, assignee, case_payload, event,
+)
+
+
+@pytest.fixture
+def h(tmp_path):
+    return Harness(tmp_path)
+
+
+def who(h, event_type: str) -> list[tuple[str, str, str]]:
+    return [(d["recipient_role"], d["recipient_id"], d["recipient_kind"])
+            for d in h.deliveries(event_type=event_type)]
+
+
+def test_case_assigned_tells_the_assignee_only(h):
+    h.handle(event("case.assigned", case_payload("u-nb1")))
+    [d] = h.deliveries()
+    assert (d["recipient_role"], d["recipient_id"], d["recipient_name"]) == ("assignee", "u-nb1", "周桂香")
+    assert d["status"] == "delivered" and d["channel"] == "console"
+    assert "待您接单" in d["text"] and "7KQ4M2XC" in d["text"] and d["text"].startswith("【三长制】周桂香您好")
+    assert d["phone_masked"] == "138****0001"
+    assert (d["length"], d["segments"]) == (len(d["text"]), 1)
+
+
+def test_case_escalated_tells_the_new_holder_with_where_it_came_from(h):
+    h.handle(event("case.escalated", case_payload("u-grp1", previous=assignee("u-nb1"), reason="超出本级处理能力")))
+    [d] = h.deliveries()
+    assert (d["recipient_role"], d["recipient_id"]) == ("assignee", "u-grp1")
+    assert "第1邻上交" in d["text"] and "超出本级处理能力" in d["text"]
+
+
+def test_case_reassigned_tells_the_new_holder_and_releases_the_old_one(h):
+    h.handle(event("case.reassigned", case_payload("u-nb2", previous=assignee("u-nb1"))))
+    assert sorted(who(h, "case.reassigned")) == [("assignee", "u-nb2", "lead"), ("previous", "u-nb1", "lead")]
+    old = [d for d in h.deliveries() if d["recipient_id"] == "u-nb1"][0]
+    assert "无需再办" in old["text"]
+
+
+def test_case_supervised_tells_the_holder_the_note(h):
+    h.handle(event("case.supervised", case_payload("u-nb1", note="请今天内到现场查看")))
+    [d] = h.deliveries()
+    assert d["recipient_id"] == "u-nb1" and "请今天内到现场查看" in d["text"]
+
+
+def test_sla_warning_tells_the_holder_and_the_holder_of_the_post_above(h):
+    h.handle(event("sla.warning", case_payload("u-nb1", reason="即将超时未接单", due_at="2026-11-02T03:00:00.000000Z")))
+    assert sorted(who(h, "sla.warning")) == [("assignee", "u-nb1", "lead"), ("supervisor", "u-grp1", "lead")]
+    sup = [d for d in h.deliveries() if d["recipient_role"] == "supervisor"][0]
+    assert sup["recipient_name"] == "彭立新" and "第1邻周桂香" in sup["text"] and "11月02日11:00" in sup["text"]
+
+
+def test_sla_warning_with_a_vacant_post_above_goes_to_the_township(h):
+    # 一片's parent, the village committee, is not in the directory (no contact): the township supervises.
+    h.handle(event("sla.warning", case_payload("u-area1", reason="即将超时未办结")))
+    assert sorted(who(h, "sla.warning")) == [("assignee", "u-area1", "lead"),
+                                             ("supervisor", "t-" + TOWNSHIP, "staff")]
+
+
+def test_sla_warning_at_the_township_has_no_supervisor_in_the_chain(h):
+    t = {"level": "township", "unit_id": "t-" + TOWNSHIP, "unit_name": "清溪镇", "lead_id": None,
+         "lead_name": "镇(街道)工作人员", "lead_phone_masked": None}
+    h.handle(event("sla.warning", case_payload(assignee=t, reason="即将超时未办结")))
+    assert who(h, "sla.warning") == [("assignee", "t-" + TOWNSHIP, "staff")]
+
+
+def test_sla_breached_tells_the_old_holder_and_the_township_not_the_new_holder(h):
+    # As dispatch emits it today: the breach names the holder who let the time run out; the new
+    # holder hears it from the case.escalated that follows.
+    h.handle(event("sla.breached", case_payload("u-nb1", reason="超时未接单")))
+    assert sorted(who(h, "sla.breached")) == [("previous", "u-nb1", "lead"), ("township", "t-" + TOWNSHIP, "staff")]
+    staff = [d for d in h.deliveries() if d["recipient_role"] == "township"][0]
+    assert "超时未接单" in staff["text"] and "请督办" in staff["text"]
+
+
+def test_sla_breached_with_previous_tells_previous(h):
+    h.handle(event("sla.breached", case_payload("u-grp1", previous=assignee("u-nb1"), reason="超时未办结")))
+    assert sorted(who(h, "sla.breached")) == [("previous", "u-nb1", "lead"), ("township", "t-" + TOWNSHIP, "staff")]
+
+
+def test_township_staff_from_the_environment_all_hear_a_breach(tmp_path):
+    staff = {TOWNSHIP: [{"name": "综治办王主任", "phone": "13873100101"}, {"name": "值班室", "wecom_id": "zhiban"}]}
+    h = Harness(tmp_path, {"SANZHANG_NOTIFY_TOWNSHIP_STAFF": json.dumps(staff, ensure_ascii=False)})
+    h.handle(event("sla.breached", case_payload("u-nb1", reason="超时未接单")))
+    names = sorted(d["recipient_name"] for d in h.deliveries(event_type="sla.breached"))
+    assert names == sorted(["周桂香", "值班室", "综治办王主任"])
+
+
+def test_a_breach_at_the_township_tells_the_township_once(h):
+    t = {"level": "township", "unit_id": "t-" + TOWNSHIP, "unit_name": "清溪镇", "lead_id": None,
+         "lead_name": None, "lead_phone_masked": None}
+    h.handle(event("sla.breached", case_payload(assignee=t, reason="超时未办结")))
+    assert who(h, "sla.breached") == [("previous", "t-" + TOWNSHIP, "staff")]
+
+
+@pytest.mark.parametrize("event_type,words", [
+    ("case.accepted", ("第1邻邻长接单", "11月04日17:30")),
+    ("case.resolved", ("已办结", "评价")),
+])
+def test_the_resident_hears_acceptance_and_resolution_with_the_tracking_number(h, event_type, words):
+    h.report()
+    h.handle(event(event_type, case_payload("u-nb1")))
+    [d] = h.deliveries()
+    assert (d["recipient_role"], d["recipient_kind"]) == ("resident", "resident")
+    assert d["phone_masked"] == "139****5678" and d["to"]["phone"] == RESIDENT_PHONE
+    assert "7KQ4M2XC" in d["text"] and all(w in d["text"] for w in words)
+
+
+def test_the_resident_hears_a_departments_sign_off(h):
+    h.report()
+    h.handle(event("case.signed_off", {"case_id": "c" * 32, "report_id": "r" * 32, "tracking_no": "7KQ4M2XC",
+                                       "department_id": "d-zjj", "department_name": "市住建局"}))
+    [d] = h.deliveries()
+    assert d["recipient_role"] == "resident" and "市住建局办结销号" in d["text"] and "评价" in d["text"]
+
+
+def test_one_resident_is_one_recipient_across_reports(h):
+    h.report("a" * 32)
+    h.report("b" * 32)
+    h.handle(event("case.resolved", case_payload(report_id="a" * 32, case_id="1" * 32)))
+    h.handle(event("case.resolved", case_payload(report_id="b" * 32, case_id="2" * 32)))
+    assert len({d["recipient_id"] for d in h.deliveries()}) == 1
+
+
+@pytest.mark.parametrize("event_type,words", [
+    ("department.assigned", ("转贵单位办理", "签收")),
+    ("department.sla_breached", ("超过办理时限",)),
+])
+def test_departments_hear_assignment_and_missed_deadlines(tmp_path, event_type, words):
+    h = Harness(tmp_path, {"SANZHANG_NOTIFY_DEPARTMENTS": json.dumps({"d-zjj": {"phone": "13873100201",
+                                                                                "wecom_id": "zjj"}})})
+    payload = {"case_id": "c" * 32, "report_id": "r" * 32, "tracking_no": "7KQ4M2XC", "department_id": "d-zjj",
+               "department_name": "市住建局", "township": TOWNSHIP, "due_at": "2026-11-09T09:30:00.000000Z",
+               "category": "housing"}
+    h.handle(event(event_type, payload))
+    [d] = h.deliveries()
+    assert (d["recipient_role"], d["recipient_id"], d["recipient_kind"]) == ("department", "department:d-zjj",
+                                                                            "department")
+    assert d["to"] == {"phone": "13873100201", "wecom_id": "zjj", "openid": None}
+    assert d["text"].startswith("【三长制】市住建局：") and all(w in d["text"] for w in words)
+
+
+@pytest.mark.parametrize("event_type", ["case.progress", "case.updated", "case.referred"])
+def test_events_without_a_message(h, event_type):
+    h.handle(event(event_type, case_payload("u-nb1", previous=assignee("u-nb1"))))
+    assert h.deliveries() == []
+
+
+def test_a_department_assignee_on_a_case_event_is_left_to_department_events(h):
+    dept = {"level": "department", "unit_id": None, "unit_name": "市直部门", "lead_id": None, "lead_name": None,
+            "lead_phone_masked": None}
+    h.handle(event("case.escalated", case_payload(assignee=dept)))
+    assert h.deliveries() == []
+
+
+def test_contacts_changed_replaces_the_townships_directory(h):
+    h.handle(event("org.contacts_changed", {"leads": [LEADS[1]]}))  # u-nb1 left the roster
+    assert h.service.contacts.get("u-nb1") is None
+    h.handle(event("case.assigned", case_payload("u-nb1")))
+    [d] = h.deliveries()
+    assert d["recipient_name"] == "周桂香" and d["phone_masked"] is None  # the name the case carries
+
+
+def test_routes_naming_an_unconfigured_channel_refuse_to_start(tmp_path):
+    from services.notify.config import ConfigError
+
+    with pytest.raises(ConfigError, match="aliyun_sms"):
+        Harness(tmp_path, {"SANZHANG_NOTIFY_ROUTES": json.dumps({"default": {"resident": ["aliyun_sms"]}})})
+
+
+def test_a_recipient_no_channel_can_reach_is_dead_lettered(tmp_path):
+    wecom = Scripted("wecom", "wecom")
+    h = Harness(tmp_path, {"SANZHANG_NOTIFY_ROUTES": json.dumps({"default": {"resident": ["wecom"]}})},
+                scripted=[wecom])
+    h.report()  # a phone, no WeCom id
+    resolved = event("case.resolved", case_payload())
+    h.handle(resolved)
+    h.handle(resolved)  # redelivered: still one dead letter
+    assert h.deliveries() == [] and wecom.sent == []
+    [dead] = h.service.dead.find({"township": TOWNSHIP})
+    assert dead["reason"] == "no_reachable_channel" and dead["recipient_role"] == "resident"
+    assert dead["phone_masked"] == "139****5678"
+
+
+# ---------------------------------------------------------------- the breach flow, embedded
+
+
+def test_a_breach_in_the_embedded_system_reaches_old_holder_township_and_new_holder(system, web, clock):
+    from tests.test_dispatch_support import ADDRESS, posts
+
+    system.service("dispatch").api["sweeper"].stop()
+    _load_demo(system)
+    p = posts(system)
+    resp = web.post("/api/v1/reports", json={"township": TOWNSHIP, "address": ADDRESS, "category": "environment",
+                                             "description": "门口路灯坏了一个星期", "reporter_phone": RESIDENT_PHONE,
+                                             "channel": "mini_program"}, headers=token(system, "client"))
+    assert resp.status_code == 201 and system.drain()
+    clock.advance(hours=2, minutes=1)  # past the 邻's 2-hour accept limit
+    assert system.service("dispatch").api["sweeper"].run_once() == 1
+    assert system.drain()
+    log = web.get(f"/api/v1/deliveries?township={TOWNSHIP}&limit=200", headers=token(system, "staff")).json
+    rows = sorted((d["event_type"], d["recipient_role"], d["recipient_name"]) for d in log)
+    nb, grp = p["neighbourhood"]["lead"]["name"], p["group"]["lead"]["name"]
+    assert rows == sorted([
+        ("case.assigned", "assignee", nb),
+        ("sla.breached", "previous", nb),
+        ("sla.breached", "township", "镇(街道)工作人员"),
+        ("case.escalated", "assignee", grp),
+    ])
+    escalated = next(d for d in log if d["event_type"] == "case.escalated")
+    assert "超时未接单" in escalated["text"]
+
+
+def test_a_warning_in_the_embedded_system_reaches_the_holder_and_the_post_above(system, web, clock):
+    """The supervisor is found through the parent_id dispatch puts in org.contacts_changed."""
+    from tests.test_dispatch_support import ADDRESS, posts
+
+    system.service("dispatch").api["sweeper"].stop()
+    _load_demo(system)
+    p = posts(system)
+    resp = web.post("/api/v1/reports", json={"township": TOWNSHIP, "address": ADDRESS, "category": "environment",
+                                             "description": "门口路灯坏了一个星期", "reporter_phone": RESIDENT_PHONE,
+                                             "channel": "mini_program"}, headers=token(system, "client"))
+    assert resp.status_code == 201 and system.drain()
+    clock.advance(minutes=91)  # 75% of the 2-hour accept limit
+    assert system.service("dispatch").api["sweeper"].run_once() == 1
+    assert system.drain()
+    log = web.get(f"/api/v1/deliveries?township={TOWNSHIP}&limit=200", headers=token(system, "staff")).json
+    warned = sorted((d["recipient_role"], d["recipient_name"]) for d in log if d["event_type"] == "sla.warning")
+    assert warned == sorted([("assignee", p["neighbourhood"]["lead"]["name"]),
+                             ("supervisor", p["group"]["lead"]["name"])])
+    supervisor = next(d for d in log if d["recipient_role"] == "supervisor")
+    assert "即将超时未接单" in supervisor["text"] and supervisor["phone_masked"].count("*") == 4
