@@ -11,6 +11,7 @@ import threading
 from typing import Callable, Iterable
 
 from .clock import Clock, iso
+from .metrics import count_stored
 from .storage import Collection, Index, VersionConflict
 
 OUTBOX_INDEXES = (Index.on("outbox_due"),)
@@ -43,12 +44,14 @@ class Aggregates:
 
     def add(self, doc: dict, events: Iterable[dict] = ()) -> dict:
         doc = dict(doc)
+        events = list(events)
         doc.setdefault("outbox", [])
         doc.setdefault("outbox_due", None)
         doc.setdefault("seen", [])
         staged = self._stage(doc, events)
         stored = self.collection.insert(doc)
         if staged:
+            count_stored(events)
             self._wake()
         return stored
 
@@ -70,7 +73,7 @@ class Aggregates:
                 return current
             doc = copy.deepcopy(current)
             try:
-                events = change(doc) or ()
+                events = list(change(doc) or ())
             except Unchanged:
                 return current
             if applying:
@@ -81,6 +84,7 @@ class Aggregates:
             except VersionConflict:
                 continue
             if staged:
+                count_stored(events)
                 self._wake()
             return stored
         raise VersionConflict(f"gave up on {doc_id} after {MAX_RETRIES} conflicts")

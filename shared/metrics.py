@@ -36,6 +36,22 @@ NOTIFICATIONS = Counter("sanzhang_notifications_total", "Messages by channel and
                         ["channel", "result"], registry=REGISTRY)
 
 
+BREACH_REASONS = {"超时未接单": "accept", "超时未办结": "resolve"}
+
+
+def count_stored(events) -> None:
+    """Domain counters, bumped once per event actually stored (never per compare-and-set retry)."""
+    for event in events:
+        kind, payload = event["type"], event.get("payload", {})
+        if kind in ("case.escalated", "case.referred"):
+            previous = (payload.get("previous") or {}).get("level", "")
+            cause = "sla" if payload.get("reason") in BREACH_REASONS else "lead"
+            ESCALATIONS.labels(previous, cause).inc()
+        elif kind == "sla.breached":
+            level = (payload.get("assignee") or {}).get("level", "")
+            BREACHES.labels(level, BREACH_REASONS.get(payload.get("reason"), "other")).inc()
+
+
 class _Gauges:
     """Scrape-time gauges: each source returns [(labels dict, value)]."""
 

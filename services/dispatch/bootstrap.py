@@ -24,6 +24,17 @@ CASE_INDEXES = [
 ]
 
 
+def _gauges(collection) -> dict:
+    """Cases by state and open cases by level, read from the database at scrape time."""
+    return {
+        "sanzhang_cases": ("Cases by status", ["status"],
+                           lambda: [({"status": k}, v) for k, v in collection.group_count("status").items()]),
+        "sanzhang_open_cases": ("Open cases by level", ["level"],
+                                lambda: [({"level": k}, v) for k, v in collection.group_count(
+                                    "level", {"status": {"$in": ["assigned", "accepted"]}}).items()]),
+    }
+
+
 def build(ctx: Context) -> ServiceParts:
     org = OrgRepository(ctx.store, ctx.clock, ctx.waker)
     cases = Aggregates(ctx.store.collection("cases", CASE_INDEXES), ctx.clock, ctx.waker)
@@ -42,5 +53,5 @@ def build(ctx: Context) -> ServiceParts:
         repos=[cases, org.imports],
         tasks=[sweeper],
         api={"org": org, "cases": cases, "policies": policies, "desk": desk, "timers": timers,
-             "sweeper": sweeper, "escalator": escalator},
+             "sweeper": sweeper, "escalator": escalator, "gauges": _gauges(cases.collection)},
     )

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from ..config import Settings
-from .port import Collection, DuplicateKey, Index, Store, StorageError, UndeclaredField, VersionConflict
+from .port import Collection, DuplicateKey, Index, Metric, Store, StorageError, UndeclaredField, VersionConflict
 
-__all__ = ["open_store", "Collection", "DuplicateKey", "Index", "Store", "StorageError",
+__all__ = ["open_store", "Collection", "DuplicateKey", "Index", "Metric", "Store", "StorageError",
            "UndeclaredField", "VersionConflict"]
 
 

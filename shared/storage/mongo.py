@@ -1,13 +1,14 @@
 """MongoDB adapter (production). Single-document atomic operations only, as a replica set does well."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, Sequence
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 from pymongo.write_concern import WriteConcern
 
-from .port import DuplicateKey, Index, UndeclaredField, VersionConflict, Where, Sort, check_where
+from .port import (DuplicateKey, Index, Metric, UndeclaredField, VersionConflict, Where, Sort, check_aggregate,
+                   check_where, empty_row)
 
 
 class MongoStore:
@@ -24,9 +25,9 @@ class MongoStore:
         client = MongoClient(url, serverSelectionTimeoutMS=5000, tz_aware=True)
         return cls(client, database)
 
-    def collection(self, name: str, indexes: Iterable[Index] = ()) -> "MongoCollection":
+    def collection(self, name: str, indexes: Iterable[Index] = (), columns: Iterable[str] = ()) -> "MongoCollection":
         if name not in self._collections:
-            self._collections[name] = MongoCollection(self.db[name], name, tuple(indexes))
+            self._collections[name] = MongoCollection(self.db[name], name, tuple(indexes), tuple(columns))
         return self._collections[name]
 
     def ping(self) -> bool:
@@ -41,10 +42,11 @@ class MongoStore:
 
 
 class MongoCollection:
-    def __init__(self, coll, name: str, indexes: tuple[Index, ...]):
+    def __init__(self, coll, name: str, indexes: tuple[Index, ...], columns: tuple[str, ...] = ()):
         self.coll = coll
         self.name = name
         self.queryable = {f for ix in indexes for f in ix.fields} | {"_id", "version"}
+        self.aggregatable = self.queryable | set(columns)
         for ix in indexes:
             keys = [(f, ASCENDING) for f in ix.fields]
             # Unique keys are strings; nulls stay out of the index, as SQLite lets NULLs repeat.
@@ -135,3 +137,50 @@ class MongoCollection:
             raise UndeclaredField(by)
         pipeline = [{"$match": self._filter(where)}, {"$group": {"_id": f"${by}", "n": {"$sum": 1}}}]
         return {row["_id"]: row["n"] for row in self.coll.aggregate(pipeline)}
+
+    def aggregate(self, by: Sequence[str], metrics: Mapping[str, Metric], where: Where | None = None) -> list[dict]:
+        """A $group pipeline for counts and sums; per percentile, $sort → $group/$push → $arrayElemAt."""
+        by = tuple(by)
+        check_aggregate(by, metrics, self.aggregatable)
+        match = self._filter(where)
+        gid = {f: f"${f}" for f in by} if by else None
+        present = lambda f: {"$gt": [f"${f}", None]}  # noqa: E731 — not null and not missing
+        plain = {n: m for n, m in metrics.items() if m.op != "percentile"}
+        rows: dict[tuple, dict] = {}
+
+        def key_of(result: dict) -> tuple:
+            ident = result.get("_id") or {}
+            return tuple(ident.get(f) for f in by)
+
+        if plain or not metrics:
+            group: dict[str, Any] = {"_id": gid}
+            for name, m in plain.items():
+                if m.op == "count" and m.field is None:
+                    group[name] = {"$sum": 1}
+                elif m.op == "count":
+                    cond = present(m.field) if m.lt is None else {"$and": [present(m.field),
+                                                                          {"$lt": [f"${m.field}", m.lt]}]}
+                    group[name] = {"$sum": {"$cond": [cond, 1, 0]}}
+                else:
+                    group[name] = {f"${m.op}": f"${m.field}"}
+            for result in self.coll.aggregate([{"$match": match}, {"$group": group}], allowDiskUse=True):
+                key = key_of(result)
+                rows[key] = {**dict(zip(by, key)), **{n: result.get(n) for n in plain}}
+        for name, m in metrics.items():
+            if m.op != "percentile":
+                continue
+            field = m.field
+            cond = dict(match)
+            cond = {"$and": [cond, {field: {"$ne": None}}]} if field in cond else {**cond, field: {"$ne": None}}
+            rank = {"$floor": {"$divide": [{"$add": [{"$multiply": [m.permille, "$n"]}, 999]}, 1000]}}
+            pipeline = [{"$match": cond}, {"$sort": {field: 1}},
+                        {"$group": {"_id": gid, "vals": {"$push": f"${field}"}, "n": {"$sum": 1}}},
+                        {"$project": {"v": {"$arrayElemAt": ["$vals", {"$subtract": [rank, 1]}]}}}]
+            for result in self.coll.aggregate(pipeline, allowDiskUse=True):
+                key = key_of(result)
+                rows.setdefault(key, empty_row(by, metrics) | dict(zip(by, key)))[name] = result.get("v")
+        out = [empty_row(by, metrics) | {k: v for k, v in row.items() if v is not None or k in by}
+               for row in rows.values()]
+        if not by:
+            out = out[:1] or [empty_row(by, metrics)]
+        return out

@@ -6,7 +6,7 @@ fields declared as indexes, so every query an adapter runs is an indexed one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 Where = dict[str, Any]
 Sort = list[tuple[str, int]]
@@ -41,6 +41,69 @@ class Index:
         return Index(tuple(fields), unique)
 
 
+METRIC_OPS = ("count", "sum", "min", "max", "avg", "percentile")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One figure per group of an ``aggregate``, computed by the database.
+
+    - ``count``: rows; with ``field``, rows where it is not null; with ``lt`` too, rows where it is
+      below ``lt`` (e.g. deadlines already past).
+    - ``sum`` (0 when nothing is summed), ``min``, ``max``, ``avg``: over the non-null values of a
+      numeric column (store flags as 0/1: MongoDB's $sum ignores booleans).
+    - ``percentile``: nearest rank among the non-null values — the value at rank ceil(q·n) in
+      ascending order, so ``q=0.5`` of an even count is the lower middle value. ``q`` in (0, 1].
+    """
+    op: str
+    field: str | None = None
+    q: float | None = None
+    lt: Any = None
+
+    @staticmethod
+    def count(field: str | None = None, lt: Any = None) -> "Metric":
+        return Metric("count", field, lt=lt)
+
+    @staticmethod
+    def sum(field: str) -> "Metric":
+        return Metric("sum", field)
+
+    @staticmethod
+    def percentile(field: str, q: float) -> "Metric":
+        return Metric("percentile", field, q=q)
+
+    @property
+    def permille(self) -> int:
+        """q in thousandths: rank = ceil(q·n) in integer arithmetic, identical in every adapter."""
+        return int(round((self.q or 0) * 1000))
+
+
+def check_aggregate(by: Sequence[str], metrics: Mapping[str, Metric], allowed: set[str]) -> None:
+    for field in by:
+        if field not in allowed:
+            raise UndeclaredField(f"{field} is not a declared column")
+    for name, metric in metrics.items():
+        if name in by or not name.replace("_", "").isalnum():
+            raise StorageError(f"bad metric name {name!r}")
+        if metric.op not in METRIC_OPS:
+            raise StorageError(f"unsupported metric {metric.op}")
+        if metric.field is None and metric.op != "count":
+            raise StorageError(f"{metric.op} needs a field")
+        if metric.field is not None and metric.field not in allowed:
+            raise UndeclaredField(f"{metric.field} is not a declared column")
+        if metric.op == "percentile" and not (0 < metric.permille <= 1000):
+            raise StorageError("percentile q must be in (0, 1]")
+        if metric.lt is not None and (metric.op != "count" or metric.field is None):
+            raise StorageError("lt applies to count of a field")
+
+
+def empty_row(by: Sequence[str], metrics: Mapping[str, Metric]) -> dict:
+    row: dict[str, Any] = {f: None for f in by}
+    for name, metric in metrics.items():
+        row[name] = 0 if metric.op in ("count", "sum") else None
+    return row
+
+
 class Collection(Protocol):
     name: str
 
@@ -54,10 +117,22 @@ class Collection(Protocol):
     def count(self, where: Where | None = None) -> int: ...
     def group_count(self, by: str, where: Where | None = None) -> dict[Any, int]: ...
     def claim_due(self, field: str, now: str, lease_until: str, limit: int = 100) -> list[dict]: ...
+    def aggregate(self, by: Sequence[str], metrics: Mapping[str, Metric],
+                  where: Where | None = None) -> list[dict]:
+        """One row per distinct combination of ``by`` (declared columns), with each metric.
+
+        ``where`` is on indexed fields only, as for find; ``by`` and metric fields may also be
+        plain declared ``columns`` (stored as real columns in SQLite, no index of their own). With
+        ``by=()`` the answer is exactly one row, zeros and nulls when nothing matched.
+        """
+        ...
 
 
 class Store(Protocol):
-    def collection(self, name: str, indexes: Iterable[Index] = ()) -> Collection: ...
+    def collection(self, name: str, indexes: Iterable[Index] = (),
+                   columns: Iterable[str] = ()) -> Collection:
+        """``columns``: fields aggregated but never filtered on (no index of their own)."""
+        ...
     def ping(self) -> bool: ...
     def close(self) -> None: ...
 

@@ -9,10 +9,10 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, Sequence
 
-from .port import (RANGE_OPS, DuplicateKey, Index, StorageError, UndeclaredField, VersionConflict,
-                   Where, Sort, check_where)
+from .port import (RANGE_OPS, DuplicateKey, Index, Metric, StorageError, UndeclaredField, VersionConflict,
+                   Where, Sort, check_aggregate, check_where, empty_row)
 
 _SQL_OPS = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
 
@@ -60,10 +60,10 @@ class SQLiteStore:
             self._local.conn = conn
         return conn
 
-    def collection(self, name: str, indexes: Iterable[Index] = ()) -> "SQLiteCollection":
+    def collection(self, name: str, indexes: Iterable[Index] = (), columns: Iterable[str] = ()) -> "SQLiteCollection":
         with self._lock:
             if name not in self._collections:
-                self._collections[name] = SQLiteCollection(self, name, tuple(indexes))
+                self._collections[name] = SQLiteCollection(self, name, tuple(indexes), tuple(columns))
             return self._collections[name]
 
     def ping(self) -> bool:
@@ -81,12 +81,15 @@ class SQLiteStore:
 
 
 class SQLiteCollection:
-    def __init__(self, store: SQLiteStore, name: str, indexes: tuple[Index, ...]):
+    def __init__(self, store: SQLiteStore, name: str, indexes: tuple[Index, ...], columns: tuple[str, ...] = ()):
         self.store = store
         self.name = name
         self.table = _ident("c_" + name)
-        self.columns: list[str] = sorted({f for ix in indexes for f in ix.fields} - {"_id", "version"})
-        self.queryable = set(self.columns) | {"_id", "version"}
+        indexed = {f for ix in indexes for f in ix.fields}
+        # Declared columns are real columns too (aggregated, never filtered on), without an index.
+        self.columns: list[str] = sorted((indexed | set(columns)) - {"_id", "version"})
+        self.queryable = indexed | {"_id", "version"}
+        self.aggregatable = set(self.columns) | {"_id", "version"}
         self._create(indexes)
 
     def _create(self, indexes: tuple[Index, ...]) -> None:
@@ -229,3 +232,48 @@ class SQLiteCollection:
         rows = self.store.connection().execute(
             f"SELECT {col}, COUNT(*) FROM {self.table}{clause} GROUP BY {col}", params).fetchall()
         return {k: n for k, n in rows}
+
+    def aggregate(self, by: Sequence[str], metrics: Mapping[str, Metric], where: Where | None = None) -> list[dict]:
+        """GROUP BY for counts and sums; a window (ROW_NUMBER over the sorted group) per percentile."""
+        by = tuple(by)
+        check_aggregate(by, metrics, self.aggregatable)
+        clause, where_params = self._where(where)
+        keys = [_ident(f) for f in by]
+        group = f" GROUP BY {', '.join(keys)}" if keys else ""
+        conn = self.store.connection()
+        plain = {n: m for n, m in metrics.items() if m.op != "percentile"}
+        rows: dict[tuple, dict] = {}
+        if plain or not metrics:
+            exprs, params = [], []
+            for name, m in plain.items():
+                col = _ident(m.field) if m.field else None
+                if m.op == "count" and m.lt is not None:
+                    exprs.append(f"COALESCE(SUM(CASE WHEN {col} IS NOT NULL AND {col} < ? THEN 1 ELSE 0 END), 0)")
+                    params.append(_param(m.lt))
+                elif m.op == "count":
+                    exprs.append(f"COUNT({col or '*'})")
+                elif m.op == "sum":
+                    exprs.append(f"COALESCE(SUM({col}), 0)")
+                else:
+                    exprs.append(f"{m.op.upper()}({col})")
+            select = ", ".join(keys + exprs) or "COUNT(*)"
+            sql = f"SELECT {select} FROM {self.table}{clause}{group}"
+            for values in conn.execute(sql, params + where_params):
+                key = tuple(values[:len(by)])
+                rows[key] = {**dict(zip(by, key)), **dict(zip(plain, values[len(by):]))}
+        partition = f"PARTITION BY {', '.join(keys)} " if keys else ""
+        for name, m in metrics.items():
+            if m.op != "percentile":
+                continue
+            col = _ident(m.field)
+            inner_where = (clause + " AND " if clause else " WHERE ") + f"{col} IS NOT NULL"
+            sql = (f"SELECT {', '.join(keys + ['v'])} FROM (SELECT {', '.join(keys)}{', ' if keys else ''}{col} AS v, "
+                   f"ROW_NUMBER() OVER ({partition}ORDER BY {col}) AS rn, COUNT(*) OVER ({partition.strip()}) AS n "
+                   f"FROM {self.table}{inner_where}) WHERE rn = (? * n + 999) / 1000")
+            for values in conn.execute(sql, where_params + [m.permille]):
+                key = tuple(values[:len(by)])
+                rows.setdefault(key, empty_row(by, metrics) | dict(zip(by, key)))[name] = values[-1]
+        out = [empty_row(by, metrics) | row for row in rows.values()]
+        if not by and not out:
+            out = [empty_row(by, metrics)]
+        return out
