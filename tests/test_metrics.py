@@ -34,6 +34,8 @@ def test_metrics_follow_a_report_through_the_system(system, web):
     assert metric(text, "sanzhang_open_cases", level="neighbourhood") >= 1
     assert metric(text, "sanzhang_outbox_backlog") == 0
     assert "sanzhang_handler_seconds_bucket" in text
+    assert metric(text, "sanzhang_notifications_total", channel="console") - \
+        metric(before, "sanzhang_notifications_total", channel="console") >= 1
 
 
 def test_breach_escalation_is_counted_once(system, web, clock):

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, NamedTuple
 
 from services.dispatch.org import township_unit_id
+from shared.metrics import NOTIFICATIONS
 from shared.clock import Clock, iso, parse_iso
 from shared.ids import derived_id, short_hash
 from shared.privacy import mask_phone
@@ -53,6 +54,16 @@ class Recipient(NamedTuple):
     kind: str                 # lead | resident | staff | department
     name: str | None
     contact: dict             # phone, wecom_id, openid
+
+
+OUTCOMES = {"sent", "delivered", "failed", "unknown", "merged", "skipped"}
+
+
+def _count(stored: dict, changes: dict) -> None:
+    """Counts an outcome once: when the write that set it succeeded."""
+    status = changes.get("status")
+    if status in OUTCOMES:
+        NOTIFICATIONS.labels(stored.get("channel") or "none", status).inc()
 
 
 def _address(contact: dict | None) -> dict:
@@ -571,18 +582,22 @@ class NotifyService:
         """Stores `doc` with `changes` if nobody wrote it since it was read; None when someone did."""
         new = {**doc, **changes}
         try:
-            return self.deliveries.replace(new, doc["version"])
+            stored = self.deliveries.replace(new, doc["version"])
         except VersionConflict:
             return None
+        _count(stored, changes)
+        return stored
 
     def _update(self, delivery_id: str, **changes) -> dict:
         """Applies `changes` whatever else was written meanwhile (the outcome of a send is a fact)."""
         for _ in range(MAX_CAS):
             current = self.deliveries.get(delivery_id)
             try:
-                return self.deliveries.replace({**current, **changes}, current["version"])
+                stored = self.deliveries.replace({**current, **changes}, current["version"])
             except VersionConflict:
                 continue
+            _count(stored, changes)
+            return stored
         raise VersionConflict(delivery_id)
 
     def _local(self, text: str | None) -> str:
