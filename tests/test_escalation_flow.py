@@ -37,11 +37,10 @@ def bus(system):
 
 @pytest.fixture
 def wired(system):
-    """dispatch's department_events handlers, wired as the lead engineer will wire them."""
-    cases = system.service("dispatch").api["cases"]
+    """dispatch's composition root wires department_events' handlers for the two events."""
     worker = next(w for w in system.workers if w.service == "dispatch")
-    worker.dispatcher.handlers.update(department_events.handlers(cases, system.clock))
-    return cases
+    assert {"case.signed_off", "case.returned"} <= set(worker.dispatcher.handlers)
+    return system.service("dispatch").api["cases"]
 
 
 @pytest.fixture
@@ -154,8 +153,9 @@ def test_from_the_township_to_sign_off_and_back_to_the_resident(system, web, dem
     view = web.get(f"/api/v1/reports/{report_id}", headers=token(system, "client")).json
     assert view["status"] == "resolved" and view["handler"]["unit_name"] == "韶山市住房和城乡建设局"
     deliveries = system.service("notify").api["service"].deliveries.find({"case_id": case_id})
-    assert any(d["event_type"] in ("case.resolved", "case.signed_off") and d["recipient_role"] == "resident"
-               for d in deliveries)
+    to_resident = [d for d in deliveries if d["recipient_role"] == "resident"
+                   and d["event_type"] in ("case.resolved", "case.signed_off")]
+    assert [d["event_type"] for d in to_resident] == ["case.signed_off"]  # told once, not twice
     # The department's timeline tells the whole story in order.
     kinds = [t["type"] for t in web.get(f"/api/v1/department/cases/{case_id}", headers=depts["zjj"]).json["timeline"]]
     assert kinds[0] == "referred" and kinds[-1] == "signed_off"
@@ -195,12 +195,14 @@ def test_a_return_and_a_re_route(system, web, demo, bus, wired):
     depts = setup_city(web)
     case_id, _, _ = refer_a_report(system, web, demo, category="road")
     assert web.get(f"/api/v1/department/cases/{case_id}", headers=depts["jtj"]).status_code == 200
+    assert act(web, depts["jtj"], case_id, "extension", {"working_days": 3, "reason": "需要勘查"}).status_code == 200
     bad = act(web, depts["jtj"], case_id, "return", {"reason": "不归我们", "evidence": ["not a url"]})
     assert bad.status_code == 422 and "evidence" in bad.json["errors"]["json"]
     resp = act(web, depts["jtj"], case_id, "return",
                {"reason": "该路段属省道，养护责任在省公路事务中心", "evidence": ["https://jtj.example.cn/duty.pdf"]})
     assert resp.status_code == 200, resp.json
     assert resp.json["case_status"] == "returned" and resp.json["my_part"]["status"] == "returned"
+    assert resp.json["my_part"]["extensions"][0]["status"] == "closed"   # a return ends a pending request
     assert act(web, depts["jtj"], case_id, "accept").json["error_code"] == "return_pending"
     assert system.drain()
     (returned,) = of_type(bus, "case.returned", case_id=case_id)
@@ -372,3 +374,18 @@ def test_missed_deadlines_reach_the_township_and_the_supervisor(system, web, dem
     assert kinds == ["accept", "accept", "finish"]      # the finish warning folded into its breach
     assert len(of_type(bus, "sla.breached", case_id=case_id)) == 2
     assert timers.run_once() == 0                        # each deadline fires once
+
+
+def test_clocks_follow_the_department_then_the_city_settings(system, web):
+    depts = setup_city(web, sla={"accept": "4h", "finish": "5wd"})
+    resp = web.patch(f"/api/v1/departments/{dept_id('zjj')}", json={"sla": {"finish": "3wd", "return_window": "2h"}},
+                     headers=ADMIN_HEADERS)
+    assert resp.json["effective_sla"] == {"accept": "4h", "finish": "3wd", "warn_at": 0.75, "return_window": "2h"}
+    service(system).on_case_referred(referred_event("c" * 32))     # Monday 09:00 local
+    lead = web.get(f"/api/v1/department/cases/{'c' * 32}", headers=depts["zjj"]).json["my_part"]
+    assert lead["accept_due"] == "2026-11-02T05:00:00.000000Z"      # the city's 4 hours
+    assert lead["finish_due"] == "2026-11-05T01:00:00.000000Z"      # its own 3 working days: Thursday 09:00
+    assert lead["return_until"] == "2026-11-02T03:00:00.000000Z"
+    co = web.get(f"/api/v1/department/cases/{'c' * 32}", headers=depts["dx"]).json["my_part"]
+    assert co["finish_due"] == "2026-11-09T01:00:00.000000Z"        # the city's 5 working days
+    assert co["return_until"] is None                               # co-handling departments do not return

@@ -32,7 +32,7 @@ from .schemas import (ApproveIn, ReferralCaseOut, DepartmentCasesQuery, Departme
                       CredentialIssued, CredentialOut, DepartmentIn, DepartmentOut, DepartmentPatch,
                       DepartmentSelfOut, ExtensionIn, MatrixImportQuery, LeadIn, MatrixOut, MatrixRowIn, MatrixRowQuery,
                       ProgressIn, AcceptIn, CoPartIn, ReferralRowOut, ReferralsQuery, RefuseIn, ReturnIn, RulingIn,
-                      SignOffIn, WebhookIn, WebhookOut, DeliveriesQuery, DeliveryOut)
+                      SignOffIn, WebhookIn, WebhookOut, WebhookDeliveriesQuery, WebhookDeliveryOut)
 from .service import BadField, EscalationService, NotAllowed, case_view
 
 MAX_MATRIX_BYTES = 5 * 1024 * 1024
@@ -329,8 +329,8 @@ def build_blueprints(service: EscalationService) -> list[Blueprint]:
 
     @dept_bp.route("/department/deliveries", methods=["GET"])
     @require("department")
-    @dept_bp.arguments(DeliveriesQuery, location="query", unknown=RAISE)
-    @dept_bp.response(200, DeliveryOut(many=True))
+    @dept_bp.arguments(WebhookDeliveriesQuery, location="query", unknown=RAISE)
+    @dept_bp.response(200, WebhookDeliveryOut(many=True))
     def deliveries(query):
         """本部门最近的 Webhook 投递记录（新的在前）：状态、尝试次数、最后一次的 HTTP 状态"""
         dept = _department()

@@ -104,10 +104,6 @@ def current_due(part: dict) -> str | None:
     return None
 
 
-def parts_of(doc: dict, dept_id: str) -> list[dict]:
-    return [p for p in doc["parts"] if p["department_id"] == dept_id]
-
-
 def part_of(doc: dict, dept_id: str) -> dict:
     """The department's part in the case; a department whose part was transferred sees nothing."""
     for part in doc["parts"]:
@@ -421,20 +417,13 @@ def rule_back(doc: dict, at: datetime, actor: Actor, ruling: str) -> list[dict]:
     part["round"] += 1
     part["status"] = "assigned"
     part["accepted_at"] = None
-    start_clocks(part, ClockPolicyText.load(part["policy"]), at)
+    start_clocks(part, ClockPolicy.from_text(part["policy"]), at)
     part["return_until"] = None
     doc["status"] = "assigned"
     _entry(doc, at, "return_overruled", actor, part, note=ruling, due_at=part["finish_due"])
     schedule(doc)
     return [department_event("department.return_ruled", doc, part, at, actor=actor.name, note=ruling,
                              reason="镇(街道)裁定由贵单位办理")]
-
-
-class ClockPolicyText:
-    @staticmethod
-    def load(text: dict) -> ClockPolicy:
-        return ClockPolicy(accept=Duration.parse(text["accept"]), finish=Duration.parse(text["finish"]),
-                           warn_at=float(text["warn_at"]), return_window=Duration.parse(text["return_window"]))
 
 
 # -- timers ----------------------------------------------------------------------------------------

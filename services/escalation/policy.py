@@ -30,6 +30,12 @@ class ClockPolicy:
     warn_at: float
     return_window: Duration
 
+    @staticmethod
+    def from_text(text: Mapping) -> "ClockPolicy":
+        """The policy as a part recorded it (as_text), e.g. to restart its clocks after a ruling."""
+        return ClockPolicy(accept=Duration.parse(text["accept"]), finish=Duration.parse(text["finish"]),
+                           warn_at=float(text["warn_at"]), return_window=Duration.parse(text["return_window"]))
+
     def as_text(self) -> dict:
         return {"accept": str(self.accept), "finish": str(self.finish), "warn_at": self.warn_at,
                 "return_window": str(self.return_window)}
@@ -72,5 +78,4 @@ def effective(city: Mapping | None, department: Mapping | None) -> ClockPolicy:
     merged = dict(DEFAULTS)
     for layer in ((city or {}).get("sla"), (department or {}).get("sla")):
         merged.update({k: v for k, v in (layer or {}).items() if v is not None})
-    return ClockPolicy(accept=Duration.parse(merged["accept"]), finish=Duration.parse(merged["finish"]),
-                       warn_at=float(merged["warn_at"]), return_window=Duration.parse(merged["return_window"]))
+    return ClockPolicy.from_text(merged)

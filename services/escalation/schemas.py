@@ -350,11 +350,11 @@ class ReferralRowOut(Schema):
 
 
 
-class DeliveriesQuery(_In):
+class WebhookDeliveriesQuery(_In):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
-class DeliveryOut(Schema):
+class WebhookDeliveryOut(Schema):
     webhook_id = fields.Function(lambda d: "msg_" + d["_id"], metadata={"description": "请求头 webhook-id"})
     event_id = fields.String()
     event_type = fields.String(metadata={"example": "department.assigned"})

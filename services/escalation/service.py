@@ -25,7 +25,7 @@ from . import model
 from .directory import Directory
 from .idempotency import IdempotencyStore
 from .matrix import MatrixRepository, check_row, missing_categories, parse_matrix
-from .model import Conflict, Hidden
+from .model import Hidden
 from .policy import ClockPolicy, effective
 from .webhooks import WebhookOutbox
 

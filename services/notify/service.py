@@ -147,6 +147,8 @@ class NotifyService:
             old = previous or assignee
             recipients = self._holder(township, old, "previous") + self._township_staff(township, "township")
         elif kind in ("case.accepted", "case.resolved", "case.signed_off"):
+            if kind == "case.resolved" and (assignee or {}).get("level") == "department":
+                return  # a department's sign-off: the resident already heard it from case.signed_off
             recipients = self._resident(township, p["report_id"])
         else:
             return
