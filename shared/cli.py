@@ -16,8 +16,9 @@ from .runtime import SERVICES, Runtime
 log = logging.getLogger("sanzhang")
 
 
-def _demo_settings(settings: Settings) -> Settings:
-    """The demo keeps a secret and an operator token in its data folder, so tokens survive restarts."""
+def _embedded_settings(settings: Settings, demo: bool) -> Settings:
+    """The embedded run keeps a generated secret (and, for the demo, an operator token) in its data
+    folder, so tokens and sealed events survive restarts. Explicit variables always win."""
     from dataclasses import replace
 
     path = settings.data_dir / "demo-credentials.json"
@@ -29,7 +30,7 @@ def _demo_settings(settings: Settings) -> Settings:
         path.write_text(json.dumps(creds))
         path.chmod(0o600)
     return replace(settings, secret=settings.secret or creds["secret"],
-                   admin_token=settings.admin_token or creds["admin_token"])
+                   admin_token=settings.admin_token or (creds["admin_token"] if demo else None))
 
 
 def _load_demo(runtime: Runtime) -> dict:
@@ -40,6 +41,11 @@ def _load_demo(runtime: Runtime) -> dict:
     org = runtime.service("dispatch").api["org"]
     org.ensure_township(DEMO_TOWNSHIP, DEMO_TOWNSHIP_NAME, DEMO_TOWNSHIP[:6])
     result = org.import_roster(DEMO_TOWNSHIP, demo_roster_csv(), "demo.csv", actor="demo")
+    if any(p.name == "intake" for p in runtime.parts):
+        # The demo township's knowledge base of common questions (instant answers, the "0" of 0211).
+        from services.intake.kb_demo import demo_kb_csv
+
+        runtime.service("intake").api["kb"].import_file(DEMO_TOWNSHIP, demo_kb_csv(), "demo-kb.csv", actor="demo")
     issuer = runtime.issuer
     neighbourhoods = [u for u in org.tree(DEMO_TOWNSHIP) if u["level"] == "neighbourhood" and u.get("lead")]
     first = sorted(neighbourhoods, key=lambda u: u["name"])[0]
@@ -86,7 +92,7 @@ def cmd_run(args) -> int:
     from .server import ServiceServer
 
     settings = Settings.from_env()
-    settings = _demo_settings(settings) if (settings.demo or args.demo) else settings
+    settings = _embedded_settings(settings, demo=settings.demo or args.demo)
     logs.configure("sanzhang", settings.log_level)
 
     def build():

@@ -18,7 +18,8 @@ ENV_VARS = {
     "SANZHANG_PORT": "HTTP port (default 8000).",
     "SANZHANG_WEB_WORKERS": "gunicorn worker processes for a separately run service (default 2; the embedded run uses 1).",
     "SANZHANG_ADMIN_TOKEN": "The operator's bearer token. Unset: no operator access (the demo sets one).",
-    "SANZHANG_SECRET": "Key that signs staff, lead and client-app tokens. Required outside the demo.",
+    "SANZHANG_SECRET": "Key that signs staff, lead and client-app tokens and seals phone numbers inside events. Required outside the demo.",
+    "SANZHANG_PREVIOUS_SECRET": "The secret before a rotation: events sealed with it stay readable until they have drained.",
     "SANZHANG_CONFIRM_TIMEOUT": "Seconds a publish waits for broker confirms before it fails (default 5).",
     "SANZHANG_MAX_DELIVERIES": "Attempts before a failing message goes to <service>.dead (default 5).",
     "SANZHANG_OUTBOX_POLL": "Seconds between outbox relay sweeps when nothing wakes it (default 0.2).",
@@ -41,6 +42,7 @@ class Settings:
     web_workers: int = 2
     admin_token: str | None = None
     secret: str | None = None
+    previous_secret: str | None = None
     confirm_timeout: float = 5.0
     max_deliveries: int = 5
     outbox_poll: float = 0.2
@@ -69,6 +71,7 @@ class Settings:
             web_workers=int(get("SANZHANG_WEB_WORKERS") or 2),
             admin_token=get("SANZHANG_ADMIN_TOKEN") or None,
             secret=get("SANZHANG_SECRET") or None,
+            previous_secret=get("SANZHANG_PREVIOUS_SECRET") or None,
             confirm_timeout=float(get("SANZHANG_CONFIRM_TIMEOUT") or 5),
             max_deliveries=int(get("SANZHANG_MAX_DELIVERIES") or 5),
             outbox_poll=float(get("SANZHANG_OUTBOX_POLL") or 0.2),

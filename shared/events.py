@@ -12,6 +12,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 
 from .clock import iso
 from .ids import derived_id, new_id
+from .personal import open_tree, seal_tree
 
 ENVELOPE_VERSION = 1
 TOWNSHIP_CODE = validate.Regexp(r"^\d{9}$", error="必须是9位行政区划代码")
@@ -80,6 +81,86 @@ class CaseEvent(_Payload):
     promise_due = fields.String(allow_none=True)
     urgent = fields.Boolean(load_default=False)
     summary = fields.String(allow_none=True)
+    # The resident's loop (services/dispatch/resident_loop.py): case.merged names the case it joined
+    # and every report that now follows it; case.reopened carries the rating that reopened it.
+    merged_into_case_id = fields.String(allow_none=True)
+    merged_into_report_id = fields.String(allow_none=True)
+    merged_into_tracking_no = fields.String(allow_none=True)
+    linked_report_ids = fields.List(fields.String(), allow_none=True)
+    rating = fields.String(allow_none=True)
+    comment = fields.String(allow_none=True)
+    resolution = fields.Integer(allow_none=True)
+    reopens = fields.Integer(allow_none=True)
+
+
+class ResolvedBy(_Payload):
+    """Who resolved the case a rating or a follow-up is about (the level whose points it feeds)."""
+    level = fields.String(allow_none=True)
+    unit_id = fields.String(allow_none=True)
+    unit_name = fields.String(allow_none=True)
+    lead_id = fields.String(allow_none=True)
+    lead_name = fields.String(allow_none=True)
+
+
+class ReportFollowed(_Payload):
+    """A resident chose to follow an existing report instead of their own (a likely duplicate)."""
+    report_id = fields.String(required=True)
+    tracking_no = fields.String(required=True)
+    target_report_id = fields.String(required=True)
+    target_tracking_no = fields.String(required=True)
+    actor = fields.String(allow_none=True)
+
+
+class ReportRated(_Payload):
+    """A resident's rating of one resolution of a case (群众评单); feeds reopening and leads' points."""
+    case_id = fields.String(required=True)
+    report_id = fields.String(required=True)
+    tracking_no = fields.String(required=True)
+    category = fields.String(allow_none=True)
+    rating = fields.String(required=True, validate=validate.OneOf(("satisfied", "basically_satisfied", "unsatisfied")))
+    rating_label = fields.String(allow_none=True)
+    satisfied = fields.Boolean(allow_none=True)   # 满意 and 基本满意 count as satisfied (满意率)
+    comment = fields.String(allow_none=True)
+    resolution = fields.Integer(required=True)
+    resolved_at = fields.String(allow_none=True)
+    resolved_by = fields.Nested(ResolvedBy, allow_none=True)
+    source = fields.String(load_default="resident", validate=validate.OneOf(("resident", "followup")))
+    linked = fields.Boolean(load_default=False)   # the rater follows the case from a report merged into it
+    rated_at = fields.String(allow_none=True)
+
+
+class RatingRequested(_Payload):
+    """intake asks a resident to rate a resolution (sent for the case's own report and each linked one)."""
+    report_id = fields.String(required=True)
+    tracking_no = fields.String(required=True)
+    case_id = fields.String(allow_none=True)
+    category = fields.String(allow_none=True)
+    summary = fields.String(allow_none=True)
+    resolution = fields.Integer(allow_none=True)
+    rate_url = fields.String(allow_none=True)
+    canonical_tracking_no = fields.String(allow_none=True)
+    linked = fields.Boolean(load_default=False)
+
+
+class FollowupEvent(_Payload):
+    """A follow-up call (回访) the township owes a resident who did not rate in time, and its outcome.
+
+    The outcome carries no verdict field: a satisfied/unsatisfied outcome is recorded as the
+    resident's rating and travels as ``report.rated`` (source "followup"), so points count it once."""
+    followup_id = fields.String(required=True)
+    report_id = fields.String(required=True)
+    tracking_no = fields.String(required=True)
+    case_id = fields.String(allow_none=True)
+    category = fields.String(allow_none=True)
+    summary = fields.String(allow_none=True)
+    resolution = fields.Integer(allow_none=True)
+    resolved_by = fields.Nested(ResolvedBy, allow_none=True)
+    outcome = fields.String(allow_none=True,
+                            validate=validate.OneOf(("reached", "satisfied", "unsatisfied", "unreachable")))
+    note = fields.String(allow_none=True)
+    actor = fields.String(allow_none=True)
+    due_at = fields.String(allow_none=True)
+    completed_at = fields.String(allow_none=True)
 
 
 class DepartmentEvent(_Payload):
@@ -193,6 +274,14 @@ PAYLOADS: dict[str, type[Schema]] = {
     "department.sla_warning": DepartmentEvent,
     "department.unmatched": DepartmentUnmatched,
     "case.returned": CaseReturned,
+    # the resident's loop: duplicates, ratings, reopening, follow-ups
+    "case.merged": CaseEvent,
+    "case.reopened": CaseEvent,
+    "report.followed": ReportFollowed,
+    "report.rated": ReportRated,
+    "report.rating_requested": RatingRequested,
+    "followup.created": FollowupEvent,
+    "followup.completed": FollowupEvent,
 }
 
 
@@ -218,7 +307,7 @@ def _schema(type_: str) -> Schema:
 def make_event(type_: str, township: str, payload: dict[str, Any], *, at: datetime,
                correlation_id: str | None, caused_by: str | None = None, key: str = "") -> dict:
     """An event caused by another gets an id derived from its cause, so redelivery re-emits the same id."""
-    body = _schema(type_).load(payload)
+    body = seal_tree(_schema(type_).load(payload))
     event_id = derived_id(caused_by, type_, key) if caused_by else new_id()
     return {"id": event_id, "type": type_, "township": township, "occurred_at": iso(at),
             "version": ENVELOPE_VERSION, "correlation_id": correlation_id, "payload": body}
@@ -227,5 +316,9 @@ def make_event(type_: str, township: str, payload: dict[str, Any], *, at: dateti
 def load_event(raw: dict) -> dict:
     """Validates an incoming envelope and its payload; raises ValidationError for a poison message."""
     env = _ENVELOPE.load(raw)
-    env["payload"] = _schema(env["type"]).load(env["payload"])
+    try:
+        clear = open_tree(env["payload"])
+    except ValueError as exc:
+        raise ValidationError({"payload": [str(exc)]}) from exc
+    env["payload"] = _schema(env["type"]).load(clear)
     return env

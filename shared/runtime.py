@@ -13,6 +13,7 @@ from typing import Iterable
 
 from .aggregates import Waker
 from .auth import Authenticator, TokenIssuer
+from . import personal
 from .clock import Clock, SystemClock
 from .config import Settings
 from .messaging.consume import EventWorker
@@ -40,6 +41,7 @@ class Runtime:
         self.names = Names(settings.namespace)
         self.waker = Waker()
         self.issuer = TokenIssuer(settings.secret) if settings.secret else None
+        personal.configure(settings.secret, settings.previous_secret)
         self.authenticator = Authenticator(settings.admin_token, self.issuer)
         self.stores = {}
         self.parts: list[ServiceParts] = []

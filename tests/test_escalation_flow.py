@@ -4,12 +4,15 @@ resolves the case (department_events.py) and the resident's view says so. Also: 
 re-route, a return ruled back, extensions approved and refused, missed deadlines, an unmatched case."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from services.dispatch import department_events, transitions
 from services.dispatch.cases import case_id_for
 from services.dispatch.workdays import Duration, add
 from shared.cli import _load_demo
+from shared.events import load_event
 from shared.clock import iso, parse_iso
 from tests.conftest import ADMIN_HEADERS, token
 from tests.test_escalation_kit import CITY, TOWNSHIP, dept_id, referred_event, report_event, setup_city
@@ -29,7 +32,8 @@ def bus(system):
 
     def recording(events):
         original(events)
-        published.extend(events)
+        # As consumers see them: loaded, so sealed contact fields are opened again.
+        published.extend(load_event(json.loads(json.dumps(e))) for e in events)
 
     publisher.publish = recording
     return published
@@ -153,9 +157,12 @@ def test_from_the_township_to_sign_off_and_back_to_the_resident(system, web, dem
     view = web.get(f"/api/v1/reports/{report_id}", headers=token(system, "client")).json
     assert view["status"] == "resolved" and view["handler"]["unit_name"] == "韶山市住房和城乡建设局"
     deliveries = system.service("notify").api["service"].deliveries.find({"case_id": case_id})
-    to_resident = [d for d in deliveries if d["recipient_role"] == "resident"
-                   and d["event_type"] in ("case.resolved", "case.signed_off")]
-    assert [d["event_type"] for d in to_resident] == ["case.signed_off"]  # told once, not twice
+    to_resident = [d for d in system.service("notify").api["service"].deliveries.find({"township": TOWNSHIP})
+                   if d["recipient_role"] == "resident" and d["event_type"] in
+                   ("case.resolved", "case.signed_off", "report.rating_requested")]
+    # Told once, with how to rate — not once per event of the sign-off.
+    assert [d["event_type"] for d in to_resident] == ["report.rating_requested"]
+    assert tracking in to_resident[0]["text"] and "评价" in to_resident[0]["text"]
     # The department's timeline tells the whole story in order.
     kinds = [t["type"] for t in web.get(f"/api/v1/department/cases/{case_id}", headers=depts["zjj"]).json["timeline"]]
     assert kinds[0] == "referred" and kinds[-1] == "signed_off"

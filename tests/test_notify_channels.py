@@ -24,12 +24,16 @@ ALI_TEMPLATES = {
     "case.accepted:resident": {"code": "SMS_470000003", "params": ["tracking_no", "unit_name", "level_title"]},
 }
 TC_TEMPLATES = {
-    "case.resolved:resident": {"id": "2100001", "params": ["tracking_no"]},
+    "report.rating_requested:resident": {"id": "2100001", "params": ["tracking_no"]},
     "case.accepted:resident": {"id": "2100002", "params": ["tracking_no", "unit_name"]},
 }
 MP_TEMPLATES = {"case.accepted:resident": {
     "template_id": "tmplAccepted01",
     "data": {"character_string1": "tracking_no", "thing2": "unit_name", "time3": "promise_local"}}}
+
+
+RATING = {"report_id": "r" * 32, "tracking_no": "7KQ4M2XC", "case_id": "c" * 32, "category": "road",
+          "resolution": 1, "rate_url": "https://qx.example.cn/r/7KQ4M2XC"}
 
 
 @pytest.fixture
@@ -124,7 +128,7 @@ def test_aliyun_timeout_is_unknown_and_never_sent_again(tmp_path, ali):
 def test_tencent_sms_to_a_resident(tmp_path, tc):
     h = Harness(tmp_path, {**tc.env(templates=TC_TEMPLATES), **routes(resident=["tencent_sms"])})
     h.report()
-    h.handle(event("case.resolved", case_payload()))
+    h.handle(event("report.rating_requested", RATING))
     [body] = tc.sent
     [d] = h.deliveries()
     assert body["PhoneNumberSet"] == ["+86" + RESIDENT_PHONE] and body["TemplateId"] == "2100001"
@@ -137,7 +141,7 @@ def test_tencent_blacklisted_number_is_a_dead_letter_when_nothing_else_is_routed
     with FakeTencentSms(templates={"2100001": 1}, blacklist={"+86" + RESIDENT_PHONE}) as tc:
         h = Harness(tmp_path, {**tc.env(templates=TC_TEMPLATES), **routes(resident=["tencent_sms"])})
         h.report()
-        h.handle(event("case.resolved", case_payload()))
+        h.handle(event("report.rating_requested", RATING))
         [d] = h.deliveries()
         assert (d["status"], d["error"]) == ("failed", "FailedOperation.PhoneNumberInBlacklist")
         [dead] = h.service.dead.find({"township": TOWNSHIP})

@@ -18,7 +18,11 @@ from tests.test_notify_helpers import LEADS, MONDAY_9AM, RESIDENT_PHONE, TOWNSHI
 
 SECRET = "receipt-secret-0123456789"
 ALI_TEMPLATES = {"case.assigned:assignee": {"code": "SMS_470000001", "params": ["name", "tracking_no"]}}
-TC_TEMPLATES = {"case.resolved:resident": {"id": "2100001", "params": ["tracking_no"]}}
+TC_TEMPLATES = {"report.rating_requested:resident": {"id": "2100001", "params": ["tracking_no"]}}
+
+
+RATING = {"report_id": "r" * 32, "tracking_no": "7KQ4M2XC", "case_id": "c" * 32, "category": "road",
+          "resolution": 1, "rate_url": "https://qx.example.cn/r/7KQ4M2XC"}
 
 
 @pytest.fixture
@@ -54,7 +58,7 @@ def sms_to_resident(service):
     service.on_report_submitted(event("report.submitted", {
         "report_id": "r" * 32, "tracking_no": "7KQ4M2XC", "category": "road", "description": "路面塌陷",
         "channel": "phone", "reporter_phone": RESIDENT_PHONE, "submitted_at": "2026-11-02T01:00:00.000000Z"}))
-    service.on_case_event(event("case.resolved", case_payload()))
+    service.on_resident_loop_event(event("report.rating_requested", RATING))
     [d] = [d for d in service.deliveries.find({"case_id": "c" * 32}) if d["recipient_kind"] == "resident"]
     assert d["status"] == "sent" and d["channel"] == "tencent_sms"
     return d

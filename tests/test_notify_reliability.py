@@ -214,7 +214,7 @@ def test_urgent_messages_go_at_once(night, over):
 def test_quiet_hours_hold_residents_but_not_the_townships_staff(night):
     h, wecom = night
     h.report()
-    h.handle(event("case.resolved", case_payload(), at=MONDAY_11PM))
+    h.handle(event("case.accepted", case_payload(), at=MONDAY_11PM))
     assert h.one(recipient_kind="resident")["hold_reason"] == "quiet_hours"
     h.handle(event("sla.breached", case_payload("u-nb1", reason="超时未接单"), at=MONDAY_11PM))
     assert h.one(recipient_role="township")["status"] == "sent"

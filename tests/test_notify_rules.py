@@ -103,33 +103,65 @@ def test_a_breach_at_the_township_tells_the_township_once(h):
     assert who(h, "sla.breached") == [("previous", "t-" + TOWNSHIP, "staff")]
 
 
-@pytest.mark.parametrize("event_type,words", [
-    ("case.accepted", ("第1邻邻长接单", "11月04日17:30")),
-    ("case.resolved", ("已办结", "评价")),
-])
-def test_the_resident_hears_acceptance_and_resolution_with_the_tracking_number(h, event_type, words):
+def rating_requested(report_id="r" * 32, case_id="c" * 32, rate_url="https://qx.example.cn/r/7KQ4M2XC"):
+    return event("report.rating_requested", {"report_id": report_id, "tracking_no": "7KQ4M2XC", "case_id": case_id,
+                                             "category": "road", "resolution": 1, "rate_url": rate_url})
+
+
+def test_the_resident_hears_acceptance_with_the_tracking_number(h):
     h.report()
-    h.handle(event(event_type, case_payload("u-nb1")))
+    h.handle(event("case.accepted", case_payload("u-nb1")))
     [d] = h.deliveries()
     assert (d["recipient_role"], d["recipient_kind"]) == ("resident", "resident")
     assert d["phone_masked"] == "139****5678" and d["to"]["phone"] == RESIDENT_PHONE
-    assert "7KQ4M2XC" in d["text"] and all(w in d["text"] for w in words)
+    assert "7KQ4M2XC" in d["text"] and "第1邻邻长接单" in d["text"] and "11月04日17:30" in d["text"]
 
 
-def test_the_resident_hears_a_departments_sign_off(h):
+def test_the_resident_hears_a_resolution_once_with_how_to_rate(h):
+    """case.resolved and a department's case.signed_off say nothing to the resident themselves: the
+    rating request intake sends for every resolution (with the link) is the one message."""
     h.report()
+    h.handle(event("case.resolved", case_payload("u-nb1")))
     h.handle(event("case.signed_off", {"case_id": "c" * 32, "report_id": "r" * 32, "tracking_no": "7KQ4M2XC",
                                        "department_id": "d-zjj", "department_name": "市住建局"}))
+    assert h.deliveries() == []
+    h.handle(rating_requested())
     [d] = h.deliveries()
-    assert d["recipient_role"] == "resident" and "市住建局办结销号" in d["text"] and "评价" in d["text"]
+    assert d["recipient_role"] == "resident" and d["to"]["phone"] == RESIDENT_PHONE
+    assert "7KQ4M2XC" in d["text"] and "评价" in d["text"] and "https://qx.example.cn/r/7KQ4M2XC" in d["text"]
+
+
+def test_without_a_rating_link_the_resident_is_told_where_to_rate(h):
+    h.report()
+    h.handle(rating_requested(rate_url=None))
+    [d] = h.deliveries()
+    assert "小程序" in d["text"] and "7KQ4M2XC" in d["text"]
+
+
+def test_a_reopened_case_tells_its_holder_and_a_merge_tells_every_reporter(h):
+    h.report("a" * 32)
+    h.report("b" * 32, phone="13700000007")
+    h.handle(event("case.reopened", case_payload("u-nb1", reason="群众不满意，退回原办理层级重新办理", note="灯还在闪")))
+    assert who(h, "case.reopened") == [("assignee", "u-nb1", "lead")]
+    h.handle(event("case.merged", case_payload("u-nb1", report_id="b" * 32, linked_report_ids=["b" * 32, "a" * 32])))
+    merged = h.deliveries(event_type="case.merged")
+    assert sorted(d["to"]["phone"] for d in merged) == ["13700000007", RESIDENT_PHONE]
+    assert {d["recipient_role"] for d in merged} == {"resident"} and all("合并办理" in d["text"] for d in merged)
+
+
+def test_a_follow_up_call_is_owed_by_township_staff(h):
+    h.handle(event("followup.created", {"followup_id": "f1", "report_id": "r" * 32, "tracking_no": "7KQ4M2XC",
+                                        "case_id": "c" * 32, "category": "road", "resolution": 1}))
+    [d] = h.deliveries(event_type="followup.created")
+    assert d["recipient_kind"] == "staff" and "回访" in d["text"] and "7KQ4M2XC" in d["text"]
 
 
 def test_one_resident_is_one_recipient_across_reports(h):
     h.report("a" * 32)
     h.report("b" * 32)
-    h.handle(event("case.resolved", case_payload(report_id="a" * 32, case_id="1" * 32)))
-    h.handle(event("case.resolved", case_payload(report_id="b" * 32, case_id="2" * 32)))
-    assert len({d["recipient_id"] for d in h.deliveries()}) == 1
+    h.handle(rating_requested(report_id="a" * 32, case_id="1" * 32))
+    h.handle(rating_requested(report_id="b" * 32, case_id="2" * 32))
+    assert len(h.deliveries()) == 2 and len({d["recipient_id"] for d in h.deliveries()}) == 1
 
 
 @pytest.mark.parametrize("event_type,words", [
@@ -183,7 +215,7 @@ def test_a_recipient_no_channel_can_reach_is_dead_lettered(tmp_path):
     h = Harness(tmp_path, {"SANZHANG_NOTIFY_ROUTES": json.dumps({"default": {"resident": ["wecom"]}})},
                 scripted=[wecom])
     h.report()  # a phone, no WeCom id
-    resolved = event("case.resolved", case_payload())
+    resolved = event("case.accepted", case_payload())  # news for the resident
     h.handle(resolved)
     h.handle(resolved)  # redelivered: still one dead letter
     assert h.deliveries() == [] and wecom.sent == []

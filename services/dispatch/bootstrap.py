@@ -11,10 +11,13 @@ from .case_api import build_case_blueprint
 from .chain import Escalator
 from .desk import CaseDesk
 from .firing import SlaTimers
+from .department_events import handlers as department_handlers
 from .handlers import DispatchHandlers
 from .org import OrgRepository
 from .policies import Policies
 from .policy_api import build_policy_blueprint
+from .resident_loop import ResidentLoop, build_merge_blueprint
+from .supervision import CASE_FIGURE_COLUMNS, CASE_FIGURE_INDEXES, CaseFacts, Supervision, merge_handlers, village_lookup
 
 CASE_INDEXES = [
     Index.on("report_id", unique=True), Index.on("township"), Index.on("township", "status"),
@@ -37,7 +40,9 @@ def _gauges(collection) -> dict:
 
 def build(ctx: Context) -> ServiceParts:
     org = OrgRepository(ctx.store, ctx.clock, ctx.waker)
-    cases = Aggregates(ctx.store.collection("cases", CASE_INDEXES), ctx.clock, ctx.waker)
+    # Cases carry their derived figure columns, written with every change (supervision/facts.py).
+    cases = CaseFacts(ctx.store.collection("cases", CASE_INDEXES + CASE_FIGURE_INDEXES, columns=CASE_FIGURE_COLUMNS),
+                      ctx.clock, ctx.waker, village_of=village_lookup(org))
     policies = Policies(org)
     escalator = Escalator(org, policies)
     handlers = DispatchHandlers(org, cases, policies, ctx.clock)
@@ -46,12 +51,18 @@ def build(ctx: Context) -> ServiceParts:
     # Timers are data on the cases: any number of replicas sweep them, each claim is atomic.
     sweeper = DueSweeper("sla-timers", cases.collection, "timer_due", timers.fire, ctx.clock,
                          poll=ctx.settings.timer_poll)
+    supervision = Supervision(ctx, org, cases, escalator)
+    # The resident's loop: reopening on 不满意, following and merging duplicates (resident_loop.py).
+    resident_loop = ResidentLoop(org, cases, policies, escalator, ctx.clock)
     return ServiceParts(
         name="dispatch",
-        blueprints=[build_blueprint(org, cases), build_case_blueprint(desk), build_policy_blueprint(policies)],
-        handlers=handlers.handlers(),
+        blueprints=[build_blueprint(org, cases), build_case_blueprint(desk), build_policy_blueprint(policies),
+                    *supervision.blueprints(), build_merge_blueprint(resident_loop)],
+        handlers=merge_handlers(handlers.handlers(), supervision.handlers(), resident_loop.handlers(),
+                                department_handlers(cases, ctx.clock)),
         repos=[cases, org.imports],
-        tasks=[sweeper],
+        tasks=[sweeper, *supervision.sweepers],
         api={"org": org, "cases": cases, "policies": policies, "desk": desk, "timers": timers,
-             "sweeper": sweeper, "escalator": escalator, "gauges": _gauges(cases.collection)},
+             "sweeper": sweeper, "escalator": escalator, "supervision": supervision, "resident_loop": resident_loop,
+             "gauges": _gauges(cases.collection)},
     )

@@ -13,7 +13,7 @@ from .org import LEVEL_NAMES, assignee_of
 from .timers import schedule
 
 OPEN_STATUSES = ("assigned", "accepted")
-CLOSED_STATUSES = ("resolved", "referred")
+CLOSED_STATUSES = ("resolved", "referred", "merged")
 
 
 def case_id_for(report_id: str) -> str:

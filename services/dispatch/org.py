@@ -34,7 +34,11 @@ class OrgRepository:
                                                  Index.on("parent_id")])
         self.households = store.collection("households", [Index.on("township"),
                                                            Index.on("township", "address_key"),
-                                                           Index.on("township", "phone")])
+                                                           Index.on("township", "phone"),
+                                                           # visits (supervision): due sweeps, overdue lists
+                                                           Index.on("next_visit_due"),
+                                                           Index.on("township", "visit_overdue_since"),
+                                                           Index.on("neighbourhood_id")])
         self.imports = Aggregates(store.collection("roster_imports", [Index.on("township"), Index.on("outbox_due")]),
                                   clock, wake)
 
@@ -60,28 +64,33 @@ class OrgRepository:
 
     def store_org(self, org: Org, actor: str) -> dict:
         township = org.township
+        now = self.clock.now()
+        current_units = {u["_id"]: u for u in self.units.find({"township": township})}
         kept_units = set()
         for unit in org.units.values():
             lead = asdict(unit.lead) if unit.lead else None
             parent = unit.parent_id or township_unit_id(township)
-            self.units.upsert({"_id": unit.id, "township": township, "level": unit.level, "name": unit.name,
-                               "parent_id": parent, "lead": lead})
+            doc = {"_id": unit.id, "township": township, "level": unit.level, "name": unit.name,
+                   "parent_id": parent, "lead": lead}
+            doc.update(_vacancy_kept(current_units.get(unit.id), lead))
+            self.units.upsert(doc)
             kept_units.add(unit.id)
+        current_households = {h["_id"]: h for h in self.households.find({"township": township})}
         kept_households = set()
         for hh in org.households:
             self.households.upsert({"_id": hh.id, "township": township, "neighbourhood_id": hh.neighbourhood_id,
                                     "head": hh.head, "address": hh.address,
                                     "address_key": normalise_address(hh.address),
                                     "phone": normalise_phone(hh.phone) if hh.phone else None,
-                                    "key_household": hh.key_household})
+                                    "key_household": hh.key_household,
+                                    **_visits_kept(current_households.get(hh.id), hh.key_household, now)})
             kept_households.add(hh.id)
         # Posts and households gone from the new file are gone from the org (re-import = the truth).
-        removed_units = [u["_id"] for u in self.units.find({"township": township})
+        removed_units = [u["_id"] for u in current_units.values()
                          if u["level"] != "township" and u["_id"] not in kept_units]
         for unit_id in removed_units:
             self.units.delete(unit_id)
-        removed_households = [h["_id"] for h in self.households.find({"township": township})
-                              if h["_id"] not in kept_households]
+        removed_households = [h_id for h_id in current_households if h_id not in kept_households]
         for hh_id in removed_households:
             self.households.delete(hh_id)
         counts = {level: len(org.units_at(level)) for level in ("village", "area", "group", "neighbourhood")}
@@ -90,13 +99,48 @@ class OrgRepository:
                                   if u.lead is None and u.level not in COLLECTIVE_LEVELS)
         counts["removed_units"] = len(removed_units)
         counts["removed_households"] = len(removed_households)
-        now = self.clock.now()
         import_id = new_id()
         event = make_event("org.contacts_changed", township, {"leads": self.contacts(township)},
                            at=now, correlation_id=None)
         self.imports.add({"_id": import_id, "township": township, "at": iso(now), "actor": actor,
                           "counts": counts}, [event])
         return {"import_id": import_id, "township": township, "counts": counts}
+
+    # -- posts: a red card vacates one, the township fills it (动态补齐) -------------------------
+    def vacate(self, unit_id: str, *, actor: str, reason: str, card_id: str | None = None) -> dict:
+        """Empties a lead's post: routing skips it until a re-import names someone else, or staff fill it."""
+        unit = self.units.get(unit_id)
+        if unit is None or unit["level"] in COLLECTIVE_LEVELS:
+            raise LookupError(unit_id)
+        lead = unit.get("lead") or {}
+        at = iso(self.clock.now())
+        removed = list(unit.get("removed_leads") or [])
+        if lead.get("name"):
+            removed.append({"name": lead.get("name"), "phone": lead.get("phone"), "at": at, "card_id": card_id})
+        self.units.upsert({**unit, "lead": None, "removed_leads": removed[-20:],
+                           "vacated": {"at": at, "by": actor, "reason": reason, "card_id": card_id,
+                                       "lead_name": lead.get("name")}})
+        self._contacts_changed(unit["township"], actor, {"vacated": unit_id})
+        return self.units.get(unit_id)
+
+    def fill_post(self, unit_id: str, lead: dict, *, actor: str) -> dict:
+        unit = self.units.get(unit_id)
+        if unit is None or unit["level"] in COLLECTIVE_LEVELS:
+            raise LookupError(unit_id)
+        doc = {k: v for k, v in unit.items() if k != "vacated"}
+        doc["lead"] = {"name": lead["name"], "phone": normalise_phone(lead["phone"]) if lead.get("phone") else None,
+                       "wecom_id": lead.get("wecom_id")}
+        doc["filled"] = {"at": iso(self.clock.now()), "by": actor}
+        self.units.upsert(doc)
+        self._contacts_changed(unit["township"], actor, {"filled": unit_id})
+        return self.units.get(unit_id)
+
+    def _contacts_changed(self, township: str, actor: str, counts: dict) -> None:
+        now = self.clock.now()
+        event = make_event("org.contacts_changed", township, {"leads": self.contacts(township)},
+                           at=now, correlation_id=None)
+        self.imports.add({"_id": new_id(), "township": township, "at": iso(now), "actor": actor,
+                          "kind": "post", "counts": counts}, [event])
 
     def contacts(self, township: str) -> list[dict]:
         """Every post's holder, for notify's directory."""
@@ -142,6 +186,48 @@ class OrgRepository:
 
     def tree(self, township: str) -> list[dict]:
         return self.units.find({"township": township})
+
+
+# Key households (寡、孤、独: the roster's 重点户) are contacted by their 邻长 weekly, others monthly.
+VISIT_DAYS = {True: 7, False: 30}
+
+
+def _same_person(lead: dict | None, removed: dict) -> bool:
+    if not lead:
+        return False
+    if lead.get("phone") and removed.get("phone"):
+        return normalise_phone(lead["phone"]) == normalise_phone(removed["phone"])
+    return bool(lead.get("name")) and lead.get("name") == removed.get("name")
+
+
+def _vacancy_kept(current: dict | None, lead: dict | None) -> dict:
+    """A post emptied by a red card stays empty when a re-import still names the removed lead;
+    a new name fills it (动态补齐)."""
+    if not current:
+        return {}
+    kept = {"removed_leads": current["removed_leads"]} if current.get("removed_leads") else {}
+    if current.get("vacated") and (not lead or any(_same_person(lead, r) for r in current.get("removed_leads", []))):
+        kept.update(lead=None, vacated=current["vacated"])
+    return kept
+
+
+def _visits_kept(current: dict | None, key_household: bool, now) -> dict:
+    """A re-import keeps each household's visit record; a new one is first due one interval from now."""
+    from datetime import timedelta
+
+    # visit_due is the real due time; next_visit_due is its timer (a sweep's claim leases it forward).
+    interval = timedelta(days=VISIT_DAYS[bool(key_household)])
+    if not current or not current.get("visit_due"):
+        due = iso(now + interval)
+        return {"visit_due": due, "next_visit_due": due, "last_visit_at": None, "visit_overdue_since": None}
+    due, timer = current["visit_due"], current.get("next_visit_due")
+    if current.get("last_visit_at"):  # a household newly marked key is due a week after its last visit
+        from shared.clock import parse_iso
+        sooner = iso(parse_iso(current["last_visit_at"]) + interval)
+        if sooner < due:
+            due = timer = sooner
+    return {"visit_due": due, "next_visit_due": timer, "last_visit_at": current.get("last_visit_at"),
+            "visit_overdue_since": current.get("visit_overdue_since")}
 
 
 def assignee_of(unit: dict) -> dict:

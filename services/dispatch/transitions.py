@@ -35,7 +35,8 @@ BREACH_REASONS = {"accept": "超时未接单", "resolve": "超时未办结"}
 WARNING_REASONS = {"warn_accept": "即将超时未接单", "warn_resolve": "即将超时未办结"}
 DEPARTMENT_ASSIGNEE = {"level": "department", "unit_id": None, "unit_name": LEVEL_NAMES["department"],
                        "lead_id": None, "lead_name": None, "lead_phone_masked": None}
-STATUS_TEXT = {"assigned": "待接单", "accepted": "办理中", "resolved": "已办结", "referred": "已上报市直部门"}
+STATUS_TEXT = {"assigned": "待接单", "accepted": "办理中", "resolved": "已办结", "referred": "已上报市直部门",
+               "merged": "已合并到同类诉求"}
 
 
 class WrongState(Exception):

@@ -3,17 +3,18 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint, abort
 
-from shared.auth import current_principal, require, require_township
+from shared.auth import require, require_township
 
 from .reports import STATUS_NAMES
+from .residents import ResidentTokens, caller
 from .schemas import ReportCreated, ReportIn, ReportView
-
 
 def _view(report: dict) -> dict:
     return {**report, "status_text": STATUS_NAMES.get(report["status"], report["status"])}
 
 
-def build_blueprint(service) -> Blueprint:
+def build_blueprint(service, tokens: ResidentTokens | None = None) -> Blueprint:
+    tokens = tokens or ResidentTokens(None)
     bp = Blueprint("intake", __name__, url_prefix="/api/v1", description="受理：群众点单与办理进度查询")
 
     @bp.route("/reports", methods=["POST"])
@@ -21,18 +22,28 @@ def build_blueprint(service) -> Blueprint:
     @bp.response(201, ReportCreated)
     @require("operator", "client", "staff", "lead")
     def submit(body):
-        """提交诉求（群众点单）。住户编号、地址或登记电话任一项即可定位到邻。"""
+        """提交诉求（群众点单）。住户编号、地址或登记电话任一项即可定位到邻。
+
+        常见问题（医保、养老认证、补贴、开证明……）与本镇知识库匹配可信时即时答复（status=answered，
+        不派单）；附近同类未办结的诉求列在 possible_duplicates 中，可选择关注。"""
         require_township(body["township"])
-        return _view(service.submit(body))
+        report = service.submit(body)
+        return {**_view(report), "resident_token": tokens.issue(report)}
 
     @bp.route("/reports/<string:ref>", methods=["GET"])
     @bp.response(200, ReportView)
-    @require("operator", "client", "staff", "lead")
     def read(ref):
-        """群众查看办理进度：状态、当前经办层级与人员（电话脱敏）、时间线。ref 为编号或查询码。"""
+        """群众查看办理进度：状态、当前经办层级与人员（电话脱敏）、时间线、评价。ref 为编号或查询码。
+
+        凭证：客户端、镇街工作人员、三长，或该诉求的群众凭证（resident_token）。"""
+        who = caller(tokens)
+        if who is None:
+            abort(401, message="需要有效的凭证 (Authorization: Bearer <token>)")
+        if who.kind == "other":
+            abort(403, message="无权访问此接口")
         report = service.find(ref)
-        principal = current_principal()
-        if report is None or not principal.sees(report["township"]):
+        if report is None or not who.sees(report["township"]) or \
+                (who.kind == "resident" and who.report_id != report["_id"]):
             abort(404, message="未找到该诉求")
         return _view(report)
 

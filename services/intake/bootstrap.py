@@ -4,29 +4,54 @@ from __future__ import annotations
 from shared.aggregates import Aggregates
 from shared.service import Context, ServiceParts
 from shared.storage import Index
+from shared.storage.blobs import blobs_for
 from shared.sweeper import DueSweeper
 
+from .admin_api import build_admin_blueprint
 from .api import build_blueprint
+from .knowledge import KnowledgeBase
+from .loop import ResidentLoop
 from .open311 import build_open311_blueprints
+from .resident_api import build_resident_blueprints
+from .residents import ResidentTokens, TownshipSettings
 from .service import IntakeService
 
 REPORT_INDEXES = [Index.on("tracking_no", unique=True), Index.on("township"), Index.on("township", "status"),
                   Index.on("outbox_due"), Index.on("resend_due"),
                   # Open311 listing: a township's reports by date, optionally by category
-                  Index.on("township", "submitted_at"), Index.on("township", "category", "submitted_at")]
+                  Index.on("township", "submitted_at"), Index.on("township", "category", "submitted_at"),
+                  # likely duplicates: same category and place (address, household, ~200 m cell, landing post)
+                  Index.on("township", "category", "address_key"), Index.on("township", "category", "household_id"),
+                  Index.on("township", "category", "geo_cell"), Index.on("township", "category", "landing_unit_id"),
+                  # no rating in time: a follow-up call (DueSweeper)
+                  Index.on("rating_due")]
+FOLLOWUP_INDEXES = [Index.on("township", "created_at"), Index.on("township", "status", "created_at"),
+                    Index.on("report_id"), Index.on("outbox_due")]
+CASE_EVENTS = ("case.assigned", "case.accepted", "case.progress", "case.supervised", "case.escalated",
+               "case.reassigned", "case.resolved", "case.referred", "case.updated",
+               # the resident's loop (dispatch's resident_loop.py)
+               "case.reopened", "case.merged")
 
 
 def build(ctx: Context) -> ServiceParts:
     reports = Aggregates(ctx.store.collection("reports", REPORT_INDEXES), ctx.clock, ctx.waker)
-    service = IntakeService(reports, ctx.clock)
-    case_events = ("case.assigned", "case.accepted", "case.progress", "case.supervised", "case.escalated",
-                   "case.reassigned", "case.resolved", "case.referred", "case.updated")
+    followups = Aggregates(ctx.store.collection("followups", FOLLOWUP_INDEXES), ctx.clock, ctx.waker)
+    kb = KnowledgeBase(ctx.store, ctx.clock)
+    settings = TownshipSettings(ctx.store.collection("township_settings"), ctx.clock)
+    tokens = ResidentTokens(ctx.settings.secret)
+    loop = ResidentLoop(reports, followups, kb, settings, tokens, blobs_for(ctx.store, "photos"), ctx.clock)
+    service = IntakeService(reports, ctx.clock, loop)
+    poll = max(ctx.settings.timer_poll, 5.0)
+    followup_sweeper = DueSweeper("rating-followups", reports.collection, "rating_due", loop.create_followup,
+                                  ctx.clock, poll=poll)
     return ServiceParts(
         name="intake",
-        blueprints=[build_blueprint(service), *build_open311_blueprints(service)],
-        handlers={t: service.on_case_event for t in case_events},
-        repos=[reports],
-        tasks=[DueSweeper("report-resend", reports.collection, "resend_due", service.resend, ctx.clock,
-                          poll=max(ctx.settings.timer_poll, 5.0))],
-        api={"service": service, "reports": reports},
+        blueprints=[build_blueprint(service, tokens), *build_resident_blueprints(loop, tokens),
+                    build_admin_blueprint(kb, loop, settings), *build_open311_blueprints(service)],
+        handlers={t: service.on_case_event for t in CASE_EVENTS},
+        repos=[reports, followups],
+        tasks=[DueSweeper("report-resend", reports.collection, "resend_due", service.resend, ctx.clock, poll=poll),
+               followup_sweeper],
+        api={"service": service, "reports": reports, "kb": kb, "loop": loop, "settings": settings,
+             "tokens": tokens, "followups": followups, "followup_sweeper": followup_sweeper},
     )

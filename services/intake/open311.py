@@ -101,7 +101,7 @@ CHINA = ZoneInfo("Asia/Shanghai")
 WINDOW = timedelta(days=90)
 MAX_RESULTS = 1000
 ROLES = ("operator", "staff", "client", "lead")
-CLOSED = ("resolved", "closed")
+CLOSED = ("resolved", "closed", "answered")   # answered: a common question the bot answered at once
 OPEN = tuple(s for s in STATUS_NAMES if s not in CLOSED)
 _KNOWN_PATH = re.compile(r"^/open311/v2/(discovery|services|services/[^/]+|requests|requests/[^/]+)\.(json|xml)$")
 _REQUEST_ID = re.compile(r"^[0-9A-Za-z]{1,32}$")
@@ -330,6 +330,8 @@ def status_notes(report: dict) -> str:
 
 
 def service_notice(report: dict) -> str:
+    if report.get("status") == "answered" and report.get("answer"):
+        return f"常见问题即时答复：{report['answer']['answer']}"
     if report.get("status") in CLOSED:
         return "已办结，感谢您的反映。"
     if report.get("expected_at"):
@@ -358,6 +360,9 @@ def request_view(report: dict) -> dict:
         view["long"] = location["lng"]
     if report.get("photos"):
         view["media_url"] = report["photos"][0]
+    elif report.get("uploads"):
+        # A photo uploaded to us: served at /api/v1/photos/<id> to the same township's api_key.
+        view["media_url"] = request.url_root.rstrip("/") + report["uploads"][0]["url"]
     return view
 
 
@@ -499,6 +504,8 @@ def build_open311_blueprints(service) -> list:
         township = _township_for(params)
         report = service.submit(report_body(params, township))
         notice = f"您的诉求已受理，将派给所在邻的邻长办理。请凭编号 {report['tracking_no']} 查询办理进度。"
+        if report.get("status") == "answered":
+            notice = f"{service_notice(report)}（编号 {report['tracking_no']}；如未解决您的问题，可申请转人工办理）"
         return _respond(fmt, [{"service_request_id": report["tracking_no"], "service_notice": notice,
                                "account_id": None}], root="service_requests", item="request")
 

@@ -12,13 +12,17 @@ from services.dispatch.sla import CATEGORIES
 LEVEL_NAMES = {"neighbourhood": "邻长", "group": "组长", "area": "片长", "village": "村(社区)",
                "township": "镇(街道)", "department": "市直部门"}
 STATUS_NAMES = {"submitted": "已受理，正在分派", "assigned": "已派单，等待接单", "accepted": "已接单，正在办理",
-                "referred": "已上报市直部门", "resolved": "已办结", "closed": "已办结"}
+                "referred": "已上报市直部门", "resolved": "已办结", "closed": "已办结",
+                "answered": "已即时答复（常见问题）", "merged": "已并入其他诉求一并办理"}
 # If dispatch has not confirmed a case by then, the report is sent again (idempotent downstream).
 RESEND_AFTER = timedelta(minutes=2)
 
 
 def new_report(body: dict, at: datetime) -> tuple[dict, list[dict]]:
+    from .duplicates import address_key, geo_cell
+
     report_id = new_id()
+    location = body.get("location")
     report = {
         "_id": report_id, "township": body["township"], "tracking_no": tracking_number(),
         "category": body["category"], "description": body["description"], "channel": body["channel"],
@@ -29,6 +33,13 @@ def new_report(body: dict, at: datetime) -> tuple[dict, list[dict]]:
         "handler": None, "case_id": None, "expected_at": None, "last_event_at": None,
         "timeline": [{"at": iso(at), "type": "submitted", "text": "您的诉求已受理"}],
         "resend_due": iso(at + RESEND_AFTER),
+        # the resident's loop (services/intake/loop.py): instant answer, duplicates, rating, photos
+        "tier": None, "answer": None,
+        "address_key": address_key(body.get("address")),
+        "geo_cell": geo_cell(location["lat"], location["lng"]) if location else None,
+        "landing_unit_id": None, "possible_duplicates": [], "linked_to": None, "followers": [],
+        "resolution": None, "resolutions": 0, "ratings": [], "rating_due": None, "followup_id": None,
+        "uploads": [], "proof_failures": [],
     }
     return report, [submitted_event(report, at)]
 
@@ -37,7 +48,9 @@ def submitted_event(report: dict, at: datetime, attempt: int = 0) -> dict:
     payload = {k: report.get(k) for k in ("category", "description", "channel", "household_id", "address",
                                           "reporter_phone", "reporter_name", "location", "photos", "urgent",
                                           "tracking_no", "submitted_at")}
-    payload.update(report_id=report["_id"], tier=None)
+    # The tier is dispatch's to choose from the category, except for a question the bot answered
+    # and the resident sent on ("didn't answer me"): that one is a general case.
+    payload.update(report_id=report["_id"], tier=report.get("tier") if report.get("tier") != "instant" else None)
     # A resend carries the same event id: downstream it is the same event, never a second report.
     return make_event("report.submitted", report["township"], payload, at=at, correlation_id=report["_id"],
                       caused_by=f"report:{report['_id']}")
@@ -58,6 +71,8 @@ def summary_text(event_type: str, payload: dict) -> str:
         "case.resolved": f"已办结：{payload.get('note') or ''}",
         "case.supervised": "镇(街道)已督办",
         "sla.breached": "办理超时，已自动上报上一级",
+        "case.reopened": f"{payload.get('reason') or '群众不满意，重新办理'}（{where}{LEVEL_NAMES.get(a['level'], '')}）",
+        "case.merged": f"已与诉求{payload.get('merged_into_tracking_no') or ''}合并办理，办理进展将同步告知您",
     }
     return texts.get(event_type, "办理状态已更新").strip("：")
 
@@ -71,9 +86,16 @@ def apply_case_event(report: dict, event: dict) -> None:
         report.update(
             status=payload["status"], level=a["level"], case_id=payload["case_id"],
             handler={"level": a["level"], "unit_name": a.get("unit_name"), "name": a.get("lead_name"),
-                     "phone": a.get("lead_phone_masked")},
+                     "phone": a.get("lead_phone_masked"), "unit_id": a.get("unit_id")},
             expected_at=payload.get("promise_due") or report.get("expected_at"),
             last_event_at=event["occurred_at"], updated_at=event["occurred_at"])
+        if event["type"] == "case.resolved":
+            # One resolution of the case: what the resident is asked to rate (once each).
+            report["resolutions"] = report.get("resolutions", 0) + 1
+            report["resolution"] = {"no": report["resolutions"], "at": event["occurred_at"], "level": a["level"],
+                                    "unit_id": a.get("unit_id"), "unit_name": a.get("unit_name"),
+                                    "lead_id": a.get("lead_id"), "lead_name": a.get("lead_name"),
+                                    "note": payload.get("note")}
     report["case_id"] = payload["case_id"]
     report["resend_due"] = None  # dispatch has the report
     report["timeline"].append({"at": event["occurred_at"], "type": event["type"],

@@ -83,6 +83,30 @@ class ReportView(Schema):
     updated_at = fields.String()
     reporter_phone = fields.Function(lambda r: mask_phone(r.get("reporter_phone")))
     timeline = fields.List(fields.Nested(TimelineItem))
+    tier = fields.String(allow_none=True, metadata={"description": "instant：常见问题已即时答复"})
+    answer = fields.Nested(lambda: InstantAnswerOut(), allow_none=True)
+    linked_to = fields.Nested(lambda: LinkedOut(), allow_none=True, metadata={"description": "本诉求关注（并入）的诉求"})
+    followers = fields.Function(lambda r: len(r.get("followers") or []),
+                                metadata={"description": "关注本诉求的其他群众诉求数"})
+    possible_duplicates = fields.List(fields.Nested(lambda: DuplicateOut()))
+    resolution = fields.Nested(lambda: ResolutionOut(), allow_none=True)
+    rating = fields.Method("_rating", allow_none=True)
+    can_rate = fields.Method("_can_rate")
+    photos = fields.Method("_photos")
+
+    def _rating(self, r):
+        from .loop import current_rating
+
+        current = current_rating(r)
+        return RatingOut().dump(current) if current else None
+
+    def _can_rate(self, r):
+        from .loop import can_rate
+
+        return can_rate(r)
+
+    def _photos(self, r):
+        return [*(r.get("photos") or []), *(u["url"] for u in r.get("uploads") or [])]
 
 
 class ReportCreated(Schema):
@@ -90,3 +114,104 @@ class ReportCreated(Schema):
     tracking_no = fields.String()
     status = fields.String()
     status_text = fields.String()
+    tier = fields.String(allow_none=True)
+    answer = fields.Nested(lambda: InstantAnswerOut(), allow_none=True,
+                           metadata={"description": "常见问题即时答复；没有解决问题可调用 not-answered 转人工"})
+    possible_duplicates = fields.List(fields.Nested(lambda: DuplicateOut()),
+                                      metadata={"description": "附近（同地址、200米内）同类未办结的诉求，可选择关注"})
+    resident_token = fields.String(allow_none=True,
+                                   metadata={"description": "群众凭证：仅用于本诉求的评价、补充照片、转人工和关注"})
+
+
+# -- the resident's loop ---------------------------------------------------------------------------
+PHONE_LAST4 = fields.String(validate=validate.Regexp(r"^\d{4}$", error="须为报事手机号的后四位数字"),
+                            metadata={"example": "0001", "description": "报事手机号后四位（用群众凭证时不需要）"})
+
+
+class InstantAnswerOut(Schema):
+    entry_code = fields.String()
+    question = fields.String()
+    answer = fields.String()
+    category = fields.String(allow_none=True)
+    confidence = fields.Float()
+    declined_at = fields.String(allow_none=True)
+
+
+class DuplicateOut(Schema):
+    tracking_no = fields.String()
+    description = fields.String(metadata={"description": "脱敏后的问题描述（前60字）"})
+    status = fields.String()
+    submitted_at = fields.String(allow_none=True)
+    distance_m = fields.Integer(allow_none=True)
+
+
+class LinkedOut(Schema):
+    tracking_no = fields.String()
+    at = fields.String()
+
+
+class ResolutionOut(Schema):
+    no = fields.Integer(metadata={"description": "第几次办结"})
+    at = fields.String()
+    level = fields.String(allow_none=True)
+    unit_name = fields.String(allow_none=True)
+    note = fields.String(allow_none=True)
+
+
+class RatingOut(Schema):
+    resolution = fields.Integer()
+    rating = fields.String()
+    label = fields.String()
+    comment = fields.String(allow_none=True)
+    source = fields.String()
+    at = fields.String()
+
+
+class PhotoItem(Schema):
+    id = fields.String()
+    url = fields.String()
+    content_type = fields.String()
+    size = fields.Integer()
+    at = fields.String()
+
+
+class NotAnsweredIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    phone_last4 = PHONE_LAST4
+    note = fields.String(validate=validate.Length(max=500), metadata={"description": "还想问什么（可选）"})
+
+
+class RatingIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    phone_last4 = PHONE_LAST4
+    rating = fields.String(required=True, validate=validate.OneOf(
+        ["满意", "基本满意", "不满意", "satisfied", "basically_satisfied", "unsatisfied"]),
+        metadata={"example": "满意"})
+    comment = fields.String(validate=validate.Length(max=500), metadata={"example": "修得很及时"})
+
+
+class FollowIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    phone_last4 = PHONE_LAST4
+    target = fields.String(required=True, validate=validate.Regexp(r"^[0-9A-Za-z]{4,32}$", error="查询码格式不正确"),
+                           metadata={"description": "要关注的诉求的查询码"})
+
+
+class PhotoForm(Schema):
+    class Meta:
+        unknown = RAISE
+
+    phone_last4 = PHONE_LAST4
+
+
+class PhotoOut(Schema):
+    report_id = fields.String()
+    tracking_no = fields.String()
+    photo = fields.Nested(PhotoItem)
+    photos = fields.List(fields.Nested(PhotoItem))

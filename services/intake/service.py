@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from shared.aggregates import Aggregates
+from shared.aggregates import Aggregates, NotFound, Unchanged
 from shared.clock import Clock, iso
 from shared.metrics import REPORTS_RECEIVED
 
@@ -13,12 +13,16 @@ log = logging.getLogger(__name__)
 
 
 class IntakeService:
-    def __init__(self, reports: Aggregates, clock: Clock):
+    def __init__(self, reports: Aggregates, clock: Clock, loop=None):
         self.reports = reports
         self.clock = clock
+        self.loop = loop  # the resident's loop (loop.py): instant answers, duplicates, ratings
 
     def submit(self, body: dict) -> dict:
+        """Stores a report; the returned document carries ``possible_duplicates`` found on arrival."""
         report, events = new_report(body, self.clock.now())
+        if self.loop is not None:
+            events, _ = self.loop.on_arrival(report, events, body)
         stored = self.reports.add(report, events)
         REPORTS_RECEIVED.labels(report["channel"]).inc()
         log.info("report accepted", extra={"correlation_id": report["_id"], "township": report["township"]})
@@ -53,13 +57,28 @@ class IntakeService:
 
     # -- events -------------------------------------------------------------------------------
     def on_case_event(self, event: dict) -> None:
+        """Folds a case event into its report's view — and into every report that follows the case."""
+        if event["type"] == "case.merged" and self.loop is not None:
+            self.loop.on_merged(event)
+            return
         report_id = event["payload"]["report_id"]
 
         def fold(report: dict):
+            if self.loop is not None and not self.loop.owns_event(report, event):
+                raise Unchanged  # a report that follows another case: its own case was merged away
             apply_case_event(report, event)
-            return ()
+            return self.loop.after_fold(report, event) if self.loop is not None else ()
 
-        self.reports.mutate(report_id, fold, applying=event["id"])
+        try:
+            stored = self.reports.mutate(report_id, fold, applying=event["id"])
+        except NotFound:
+            log.warning("case event for a report intake does not have", extra={"correlation_id": report_id})
+            return
+        for follower in stored.get("followers") or ():
+            try:
+                self.reports.mutate(follower, fold, applying=event["id"])
+            except NotFound:
+                continue
 
     # -- safety net -----------------------------------------------------------------------------
     def resend(self, report: dict) -> None:
@@ -67,7 +86,7 @@ class IntakeService:
         now = self.clock.now()
 
         def again(doc: dict):
-            if doc.get("case_id"):
+            if doc.get("case_id") or doc.get("status") == "answered" or doc.get("linked_to"):
                 doc["resend_due"] = None
                 return ()
             doc["resend_due"] = iso(now + RESEND_AFTER)

@@ -97,6 +97,9 @@ class NotifyService:
             "case.accepted": self.on_case_event, "case.resolved": self.on_case_event,
             "case.signed_off": self.on_case_event,
             "sla.warning": self.on_case_event, "sla.breached": self.on_case_event,
+            "case.reopened": self.on_case_event, "case.merged": self.on_case_event,
+            "report.rating_requested": self.on_resident_loop_event,
+            "followup.created": self.on_resident_loop_event,
             "department.assigned": self.on_department_event,
             "department.sla_breached": self.on_department_event,
         }
@@ -133,7 +136,7 @@ class NotifyService:
         township, kind = event["township"], event["type"]
         assignee = p.get("assignee") or {}
         previous = p.get("previous")
-        if kind in ("case.assigned", "case.escalated", "case.supervised"):
+        if kind in ("case.assigned", "case.escalated", "case.supervised", "case.reopened"):
             recipients = self._holder(township, assignee, "assignee")
         elif kind == "case.reassigned":
             recipients = self._holder(township, assignee, "assignee") + \
@@ -146,14 +149,31 @@ class NotifyService:
             # holder hears it from the case.escalated the breach causes, whose reason names it.
             old = previous or assignee
             recipients = self._holder(township, old, "previous") + self._township_staff(township, "township")
-        elif kind in ("case.accepted", "case.resolved", "case.signed_off"):
-            if kind == "case.resolved" and (assignee or {}).get("level") == "department":
-                return  # a department's sign-off: the resident already heard it from case.signed_off
+        elif kind == "case.accepted":
             recipients = self._resident(township, p["report_id"])
+        elif kind in ("case.resolved", "case.signed_off"):
+            # The resident hears of a resolution once, from intake's report.rating_requested, which
+            # carries the rating link and is sent to every report that follows the case.
+            return
+        elif kind == "case.merged":
+            reports = p.get("linked_report_ids") or [p["report_id"]]
+            recipients = [r for report_id in reports for r in self._resident(township, report_id)]
         else:
             return
         params = case_params(p, due_local=self._local(p.get("due_at")),
                              promise_local=self._local(p.get("promise_due")))
+        self._notify(event, recipients, params)
+
+    def on_resident_loop_event(self, event: dict) -> None:
+        """intake's rating request to a resident; a follow-up call (回访) owed by township staff."""
+        p = event["payload"]
+        township = event["township"]
+        params = case_params(p)
+        if event["type"] == "report.rating_requested":
+            params["rate_url"] = p.get("rate_url") or "“三长制”小程序（凭查询码）"
+            recipients = self._resident(township, p["report_id"])
+        else:
+            recipients = self._township_staff(township, "staff")
         self._notify(event, recipients, params)
 
     def on_department_event(self, event: dict) -> None:

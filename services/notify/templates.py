@@ -23,6 +23,7 @@ LEVEL_TITLES = {"neighbourhood": "邻长", "group": "组长", "area": "片长", 
 CASE_VARIABLES = frozenset({
     "name", "tracking_no", "category_name", "summary", "unit_name", "level_title", "holder_name",
     "from_unit", "reason", "note", "due_local", "promise_local", "department_name",
+    "rate_url",  # report.rating_requested: the township's rating link for this report (…/r/<查询码>)
 })
 DEPARTMENT_VARIABLES = frozenset({
     "name", "department_name", "tracking_no", "category_name", "summary", "due_local", "township",
@@ -48,6 +49,11 @@ TEMPLATES: dict[str, str] = {
     # to a city department (from the escalation service's events)
     "department.assigned:department": "{department_name}：有{category_name}诉求转贵单位办理，查询码{tracking_no}，请于{due_local}前签收办理：{summary}",
     "department.sla_breached:department": "{department_name}：查询码{tracking_no}的诉求已超过办理时限（{due_local}），请尽快办理并反馈。",
+    # the resident's loop (intake's loop.py, dispatch's resident_loop.py)
+    "report.rating_requested:resident": "您反映的问题（查询码{tracking_no}）已办结，请点此评价：{rate_url}",
+    "case.merged:resident": "您反映的问题（查询码{tracking_no}）已与同类诉求合并办理，进展和结果将一并告知您。",
+    "case.reopened:assignee": "{name}您好，查询码{tracking_no}的{category_name}诉求{reason}，请尽快接单办理：{note}",
+    "followup.created:staff": "{name}您好，查询码{tracking_no}的{category_name}诉求办结后群众未评价，请电话回访并登记结果。",
     # many messages to one person within the rate-limit window, merged
     "notify.digest:recipient": "{name}您好，近{minutes}分钟您有{count}条新通知，请登录系统查看。查询码：{tracking_nos}",
 }
@@ -70,6 +76,7 @@ SAMPLE = {
     "reason": "超出本级处理能力", "note": "群众反映强烈，请今天内到现场查看并答复", "due_local": "11月04日17:30",
     "promise_local": "11月04日17:30", "department_name": "韶山市住房和城乡建设局", "township": "清溪镇",
     "count": "12", "minutes": "10", "tracking_nos": "7KQ4M2XC、9PW3HJ6T、4NZ8RB2K、X5D7QF3M",
+    "rate_url": "https://qingxi.example.cn/r/7KQ4M2XC",
 }
 
 

@@ -11,10 +11,17 @@ from dataclasses import dataclass
 # Which event types each service consumes. Every event type that is published must be bound
 # somewhere: publishing is mandatory, so a missing binding is an error, not a silent drop.
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
-    "dispatch": ("report.submitted", "case.signed_off", "case.returned"),
+    # case.* and sla.*: dispatch's own events come back to its supervision projector (stints, points
+    # ledger); report.rated / followup.completed: residents' verdicts; department.*: departments' figures.
+    "dispatch": ("report.submitted", "case.signed_off", "case.returned", "case.*", "sla.*", "report.rated",
+                 "followup.completed", "department.assigned", "department.accepted", "department.sla_breached",
+                 # the resident's loop: a resident follows an existing case instead of their own
+                 "report.followed"),
     "intake": ("case.*",),
     "escalation": ("case.referred", "report.submitted", "department.*"),
-    "notify": ("case.*", "sla.*", "org.*", "report.submitted", "department.*"),
+    "notify": ("case.*", "sla.*", "org.*", "report.submitted", "department.*",
+               # the resident's loop: the rating request (with its link) and follow-up tasks for staff
+               "report.rating_requested", "followup.created"),
 }
 
 

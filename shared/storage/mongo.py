@@ -139,7 +139,7 @@ class MongoCollection:
         return {row["_id"]: row["n"] for row in self.coll.aggregate(pipeline)}
 
     def aggregate(self, by: Sequence[str], metrics: Mapping[str, Metric], where: Where | None = None) -> list[dict]:
-        """A $group pipeline for counts and sums; per percentile, $sort → $group/$push → $arrayElemAt."""
+        """A $group pipeline for counts and sums; per percentile field, $sort → $group/$push → $arrayElemAt."""
         by = tuple(by)
         check_aggregate(by, metrics, self.aggregatable)
         match = self._filter(where)
@@ -166,19 +166,26 @@ class MongoCollection:
             for result in self.coll.aggregate([{"$match": match}, {"$group": group}], allowDiskUse=True):
                 key = key_of(result)
                 rows[key] = {**dict(zip(by, key)), **{n: result.get(n) for n in plain}}
+        by_field: dict[str, list[tuple[str, int]]] = {}
         for name, m in metrics.items():
-            if m.op != "percentile":
-                continue
-            field = m.field
+            if m.op == "percentile":
+                by_field.setdefault(m.field, []).append((name, m.permille))
+        for field, wanted in by_field.items():
+            # One sorted $push per field, however many of its percentiles are asked for.
             cond = dict(match)
             cond = {"$and": [cond, {field: {"$ne": None}}]} if field in cond else {**cond, field: {"$ne": None}}
-            rank = {"$floor": {"$divide": [{"$add": [{"$multiply": [m.permille, "$n"]}, 999]}, 1000]}}
+            project = {}
+            for name, permille in wanted:
+                rank = {"$floor": {"$divide": [{"$add": [{"$multiply": [permille, "$n"]}, 999]}, 1000]}}
+                project[name] = {"$arrayElemAt": ["$vals", {"$subtract": [rank, 1]}]}
             pipeline = [{"$match": cond}, {"$sort": {field: 1}},
                         {"$group": {"_id": gid, "vals": {"$push": f"${field}"}, "n": {"$sum": 1}}},
-                        {"$project": {"v": {"$arrayElemAt": ["$vals", {"$subtract": [rank, 1]}]}}}]
+                        {"$project": project}]
             for result in self.coll.aggregate(pipeline, allowDiskUse=True):
                 key = key_of(result)
-                rows.setdefault(key, empty_row(by, metrics) | dict(zip(by, key)))[name] = result.get("v")
+                row = rows.setdefault(key, empty_row(by, metrics) | dict(zip(by, key)))
+                for name, _ in wanted:
+                    row[name] = result.get(name)
         out = [empty_row(by, metrics) | {k: v for k, v in row.items() if v is not None or k in by}
                for row in rows.values()]
         if not by:

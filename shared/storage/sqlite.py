@@ -234,7 +234,7 @@ class SQLiteCollection:
         return {k: n for k, n in rows}
 
     def aggregate(self, by: Sequence[str], metrics: Mapping[str, Metric], where: Where | None = None) -> list[dict]:
-        """GROUP BY for counts and sums; a window (ROW_NUMBER over the sorted group) per percentile."""
+        """GROUP BY for counts and sums; a window (ROW_NUMBER over the sorted group) per percentile field."""
         by = tuple(by)
         check_aggregate(by, metrics, self.aggregatable)
         clause, where_params = self._where(where)
@@ -262,17 +262,25 @@ class SQLiteCollection:
                 key = tuple(values[:len(by)])
                 rows[key] = {**dict(zip(by, key)), **dict(zip(plain, values[len(by):]))}
         partition = f"PARTITION BY {', '.join(keys)} " if keys else ""
+        by_field: dict[str, list[tuple[str, int]]] = {}
         for name, m in metrics.items():
-            if m.op != "percentile":
-                continue
-            col = _ident(m.field)
+            if m.op == "percentile":
+                by_field.setdefault(m.field, []).append((name, m.permille))
+        for field, wanted in by_field.items():
+            # One window pass per field, however many of its percentiles are asked for.
+            col = _ident(field)
             inner_where = (clause + " AND " if clause else " WHERE ") + f"{col} IS NOT NULL"
-            sql = (f"SELECT {', '.join(keys + ['v'])} FROM (SELECT {', '.join(keys)}{', ' if keys else ''}{col} AS v, "
+            ranks = " OR ".join("rn = (? * n + 999) / 1000" for _ in wanted)
+            sql = (f"SELECT {', '.join(keys + ['v'])}, n, rn FROM (SELECT {', '.join(keys)}{', ' if keys else ''}{col} AS v, "
                    f"ROW_NUMBER() OVER ({partition}ORDER BY {col}) AS rn, COUNT(*) OVER ({partition.strip()}) AS n "
-                   f"FROM {self.table}{inner_where}) WHERE rn = (? * n + 999) / 1000")
-            for values in conn.execute(sql, where_params + [m.permille]):
+                   f"FROM {self.table}{inner_where}) WHERE {ranks}")
+            for values in conn.execute(sql, where_params + [k for _, k in wanted]):
                 key = tuple(values[:len(by)])
-                rows.setdefault(key, empty_row(by, metrics) | dict(zip(by, key)))[name] = values[-1]
+                value, n, rn = values[len(by):]
+                row = rows.setdefault(key, empty_row(by, metrics) | dict(zip(by, key)))
+                for name, permille in wanted:
+                    if rn == (permille * n + 999) // 1000:
+                        row[name] = value
         out = [empty_row(by, metrics) | row for row in rows.values()]
         if not by and not out:
             out = [empty_row(by, metrics)]

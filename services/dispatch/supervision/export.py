@@ -1,0 +1,105 @@
+"""The figures as the spreadsheet a township reports upward: one sheet per period, Chinese headers."""
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+
+from shared.clock import iso, parse_iso
+
+from .facts import LOCAL
+
+BY_TITLES = {"village": "村(社区)", "level": "层级", "lead": "三长", "department": "市直部门",
+             "category": "问题类别", "week": "周", "township": "镇(街道)", None: "单位"}
+# (header, key, kind): kind "n" a count, "r" a rate, "h" seconds shown as hours.
+COLUMNS = (
+    ("收集问题(件)", "received", "n"), ("按时接单(件)", "accepted_on_time", "n"), ("响应率", "response_rate", "r"),
+    ("办结(件)", "resolved", "n"), ("解决率", "resolve_rate", "r"), ("评价(件)", "rated", "n"),
+    ("满意(件)", "satisfied", "n"), ("满意率", "satisfaction_rate", "r"), ("2天内解决(件)", "resolved_within_2d", "n"),
+    ("2天解决率", "within_2d_rate", "r"), ("当前超时(件)", "overdue_now", "n"), ("逐级上交(次)", "escalations", "n"),
+    ("超时(次)", "breaches", "n"), ("接单用时中位数(小时)", "accept_median_s", "h"),
+    ("接单用时P90(小时)", "accept_p90_s", "h"), ("办结用时中位数(小时)", "resolve_median_s", "h"),
+    ("办结用时P90(小时)", "resolve_p90_s", "h"), ("调解矛盾纠纷(件)", "disputes_mediated", "n"),
+    ("排查安全隐患(个)", "hazards_found", "n"), ("提供微服务(件)", "micro_services", "n"),
+)
+PERIODS = ("month", "quarter", "week", "whole")
+
+
+def periods(since: str, until: str, period: str) -> list[tuple[str, str, str]]:
+    """[(sheet title, from, to)] covering [since, until), cut at local month/quarter/week boundaries."""
+    start, end = parse_iso(since).astimezone(LOCAL), parse_iso(until).astimezone(LOCAL)
+    if period == "whole":
+        return [(f"{start:%Y-%m-%d}至{(end - timedelta(seconds=1)):%Y-%m-%d}", since, until)]
+    out = []
+    cursor = start
+    while cursor < end:
+        if period == "week":
+            boundary = (cursor - timedelta(days=cursor.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+            nxt = boundary + timedelta(days=7)
+            title = f"{boundary:%Y-%m-%d}周"
+        else:
+            months = 3 if period == "quarter" else 1
+            first_month = (cursor.month - 1) // months * months + 1
+            boundary = cursor.replace(month=first_month, day=1, hour=0, minute=0, second=0, microsecond=0)
+            month = first_month + months
+            nxt = boundary.replace(year=boundary.year + (month - 1) // 12, month=(month - 1) % 12 + 1)
+            title = (f"{boundary.year}年第{(first_month - 1) // 3 + 1}季度" if period == "quarter"
+                     else f"{boundary.year}年{boundary.month}月")
+        out.append((title, iso(max(cursor, start)), iso(min(nxt, end))))
+        cursor = nxt
+    return out
+
+
+def _cell(value, kind):
+    if value is None:
+        return None
+    if kind == "h":
+        return round(value / 3600, 1)
+    return value
+
+
+def workbook(township_name: str, sheets: list[tuple[str, dict]], by: str | None) -> bytes:
+    wb = Workbook()
+    wb.remove(wb.active)
+    head_fill = PatternFill("solid", fgColor="DDEBF7")
+    for title, figures in sheets:
+        ws = wb.create_sheet(title=title[:31])
+        first = parse_iso(figures["from"]).astimezone(LOCAL)
+        last = parse_iso(figures["to"]).astimezone(LOCAL) - timedelta(seconds=1)
+        ws.append([f"{township_name}“三长制”工作情况统计表（{first:%Y年%m月%d日}—{last:%Y年%m月%d日}）"])
+        ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(COLUMNS) + 1)
+        ws["A1"].font = Font(bold=True, size=14)
+        ws["A1"].alignment = Alignment(horizontal="center")
+        ws.append([BY_TITLES.get(by, "单位")] + [h for h, _, _ in COLUMNS])
+        for cell in ws[2]:
+            cell.font = Font(bold=True)
+            cell.fill = head_fill
+            cell.alignment = Alignment(wrap_text=True, vertical="center", horizontal="center")
+        for label, row, bold in [("合计", figures["total"], True)] + [(r.get("label"), r, False) for r in figures["rows"]]:
+            ws.append([label] + [_cell(row.get(key), kind) for _, key, kind in COLUMNS])
+            if bold:
+                for cell in ws[ws.max_row]:
+                    cell.font = Font(bold=True)
+            for i, (_, _, kind) in enumerate(COLUMNS, start=2):
+                if kind == "r":
+                    ws.cell(ws.max_row, i).number_format = "0.0%"
+        ws.column_dimensions["A"].width = 28
+        for i in range(2, len(COLUMNS) + 2):
+            ws.column_dimensions[get_column_letter(i)].width = 11
+        ws.row_dimensions[2].height = 45
+        ws.freeze_panes = "B3"
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def filename(township: str, since: str, until: str) -> str:
+    a = parse_iso(since).astimezone(LOCAL)
+    b = parse_iso(until).astimezone(LOCAL) - timedelta(seconds=1)
+    return f"sanzhang-figures-{township}-{a:%Y%m%d}-{b:%Y%m%d}.xlsx"
+
+
+

@@ -1,0 +1,230 @@
+"""A township's knowledge base of common questions (常见问题库): entries, spreadsheet import, and the
+matcher built from them.
+
+An entry is 问题 (the question as the township words it), 答案, 关键词 (other ways residents put it,
+which the matcher indexes with the question) and 类别 (a label such as 医保, 养老, 补贴, 证明). Its
+key is 编号 (given in the spreadsheet or the API, else derived from the question), unique within the
+township, so importing the same spreadsheet again updates entries instead of duplicating them.
+
+The matcher (faq.Matcher) is built per township and cached per process; every change bumps the
+township's revision (one small document), and the next question rebuilds the matcher when the
+revision it was built from is stale — so several processes (gunicorn workers, replicas) agree.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+import threading
+
+from shared.clock import Clock, iso
+from shared.ids import short_hash
+from shared.storage import Index
+
+from .faq import Match, Matcher
+
+KB_INDEXES = [Index.on("township"), Index.on("township", "code")]
+CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+HEADERS = {"编号": "code", "问题": "question", "答案": "answer", "关键词": "keywords", "类别": "category"}
+REQUIRED = ("问题", "答案")
+MAX_ENTRIES = 2000
+_SPLIT = re.compile(r"[、,，;；/|\s]+")
+
+
+class KbError(Exception):
+    """A spreadsheet that cannot be imported: the whole file is refused, every problem listed."""
+
+    def __init__(self, errors: list[dict]):
+        super().__init__(errors[0]["message"] if errors else "知识库文件有误")
+        self.errors = errors
+
+
+def split_keywords(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        parts = [str(v) for v in value]
+    else:
+        parts = _SPLIT.split(str(value))
+    return list(dict.fromkeys(p.strip() for p in parts if p and p.strip()))[:30]
+
+
+def entry_id(township: str, code: str) -> str:
+    return f"{township}.{code}"
+
+
+def code_for(question: str) -> str:
+    return "q" + short_hash(question.strip(), length=8)
+
+
+class KnowledgeBase:
+    def __init__(self, store, clock: Clock):
+        self.entries = store.collection("kb_entries", KB_INDEXES)
+        self.meta = store.collection("kb_meta")
+        self.clock = clock
+        self._matchers: dict[str, tuple[int, Matcher]] = {}
+        self._lock = threading.Lock()
+
+    # -- entries ----------------------------------------------------------------------------------
+    def list(self, township: str) -> list[dict]:
+        return sorted(self.entries.find({"township": township}, limit=MAX_ENTRIES), key=lambda e: e["code"])
+
+    def get(self, township: str, code: str) -> dict | None:
+        doc = self.entries.get(entry_id(township, code))
+        return doc if doc and doc["township"] == township else None
+
+    def put(self, township: str, body: dict, actor: str, code: str | None = None) -> tuple[dict, str]:
+        """Creates or replaces an entry; returns (entry, "created" | "updated" | "unchanged")."""
+        code = code or body.get("code") or code_for(body["question"])
+        current = self.get(township, code)
+        now = iso(self.clock.now())
+        doc = {"_id": entry_id(township, code), "township": township, "code": code,
+               "question": body["question"].strip(), "answer": body["answer"].strip(),
+               "keywords": split_keywords(body.get("keywords")), "category": (body.get("category") or "").strip() or None,
+               "active": body.get("active", True), "created_at": (current or {}).get("created_at", now),
+               "updated_at": now, "updated_by": actor}
+        if current and all(current.get(k) == doc[k] for k in ("question", "answer", "keywords", "category", "active")):
+            return current, "unchanged"
+        stored = self.entries.upsert(doc)
+        self._bump(township)
+        return stored, "updated" if current else "created"
+
+    def delete(self, township: str, code: str) -> bool:
+        if self.get(township, code) is None:
+            return False
+        self.entries.delete(entry_id(township, code))
+        self._bump(township)
+        return True
+
+    # -- spreadsheet import -----------------------------------------------------------------------
+    def import_file(self, township: str, data: bytes, filename: str, actor: str, replace: bool = False) -> dict:
+        rows = read_sheet(data, filename)
+        counts = {"created": 0, "updated": 0, "unchanged": 0, "removed": 0}
+        kept = set()
+        for row in rows:
+            _, status = self.put(township, row, actor, code=row["code"])
+            counts[status] += 1
+            kept.add(row["code"])
+        if replace:
+            for entry in self.list(township):
+                if entry["code"] not in kept:
+                    self.delete(township, entry["code"])
+                    counts["removed"] += 1
+        return {"township": township, "total": len(rows), **counts}
+
+    # -- matching ---------------------------------------------------------------------------------
+    def revision(self, township: str) -> int:
+        doc = self.meta.get(township)
+        return doc["revision"] if doc else 0
+
+    def _bump(self, township: str) -> None:
+        doc = self.meta.get(township) or {"_id": township, "revision": 0}
+        doc["revision"] = doc.get("revision", 0) + 1
+        self.meta.upsert(doc)
+
+    def matcher(self, township: str) -> Matcher | None:
+        revision = self.revision(township)
+        if revision == 0:
+            return None  # no knowledge base: nothing to answer with (and jieba is never loaded)
+        cached = self._matchers.get(township)
+        if cached and cached[0] == revision:
+            return cached[1]
+        with self._lock:
+            cached = self._matchers.get(township)
+            if cached and cached[0] == revision:
+                return cached[1]
+            entries = [e for e in self.list(township) if e.get("active", True)]
+            matcher = Matcher(entries)
+            self._matchers[township] = (revision, matcher)
+            return matcher
+
+    def match(self, township: str, text: str) -> tuple[Match | None, dict | None]:
+        matcher = self.matcher(township)
+        if matcher is None:
+            return None, None
+        found = matcher.match(text)
+        entry = self.entries.get(found.entry_id) if found.entry_id else None
+        if found.entry_id and entry is None:  # deleted since the matcher was built
+            return found, None
+        return found, entry
+
+
+# -- reading a spreadsheet ------------------------------------------------------------------------
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return " ".join(str(value).replace("\u3000", " ").split())
+
+
+def _table(data: bytes, filename: str) -> list[list]:
+    name = (filename or "").lower()
+    if name.endswith(".xlsx") or data.startswith(b"PK"):
+        import openpyxl
+
+        try:
+            book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        except Exception as exc:  # a damaged or foreign file fails in many ways: all mean "unreadable"
+            raise KbError([{"row": 1, "column": None, "message": "无法读取该xlsx文件，请确认文件未损坏"}]) from exc
+        try:
+            sheet = book.worksheets[0]
+            sheet.reset_dimensions()
+            return [list(r) for r in sheet.iter_rows(values_only=True)]
+        finally:
+            book.close()
+    if b"\x00" in data:
+        raise KbError([{"row": 1, "column": None, "message": "无法识别的文件格式，请上传.xlsx或CSV文件"}])
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        raise KbError([{"row": 1, "column": None, "message": "无法识别CSV文件的编码，请另存为UTF-8或GBK编码"}])
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def read_sheet(data: bytes, filename: str) -> list[dict]:
+    """Every row as an entry body; KbError listing every problem (row numbers as in Excel)."""
+    if not data:
+        raise KbError([{"row": 1, "column": None, "message": "文件为空"}])
+    table = _table(data, filename)
+    if not table:
+        raise KbError([{"row": 1, "column": None, "message": "文件为空"}])
+    header = [_cell(v) for v in table[0]]
+    errors: list[dict] = []
+    missing = [h for h in REQUIRED if h not in header]
+    if missing:
+        raise KbError([{"row": 1, "column": h, "message": f"缺少表头“{h}”（需要：问题、答案，可选：关键词、类别、编号）"}
+                       for h in missing])
+    where = {HEADERS[h]: i for i, h in enumerate(header) if h in HEADERS}
+    rows, seen = [], {}
+    for number, cells in enumerate(table[1:], start=2):
+        values = {key: _cell(cells[i]) if i < len(cells) else "" for key, i in where.items()}
+        if not any(values.values()):
+            continue  # a blank row
+        for key, label, low, high in (("question", "问题", 2, 200), ("answer", "答案", 2, 2000)):
+            if not values.get(key):
+                errors.append({"row": number, "column": label, "message": f"“{label}”不能为空"})
+            elif not low <= len(values[key]) <= high:
+                errors.append({"row": number, "column": label, "message": f"“{label}”长度应为{low}–{high}个字"})
+        code = values.get("code") or (code_for(values["question"]) if values.get("question") else "")
+        if values.get("code") and not CODE.match(values["code"]):
+            errors.append({"row": number, "column": "编号", "message": "编号只能包含字母、数字、-和_，最长32位"})
+        elif code and code in seen:
+            errors.append({"row": number, "column": "编号" if values.get("code") else "问题",
+                           "message": f"与第{seen[code]}行重复"})
+        seen.setdefault(code, number)
+        if len(values.get("category") or "") > 20:
+            errors.append({"row": number, "column": "类别", "message": "“类别”最长20个字"})
+        rows.append({"code": code, "question": values.get("question", ""), "answer": values.get("answer", ""),
+                     "keywords": split_keywords(values.get("keywords")), "category": values.get("category") or None})
+    if len(rows) > MAX_ENTRIES:
+        errors.append({"row": 1, "column": None, "message": f"一次最多导入{MAX_ENTRIES}条"})
+    if not rows and not errors:
+        errors.append({"row": 2, "column": None, "message": "文件中没有问题"})
+    if errors:
+        raise KbError(errors)
+    return rows

@@ -1,0 +1,77 @@
+"""Personal data inside events is sealed (Fernet: AES-128-CBC + HMAC-SHA256, from the maintained
+`cryptography` package), so the broker, its dead-letter queues and anything that copies a message
+never hold a resident's or a lead's phone number in clear. Producers and consumers see clear text:
+``make_event`` seals, ``load_event`` opens.
+
+The key is derived from SANZHANG_SECRET; SANZHANG_PREVIOUS_SECRET keeps messages sealed before a
+rotation readable until they have drained.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+PREFIX = "sealed:v1:"
+
+
+def _fernet(secret: str) -> Fernet:
+    key = hashlib.sha256(b"sanzhang/personal-data/v1|" + secret.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def is_personal(key: str) -> bool:
+    """Field names that carry a contact address; masked copies are not personal."""
+    return (key.endswith("phone") or key.endswith("openid")) and not key.endswith("_masked")
+
+
+class Sealer:
+    def __init__(self, secret: str, previous: str | None = None):
+        keys = [_fernet(secret)] + ([_fernet(previous)] if previous else [])
+        self._fernet = MultiFernet(keys)
+
+    def seal(self, value: str) -> str:
+        return PREFIX + self._fernet.encrypt(value.encode()).decode()
+
+    def open(self, value: str) -> str:
+        try:
+            return self._fernet.decrypt(value[len(PREFIX):].encode()).decode()
+        except InvalidToken as exc:
+            raise ValueError("a sealed field could not be opened (wrong SANZHANG_SECRET?)") from exc
+
+
+_sealer: Sealer | None = None
+
+
+def configure(secret: str | None, previous: str | None = None) -> None:
+    """Called by the composition root. Without a secret nothing is sealed (a bare embedded run)."""
+    global _sealer
+    _sealer = Sealer(secret, previous) if secret else None
+
+
+def seal_tree(value: Any) -> Any:
+    if _sealer is None:
+        return value
+    if isinstance(value, dict):
+        return {k: (_sealer.seal(v) if is_personal(k) and isinstance(v, str) and v and not v.startswith(PREFIX)
+                    else seal_tree(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [seal_tree(v) for v in value]
+    return value
+
+
+def open_tree(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: (_open(v) if isinstance(v, str) and v.startswith(PREFIX) else open_tree(v))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [open_tree(v) for v in value]
+    return value
+
+
+def _open(value: str) -> str:
+    if _sealer is None:
+        raise ValueError("a sealed field arrived but no SANZHANG_SECRET is configured")
+    return _sealer.open(value)
