@@ -80,7 +80,7 @@ class Aggregates:
                 doc["seen"] = (doc.get("seen", []) + [applying])[-SEEN_LIMIT:]
             staged = self._stage(doc, events)
             try:
-                stored = self.collection.replace(doc, current["version"])
+                stored = self.collection.replace(doc, current["version"], previous=current)
             except VersionConflict:
                 continue
             if staged:
@@ -89,8 +89,11 @@ class Aggregates:
             return stored
         raise VersionConflict(f"gave up on {doc_id} after {MAX_RETRIES} conflicts")
 
-    def take_published(self, doc_id: str, event_ids: set[str]) -> None:
-        """Drop events the broker confirmed; the document's other changes are kept."""
+    def take_published(self, doc_id: str, event_ids: set[str], claimed: dict | None = None) -> None:
+        """Drop events the broker confirmed; the document's other changes are kept.
+
+        ``claimed`` is the document as the relay's claim returned it: when nobody wrote it since,
+        one compare-and-set clears it without reading it again (the common case)."""
         def drop(doc: dict):
             before = doc.get("outbox", [])
             doc["outbox"] = [e for e in before if e["id"] not in event_ids]
@@ -100,6 +103,16 @@ class Aggregates:
             doc["outbox_due"] = iso(self.clock.now()) if doc["outbox"] else None
             return ()
 
+        if claimed is not None:
+            doc = copy.deepcopy(claimed)
+            try:
+                drop(doc)
+                self.collection.replace(doc, claimed["version"], previous=claimed)
+                return
+            except Unchanged:
+                return
+            except VersionConflict:
+                pass  # written since the claim: merge with what is there now
         try:
             self.mutate(doc_id, drop)
         except NotFound:

@@ -250,3 +250,23 @@ def test_xlsx_export_has_a_sheet_per_period_with_chinese_headers(system, web, da
 def test_lead_keys_follow_people_not_posts():
     assert lead_key("neighbourhood", "u1", "张三") != lead_key("neighbourhood", "u1", "李四")
     assert lead_key("department", "d1", "住建局") == "d1"
+
+
+def test_ratings_are_read_from_the_resident_loops_payload():
+    from services.dispatch.supervision.ledger import satisfaction_of
+
+    assert satisfaction_of({"rating": "basically_satisfied", "satisfied": True}) is True
+    assert satisfaction_of({"rating": "unsatisfied", "satisfied": False}) is False
+    assert satisfaction_of({"rating": "unsatisfied"}) is False and satisfaction_of({"score": 4}) is True
+    assert satisfaction_of({"outcome": "satisfied"}) is None  # follow-ups' verdicts travel as report.rated
+
+
+def test_a_linked_raters_verdict_does_not_count_twice(system, web, dataset):
+    before = len(sup(system).ledger.list(TOWNSHIP))
+    doc = case(system, dataset["ids"]["A"])
+    sup(system).projector.on_rated({
+        "id": new_id(), "type": "report.rated", "township": TOWNSHIP, "occurred_at": iso(system.clock.now()),
+        "version": 1, "correlation_id": doc["report_id"],
+        "payload": {"case_id": doc["_id"], "report_id": "another-report", "rating": "unsatisfied",
+                    "satisfied": False, "linked": True}})
+    assert len(sup(system).ledger.list(TOWNSHIP)) == before and case(system, doc["_id"])["satisfied"] == 1

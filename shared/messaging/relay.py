@@ -58,7 +58,7 @@ class OutboxRelay:
                     self._release(repo, docs, now + RETRY_AFTER)
                     return sent
                 for doc in docs:
-                    repo.take_published(doc["_id"], {e["id"] for e in doc.get("outbox", [])})
+                    repo.take_published(doc["_id"], {e["id"] for e in doc.get("outbox", [])}, claimed=doc)
                 for e in events:
                     EVENTS_PUBLISHED.labels(e["type"]).inc()
                 sent += len(events)

@@ -64,7 +64,7 @@ class MongoCollection:
             raise DuplicateKey(str(exc)) from exc
         return doc
 
-    def replace(self, doc: dict, expected_version: int) -> dict:
+    def replace(self, doc: dict, expected_version: int, previous: dict | None = None) -> dict:
         doc = dict(doc)
         doc["version"] = expected_version + 1
         try:

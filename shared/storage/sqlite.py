@@ -125,14 +125,19 @@ class SQLiteCollection:
             raise DuplicateKey(str(exc)) from exc
         return doc
 
-    def replace(self, doc: dict, expected_version: int) -> dict:
+    def replace(self, doc: dict, expected_version: int, previous: dict | None = None) -> dict:
         doc = dict(doc)
         doc["version"] = expected_version + 1
-        sets = ", ".join(["version = ?", "doc = ?"] + [f"{_ident(c)} = ?" for c in self.columns])
+        # SQLite rewrites every index whose column appears in the SET list, changed or not. The
+        # caller's copy of the stored document (at expected_version, which the WHERE enforces)
+        # says which indexed columns really changed, so only their indexes are touched.
+        cols = self.columns if previous is None else [c for c in self.columns if previous.get(c) != doc.get(c)]
+        sets = ", ".join(["version = ?", "doc = ?"] + [f"{_ident(c)} = ?" for c in cols])
         try:
             cur = self.store.write(
                 f"UPDATE {self.table} SET {sets} WHERE _id = ? AND version = ?",
-                [doc["version"], json.dumps(doc, ensure_ascii=False)] + self._row(doc) + [doc["_id"], expected_version])
+                [doc["version"], json.dumps(doc, ensure_ascii=False)] + [_param(doc.get(c)) for c in cols]
+                + [doc["_id"], expected_version])
         except sqlite3.IntegrityError as exc:
             raise DuplicateKey(str(exc)) from exc
         if cur.rowcount != 1:
