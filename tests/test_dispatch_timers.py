@@ -188,6 +188,7 @@ def test_a_stale_timer_does_nothing_but_reschedule(system, web, demo, clock):
     # … but the lead accepts between the claim and the firing.
     assert web.post(f"/api/v1/cases/{case_id}/accept", json={},
                     headers=holder(system, p["neighbourhood"])).status_code == 200
+    assert system.drain()  # the relay has sent case.accepted: nothing else writes the case now
     before = case(system, case_id)
     assert timers.fire(claimed[0]) == []
     after = case(system, case_id)
