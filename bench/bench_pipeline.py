@@ -83,6 +83,10 @@ def bench_dispatch(n: int, workers: int) -> float:
             pub.publish(events[i:i + 1000])
         pub.close()
         while cases.count({"township": DEMO_TOWNSHIP}) < n:
+            if proc.poll() is not None:
+                raise RuntimeError(f"sanzhang dispatch exited with {proc.returncode} mid-benchmark")
+            if time.perf_counter() - started > 600:
+                raise RuntimeError("dispatch did not finish within 10 minutes")
             time.sleep(0.1)
         return n / (time.perf_counter() - started)
     finally:

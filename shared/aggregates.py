@@ -10,6 +10,7 @@ import copy
 import threading
 from typing import Callable, Iterable
 
+from . import faults
 from .clock import Clock, iso
 from .metrics import count_stored
 from .storage import Collection, Index, VersionConflict
@@ -50,6 +51,7 @@ class Aggregates:
         doc.setdefault("seen", [])
         staged = self._stage(doc, events)
         stored = self.collection.insert(doc)
+        faults.hit("stored")
         if staged:
             count_stored(events)
             self._wake()
@@ -83,6 +85,7 @@ class Aggregates:
                 stored = self.collection.replace(doc, current["version"], previous=current)
             except VersionConflict:
                 continue
+            faults.hit("stored")
             if staged:
                 count_stored(events)
                 self._wake()

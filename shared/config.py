@@ -27,7 +27,10 @@ ENV_VARS = {
     "SANZHANG_LOG_LEVEL": "Log level (default INFO).",
     "SANZHANG_SQLITE_SYNC": "SQLite synchronous mode: NORMAL (default; survives process crashes) or FULL (also power loss).",
     "SANZHANG_DEMO": "1 loads the demo township and prints demo tokens (make run sets it).",
+    "SANZHANG_FAULT_POINTS": "Fault suite only: crash the process at these step boundaries (stored, published, handled). Never set in production.",
+    "SANZHANG_FAULT_RATE": "Fault suite only: probability of a crash at each hit of a named point (default 0.01).",
     "SANZHANG_MAX_BODY": "Largest accepted request body in bytes (default 1 MiB).",
+    "SANZHANG_RATE_LIMIT": "Write requests (POST/PUT/PATCH/DELETE) per credential, N/seconds, e.g. 60/60; more answer 429 with Retry-After. Kept in memory, so per gunicorn worker. Unset or off: no limit.",
 }
 
 
@@ -51,6 +54,7 @@ class Settings:
     sqlite_sync: str = "NORMAL"
     demo: bool = False
     max_body: int = 1024 * 1024
+    rate_limit: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -80,5 +84,6 @@ class Settings:
             sqlite_sync=(get("SANZHANG_SQLITE_SYNC") or "NORMAL").upper(),
             demo=(get("SANZHANG_DEMO") or "") in ("1", "true", "yes"),
             max_body=int(get("SANZHANG_MAX_BODY") or 1024 * 1024),
+            rate_limit=get("SANZHANG_RATE_LIMIT") or None,
             extra=env,
         )

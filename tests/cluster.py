@@ -52,7 +52,8 @@ def wait_until(fn, timeout=30.0, what="condition", interval=0.2):
 
 
 class Cluster:
-    def __init__(self, amqp_url: str, data_dir: Path, extra_env: dict | None = None):
+    def __init__(self, amqp_url: str, data_dir: Path, extra_env: dict | None = None,
+                 per_service_env: dict[str, dict] | None = None):
         self.amqp_url = amqp_url
         self.data_dir = data_dir
         self.namespace = "e2e" + uuid.uuid4().hex[:8]
@@ -60,13 +61,14 @@ class Cluster:
         self.base = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
         self.procs: dict[str, subprocess.Popen] = {}
         self.extra_env = extra_env or {}
+        self.per_service_env = per_service_env or {}
         self._logs = {}
 
     def env(self, name: str) -> dict:
         env = {**os.environ, "SANZHANG_AMQP_URL": self.amqp_url, "SANZHANG_NAMESPACE": self.namespace,
                "SANZHANG_DATA_DIR": str(self.data_dir), "SANZHANG_PORT": str(self.ports[name]),
                "SANZHANG_SECRET": SECRET, "SANZHANG_ADMIN_TOKEN": ADMIN, "SANZHANG_WEB_WORKERS": "1",
-               "SANZHANG_OUTBOX_POLL": "0.1", **self.extra_env}
+               "SANZHANG_OUTBOX_POLL": "0.1", **self.extra_env, **self.per_service_env.get(name, {})}
         env.pop("SANZHANG_MONGO_URL", None)
         return env
 

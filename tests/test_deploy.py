@@ -57,6 +57,8 @@ INTENTIONALLY_ABSENT = {
     "SANZHANG_DEMO": "loads the demo township and prints demo tokens; never in production",
     "SANZHANG_DATA_DIR": "SQLite folder; the Kubernetes and Compose deployments store in MongoDB",
     "SANZHANG_SQLITE_SYNC": "SQLite durability mode; unused with MongoDB",
+    "SANZHANG_FAULT_POINTS": "crash injection for the fault suite; never in production",
+    "SANZHANG_FAULT_RATE": "crash injection for the fault suite; never in production",
 }
 
 # Kinds with schemas in kubernetes-validate, and the custom kinds checked structurally below.

@@ -1,6 +1,7 @@
 """intake's HTTP edge: submit a report, read the resident's view."""
 from __future__ import annotations
 
+from flask import request
 from flask_smorest import Blueprint, abort
 
 from shared.auth import require, require_township
@@ -18,16 +19,23 @@ def build_blueprint(service, tokens: ResidentTokens | None = None) -> Blueprint:
     bp = Blueprint("intake", __name__, url_prefix="/api/v1", description="受理：群众点单与办理进度查询")
 
     @bp.route("/reports", methods=["POST"])
-    @bp.arguments(ReportIn)
+    @bp.arguments(ReportIn())  # an instance: webargs would build a schema per request from a class
     @bp.response(201, ReportCreated)
+    @bp.alt_response(404, description="township 不在凭证范围内（与不存在的镇相同）")
     @require("operator", "client", "staff", "lead")
     def submit(body):
         """提交诉求（群众点单）。住户编号、地址或登记电话任一项即可定位到邻。
 
+        可带 Idempotency-Key 头：网络中断后用同一个键重发，返回第一次创建的诉求，不会重复立案。
+
         常见问题（医保、养老认证、补贴、开证明……）与本镇知识库匹配可信时即时答复（status=answered，
         不派单）；附近同类未办结的诉求列在 possible_duplicates 中，可选择关注。"""
-        require_township(body["township"])
-        report = service.submit(body)
+        principal = require_township(body["township"])
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not (1 <= len(key) <= 100):
+            abort(422, message="Idempotency-Key 须为1到100个字符", errors={"headers": {"Idempotency-Key": ["长度须为1到100"]}})
+        scoped = f"{principal.role}:{principal.name or ''}:{','.join(principal.townships)}:{key}" if key else None
+        report = service.submit(body, idempotency_key=scoped)
         return {**_view(report), "resident_token": tokens.issue(report)}
 
     @bp.route("/reports/<string:ref>", methods=["GET"])

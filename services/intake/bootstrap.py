@@ -17,6 +17,8 @@ from .residents import ResidentTokens, TownshipSettings
 from .service import IntakeService
 
 REPORT_INDEXES = [Index.on("tracking_no", unique=True), Index.on("township"), Index.on("township", "status"),
+                  # a client's Idempotency-Key: a resent POST finds the report it already made
+                  Index.on("idempotency_key", unique=True),
                   Index.on("outbox_due"), Index.on("resend_due"),
                   # Open311 listing: a township's reports by date, optionally by category
                   Index.on("township", "submitted_at"), Index.on("township", "category", "submitted_at"),

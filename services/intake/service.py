@@ -6,6 +6,7 @@ import logging
 from shared.aggregates import Aggregates, NotFound, Unchanged
 from shared.clock import Clock, iso
 from shared.metrics import REPORTS_RECEIVED
+from shared.storage import DuplicateKey
 
 from .reports import RESEND_AFTER, apply_case_event, new_report, submitted_event
 
@@ -18,12 +19,26 @@ class IntakeService:
         self.clock = clock
         self.loop = loop  # the resident's loop (loop.py): instant answers, duplicates, ratings
 
-    def submit(self, body: dict) -> dict:
-        """Stores a report; the returned document carries ``possible_duplicates`` found on arrival."""
+    def submit(self, body: dict, idempotency_key: str | None = None) -> dict:
+        """Stores a report; the returned document carries ``possible_duplicates`` found on arrival.
+
+        ``idempotency_key`` (the client's key, scoped by the caller): a POST resent after a lost
+        answer returns the report the first one made instead of making a second."""
+        if idempotency_key:
+            found = self.reports.collection.find({"idempotency_key": idempotency_key}, limit=1)
+            if found:
+                return found[0]
         report, events = new_report(body, self.clock.now())
+        report["idempotency_key"] = idempotency_key
         if self.loop is not None:
             events, _ = self.loop.on_arrival(report, events, body)
-        stored = self.reports.add(report, events)
+        try:
+            stored = self.reports.add(report, events)
+        except DuplicateKey:
+            found = self.reports.collection.find({"idempotency_key": idempotency_key}, limit=1) if idempotency_key else []
+            if not found:
+                raise
+            return found[0]  # a concurrent resend of the same POST won the race
         REPORTS_RECEIVED.labels(report["channel"]).inc()
         log.info("report accepted", extra={"correlation_id": report["_id"], "township": report["township"]})
         return stored

@@ -17,6 +17,7 @@ from kombu.mixins import ConsumerMixin
 from marshmallow import ValidationError
 
 from ..events import load_event
+from .. import faults
 from ..logs import correlation_id
 from ..metrics import DEAD_LETTERED, EVENTS_CONSUMED, HANDLER_SECONDS
 from .topology import Names
@@ -134,6 +135,7 @@ class EventWorker(ConsumerMixin):
                 message.requeue()
             return
         self._attempts.pop(event["id"], None)
+        faults.hit("handled")
         message.ack()
         HANDLER_SECONDS.labels(self.service, event["type"]).observe(time.perf_counter() - started)
         EVENTS_CONSUMED.labels(self.service, event["type"], "ok").inc()

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from ..aggregates import Aggregates, Waker
 from ..clock import Clock, iso
+from .. import faults
 from ..metrics import EVENTS_PUBLISHED, PUBLISH_FAILURES
 from .publish import PublishError, Publisher
 
@@ -59,6 +60,7 @@ class OutboxRelay:
                     return sent
                 for doc in docs:
                     repo.take_published(doc["_id"], {e["id"] for e in doc.get("outbox", [])}, claimed=doc)
+                faults.hit("published")
                 for e in events:
                     EVENTS_PUBLISHED.labels(e["type"]).inc()
                 sent += len(events)
