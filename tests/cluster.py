@@ -61,6 +61,7 @@ class Cluster:
         self.base = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
         self.procs: dict[str, subprocess.Popen] = {}
         self.extra_env = extra_env or {}
+        self.mongo_url = os.environ.get("SANZHANG_MONGO_URL") or None
         self.per_service_env = per_service_env or {}
         self._logs = {}
 
@@ -69,7 +70,12 @@ class Cluster:
                "SANZHANG_DATA_DIR": str(self.data_dir), "SANZHANG_PORT": str(self.ports[name]),
                "SANZHANG_SECRET": SECRET, "SANZHANG_ADMIN_TOKEN": ADMIN, "SANZHANG_WEB_WORKERS": "1",
                "SANZHANG_OUTBOX_POLL": "0.1", **self.extra_env, **self.per_service_env.get(name, {})}
-        env.pop("SANZHANG_MONGO_URL", None)
+        # With SANZHANG_MONGO_URL set the cluster stores in that MongoDB (databases named after this
+        # cluster's namespace, dropped at the end); without it, in SQLite files under data_dir.
+        if self.mongo_url:
+            env["SANZHANG_MONGO_URL"] = self.mongo_url
+        else:
+            env.pop("SANZHANG_MONGO_URL", None)
         return env
 
     def start(self, name: str, wait: bool = True) -> None:
@@ -106,11 +112,22 @@ class Cluster:
         for log in self._logs.values():
             log.close()
         delete_amqp(self.amqp_url, Names(self.namespace))
+        if self.mongo_url:
+            from pymongo import MongoClient
+
+            client = MongoClient(self.mongo_url, serverSelectionTimeoutMS=5000)
+            for service in SERVICES:
+                client.drop_database(f"{self.namespace}_{service}")
+            client.close()
 
     def log_text(self, name: str) -> str:
         return (self.data_dir / f"{name}.log").read_text(errors="replace")
 
     def store(self, service: str):
+        if self.mongo_url:
+            from shared.storage.mongo import MongoStore
+
+            return MongoStore.from_url(self.mongo_url, f"{self.namespace}_{service}")
         from shared.storage.sqlite import SQLiteStore
 
         return SQLiteStore(self.data_dir / f"{self.namespace}_{service}.db")
