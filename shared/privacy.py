@@ -10,6 +10,8 @@ LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}$")
 # ASCII letters count as part of a word so hex ids (which may hold 11-digit runs) are left alone.
 _IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(1[3-9]\d)(\d{4})(\d{4})(?![0-9A-Za-z])"
                       r"|(?<![0-9A-Za-z])(0\d{2,3}-?)(\d{3,4})(\d{4})(?![0-9A-Za-z])")
+# What is_valid_phone accepts, for documents (OpenAPI patterns); spaces and brackets are also dropped.
+PHONE_PATTERN = r"^(\+86)?1[3-9]\d{9}$|^0\d{2,3}-?\d{7,8}$"
 FULL_NUMBER = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
 
 

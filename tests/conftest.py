@@ -69,3 +69,7 @@ def token(runtime: Runtime, role: str, townships=("430382100",), **kw) -> dict:
 
 
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN}"}
+
+
+# The privacy scan of the whole run (tests/log_scan.py): every log line, 4xx/5xx body and dead letter.
+from tests.log_scan import privacy_scan, pytest_terminal_summary  # noqa: E402,F401  (fixture and summary)

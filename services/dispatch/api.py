@@ -3,14 +3,25 @@ from __future__ import annotations
 
 from flask import request
 from flask_smorest import Blueprint, abort
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from shared.auth import current_principal, require, require_township
 from shared.events import TOWNSHIP_CODE
+from shared.web import spreadsheet_body
 
 from .roster import RosterError
 
 MAX_ROSTER_BYTES = 20 * 1024 * 1024
+# A name is shown on pages and written into spreadsheets: no control characters.
+PLAIN_TEXT = validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="不能包含控制字符")
+
+
+def _township_code(code: str) -> None:
+    """A path that cannot name a township names nothing (404, as for another township's)."""
+    try:
+        TOWNSHIP_CODE(code)
+    except ValidationError:
+        abort(404, message="未找到")
 
 
 class TownshipIn(Schema):
@@ -18,7 +29,7 @@ class TownshipIn(Schema):
         unknown = RAISE
 
     code = fields.String(required=True, validate=TOWNSHIP_CODE, metadata={"example": "430382100"})
-    name = fields.String(required=True, validate=validate.Length(min=1, max=40), metadata={"example": "清溪镇"})
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=40), PLAIN_TEXT], metadata={"example": "清溪镇"})
     city = fields.String(validate=validate.Regexp(r"^\d{6}$"), metadata={"example": "430382"})
 
 
@@ -71,9 +82,11 @@ def build_blueprint(org, cases_repo) -> Blueprint:
     @bp.arguments(RosterQuery, location="query")
     @bp.response(201, ImportOut)
     @bp.alt_response(422, description="花名册有误：整份拒收，逐行列出错误")
+    @bp.doc(requestBody=spreadsheet_body("花名册"))
     @require("operator", "staff")
     def import_roster(query, code):
         """导入花名册（XLSX 或 CSV，UTF-8 或 GBK）。上传 multipart 字段 file，或以原始正文提交并给出 filename。"""
+        _township_code(code)
         principal = require_township(code)
         upload = request.files.get("file")
         if upload is not None:

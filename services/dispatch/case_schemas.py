@@ -10,7 +10,9 @@ from .sla import CATEGORIES
 from .transitions import ESCALATION_REASONS, STATUS_TEXT
 from .views import SHOWS
 
-NOTE = [validate.Length(min=1, max=1000), validate.Regexp(r"\S", error="不能为空白")]
+# Not blank: Regexp matches at the start, so "\s*\S" (not "\S") lets a note begin with a space or a
+# newline; as a JSON Schema pattern (a search) it means the same.
+NOTE = [validate.Length(min=1, max=1000), validate.Regexp(r"\s*\S", error="不能为空白")]
 # instant is the bot's tier; a case a person handles is on one of these.
 CASE_TIERS = ("general", "difficult", "complex")
 

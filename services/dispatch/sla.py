@@ -182,10 +182,16 @@ _MAX_DAYS = {"seconds": 366 * 86400, "minutes": 366 * 1440, "hours": 366 * 24, "
 _MAX_WORKING_DAYS = 250
 
 
+DURATION_PATTERN = r"^\s*\d+(\.\d+)?\s*(wd|s|m|h|d)\s*$"
+
+
 class DurationField(fields.Field):
     """A Duration written as text ("2wd", "36h"); ``positive`` rejects zero."""
 
     def __init__(self, *, positive: bool = True, **kwargs: Any) -> None:
+        # Documented as what it reads (apispec copies these into the OpenAPI property).
+        kwargs["metadata"] = {"type": "string", "pattern": DURATION_PATTERN, "example": "2wd",
+                              **(kwargs.get("metadata") or {})}
         super().__init__(**kwargs)
         self.positive = positive
 
@@ -220,6 +226,7 @@ class LevelPolicySchema(Schema):
     warn_at = fields.Float(
         load_default=DEFAULT_WARN_AT,
         validate=validate.Range(min=0, max=1, min_inclusive=False, max_inclusive=False),
+        metadata={"exclusiveMinimum": True, "exclusiveMaximum": True},
     )
 
     @post_load

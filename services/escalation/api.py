@@ -23,6 +23,7 @@ from flask_smorest import Blueprint, abort
 from werkzeug.http import HTTP_STATUS_CODES
 
 from shared.auth import current_principal, require, require_township
+from shared.web import masked, spreadsheet_body
 
 from .directory import DirectoryError
 from .idempotency import MAX_KEY, InProgress, KeyReused, fingerprint
@@ -56,7 +57,8 @@ def _body(status: int, message: str, *, code: str | None = None, field: str | No
 
 
 def _respond(status: int, body: dict, replayed: bool = False):
-    response = jsonify(body)
+    # An error may quote what was sent (a name, a cell of the matrix): phone numbers in it are masked.
+    response = jsonify(masked(body) if status >= 400 else body)
     response.status_code = status
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -93,7 +95,8 @@ def build_blueprints(service: EscalationService) -> list[Blueprint]:
     def department_or_404(dept_id: str) -> dict:
         dept = directory.department(dept_id)
         if dept is None:
-            abort(404, message="未找到该部门")
+            # The same answer as another city's department (city_reader): existence does not leak.
+            abort(404, message="未找到")
         return dept
 
     def with_effective(dept: dict) -> dict:
@@ -161,6 +164,7 @@ def build_blueprints(service: EscalationService) -> list[Blueprint]:
     @require(*STAFF)
     @admin.arguments(DepartmentPatch)
     @admin.response(200, DepartmentOut)
+    @admin.alt_response(409, description="名称已被本市另一个部门使用")
     def patch_department(body, department_id):
         """修改部门：名称、联系人、是否可见完整电话、时限、停用"""
         dept = department_or_404(department_id)
@@ -262,6 +266,7 @@ def build_blueprints(service: EscalationService) -> list[Blueprint]:
     @admin.arguments(MatrixImportQuery, location="query", unknown=RAISE)
     @admin.response(200, MatrixOut)
     @admin.alt_response(422, description="清单有误：整份拒收，逐行列出错误（表头为第1行）")
+    @admin.doc(requestBody=spreadsheet_body("责任清单"))
     def import_matrix(query, city):
         """导入责任清单（XLSX 或 CSV，UTF-8/GBK），整份替换本市清单。列：类别、镇(街道)代码、牵头部门、配合部门、备注。
         上传 multipart 字段 file，或以原始正文提交并给出 filename。"""

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from services.dispatch.sla import DURATION_PATTERN
 from services.dispatch.workdays import Duration
 
 DEFAULTS: dict[str, Any] = {
@@ -44,6 +45,10 @@ class ClockPolicy:
 class DurationText(fields.String):
     """A Duration in text form; validated on load, kept as text in documents."""
 
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {"pattern": DURATION_PATTERN, **(kwargs.get("metadata") or {})}
+        super().__init__(**kwargs)
+
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
         try:
@@ -70,7 +75,8 @@ class ClockPolicyIn(Schema):
     accept = DurationText(metadata={"example": "1wd", "description": "签收时限"})
     finish = DurationText(metadata={"example": "10wd", "description": "办结时限（自交办起算）"})
     warn_at = fields.Float(validate=validate.Range(min=0, max=1, min_inclusive=False, max_inclusive=False),
-                           metadata={"example": 0.75, "description": "预警点：时限的比例"})
+                           metadata={"example": 0.75, "description": "预警点：时限的比例",
+                                     "exclusiveMinimum": True, "exclusiveMaximum": True})
     return_window = DurationText(metadata={"example": "1wd", "description": "可退单的时限（自交办起算）"})
 
 

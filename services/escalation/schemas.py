@@ -6,15 +6,17 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from services.dispatch.sla import CATEGORIES
 from shared.clock import iso, parse_iso
 from shared.events import TOWNSHIP_CODE
-from shared.privacy import is_valid_phone, normalise_phone
+from shared.privacy import PHONE_PATTERN, is_valid_phone, normalise_phone
 
 from .model import CASE_STATUS_TEXT, PART_STATUS_TEXT
 from .policy import ClockPolicyIn
 
-TEXT = [validate.Length(min=1, max=2000), validate.Regexp(r"\S", error="不能为空白")]
-SHORT = [validate.Length(min=1, max=200), validate.Regexp(r"\S", error="不能为空白")]
+# Not blank: Regexp matches at the start, so "\s*\S" lets a text begin with a space or a newline.
+TEXT = [validate.Length(min=1, max=2000), validate.Regexp(r"\s*\S", error="不能为空白")]
+SHORT = [validate.Length(min=1, max=200), validate.Regexp(r"\s*\S", error="不能为空白")]
 CITY_CODE = validate.Regexp(r"^\d{6}$", error="必须是6位市(县)行政区划代码")
 URL = validate.URL(schemes={"http", "https"}, require_tld=False, error="必须是 http(s) 链接")
+URL_DOC = {"format": "uri", "pattern": "^https?://"}
 PART_STATUSES = tuple(PART_STATUS_TEXT)
 
 
@@ -24,6 +26,10 @@ class _In(Schema):
 
 
 class Phone(fields.String):
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {"pattern": PHONE_PATTERN, **(kwargs.get("metadata") or {})}
+        super().__init__(**kwargs)
+
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
         if not is_valid_phone(text):
@@ -101,7 +107,7 @@ class DepartmentOut(Schema):
 
 class WebhookIn(_In):
     url = fields.String(required=True, validate=[URL, validate.Length(max=500)],
-                        metadata={"example": "https://zjj.example.gov.cn/sanzhang/webhook"})
+                        metadata={**URL_DOC, "example": "https://zjj.example.gov.cn/sanzhang/webhook"})
     enabled = fields.Boolean(load_default=True, metadata={"example": True})
     rotate_secret = fields.Boolean(load_default=False,
                                    metadata={"example": False, "description": "true：生成新的签名密钥（旧密钥立即失效）"})
@@ -186,7 +192,7 @@ class ExtensionIn(_In):
 class ReturnIn(_In):
     reason = fields.String(required=True, validate=TEXT,
                            metadata={"example": "该路段属省道，养护责任在省公路事务中心，不属本局职责"})
-    evidence = fields.List(fields.String(validate=[URL, validate.Length(max=500)]), required=True,
+    evidence = fields.List(fields.String(validate=[URL, validate.Length(max=500)], metadata=URL_DOC), required=True,
                            validate=validate.Length(min=1, max=10, error="请提供1到10个依据链接"),
                            metadata={"example": ["https://zjj.example.gov.cn/docs/duty-list-2026.pdf"],
                                      "description": "依据（权责清单、文件等）的链接"})
@@ -194,7 +200,8 @@ class ReturnIn(_In):
 
 class CoPartIn(_In):
     note = fields.String(required=True, validate=TEXT, metadata={"example": "已完成燃气管道安全检查，无隐患"})
-    attachments = fields.List(fields.String(validate=[URL, validate.Length(max=500)]), load_default=list,
+    attachments = fields.List(fields.String(validate=[URL, validate.Length(max=500)], metadata=URL_DOC),
+                              load_default=list,
                               validate=validate.Length(max=20),
                               metadata={"example": ["https://rq.example.gov.cn/files/check-0412.jpg"]})
 
@@ -202,7 +209,8 @@ class CoPartIn(_In):
 class SignOffIn(_In):
     resolution = fields.String(required=True, validate=TEXT,
                                metadata={"example": "已完成屋面防水维修，住户确认不再漏水"})
-    attachments = fields.List(fields.String(validate=[URL, validate.Length(max=500)]), load_default=list,
+    attachments = fields.List(fields.String(validate=[URL, validate.Length(max=500)], metadata=URL_DOC),
+                              load_default=list,
                               validate=validate.Length(max=20),
                               metadata={"example": ["https://zjj.example.gov.cn/files/after-repair.jpg"]})
 

@@ -7,6 +7,7 @@ from flask_smorest import Blueprint, abort
 from marshmallow import RAISE, Schema, fields, validate
 
 from shared.auth import require, require_township
+from shared.web import spreadsheet_body
 
 from .knowledge import KbError, KnowledgeBase
 from .loop import OUTCOMES, LoopError, ResidentLoop
@@ -148,6 +149,7 @@ def build_admin_blueprint(kb: KnowledgeBase, loop: ResidentLoop, settings: Towns
     @require(*STAFF)
     @bp.arguments(KbEntryIn)
     @bp.response(201, KbEntryOut)
+    @bp.alt_response(409, description="编号已存在（请用 PUT 修改）")
     def kb_create(body, code):
         """新增一条常见问题（编号已存在时 409）"""
         principal = require_township(code)
@@ -195,6 +197,7 @@ def build_admin_blueprint(kb: KnowledgeBase, loop: ResidentLoop, settings: Towns
     @bp.arguments(KbImportQuery, location="query")
     @bp.response(201, KbImportOut)
     @bp.alt_response(422, description="文件有误：整份拒收，逐行列出错误")
+    @bp.doc(requestBody=spreadsheet_body("常见问题表"))
     def kb_import(query, code):
         """导入常见问题表（XLSX 或 CSV，UTF-8 或 GBK），表头：问题、答案、关键词、类别（可选：编号）。
         上传 multipart 字段 file，或以原始正文提交并给出 filename。重复导入按编号更新，不会重复。"""

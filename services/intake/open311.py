@@ -130,10 +130,11 @@ _PARAM_OF = {"township": "jurisdiction_id", "category": "service_code", "descrip
 
 
 class Open311Error(Exception):
-    def __init__(self, code: int, *descriptions: str):
+    def __init__(self, code: int, *descriptions: str, headers: dict | None = None):
         super().__init__(descriptions[0] if descriptions else "")
         self.code = code
         self.descriptions = descriptions or ("错误",)
+        self.headers = headers or {}
 
 
 # -- rendering -------------------------------------------------------------------------------
@@ -192,19 +193,24 @@ def _respond(fmt: str, data: Any, *, root: str, item: str | None = None, status:
     return current_app.response_class(body, status=status, mimetype=None, content_type=MIME[fmt])
 
 
-def error_response(code: int, descriptions: Iterable[str], fmt: str | None = None):
+def error_response(code: int, descriptions: Iterable[str], fmt: str | None = None, headers: dict | None = None):
     fmt = fmt or _fmt()
-    errors = [{"code": code, "description": d} for d in descriptions]
-    return _respond(fmt, errors, root="errors", item="error", status=code)
+    errors = [{"code": code, "description": mask_text(d)} for d in descriptions]   # they may echo input
+    response = _respond(fmt, errors, root="errors", item="error", status=code)
+    response.headers.update(headers or {})
+    return response
 
 
 def handle_error(exc: Exception):
+    from shared.web import exception_headers
+
     if isinstance(exc, Open311Error):
-        return error_response(exc.code, exc.descriptions)
+        return error_response(exc.code, exc.descriptions, headers=exc.headers)
     if isinstance(exc, HTTPException):
         texts = {404: "未找到该资源", 405: f"不支持 {request.method} 方法", 413: "请求体过大",
                  400: "请求格式不正确"}
-        return error_response(exc.code or 500, [texts.get(exc.code, exc.name)])
+        message = ((getattr(exc, "data", None) or {}).get("message")) or texts.get(exc.code, exc.name)
+        return error_response(exc.code or 500, [message], headers=exception_headers(exc))
     log.exception("open311 request failed")
     return error_response(500, ["内部错误，已记录"])
 
@@ -446,10 +452,12 @@ _JURISDICTION_DOC = _query("jurisdiction_id", "镇(街道)9位行政区划代码
 _API_KEY_DOC = _query("api_key", "TokenIssuer 签发的凭证（也可用 Authorization: Bearer）")
 
 
-def _responses(ok: str) -> dict:
+def _responses(ok: str, single: bool = False) -> dict:
+    """``single``: the answer is one JSON object (discovery, a service definition), not an array."""
     content = {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
                "text/xml": {"schema": {"type": "string"}}}
-    out = {"200": {"description": ok, "content": content}}
+    ok_content = {**content, "application/json": {"schema": {"type": "object"}}} if single else content
+    out = {"200": {"description": ok, "content": ok_content}}
     for code, text in (("400", "参数缺失或不正确"), ("401", "缺少 api_key"), ("403", "api_key 无效"),
                        ("404", "未找到（含他镇的诉求）")):
         out[code] = {"description": f"{text}：Open311 错误格式 [{{code, description}}] / <errors>", "content": content}
@@ -463,9 +471,10 @@ def build_open311_blueprints(service) -> list:
     bp = Blueprint("open311", __name__, url_prefix="/open311/v2",
                    description="Open311 GeoReport v2：现有 Open311 客户端可直接提交和查询诉求")
     bp.register_error_handler(Exception, handle_error)
+    bp.before_request(_options)
 
     @bp.route(f"/discovery.{FMT}", methods=["GET"])
-    @bp.doc(security=[], responses=_responses("服务发现文档"))
+    @bp.doc(security=[], responses=_responses("服务发现文档", single=True))
     def discovery(fmt):
         """Open311 服务发现（Service Discovery）"""
         endpoint = {"specification": SPECIFICATION, "url": request.url_root.rstrip("/") + bp.url_prefix,
@@ -481,7 +490,7 @@ def build_open311_blueprints(service) -> list:
         return _respond(fmt, [service_view(code) for code in CATEGORIES], root="services", item="service")
 
     @bp.route(f"/services/<string:service_code>.{FMT}", methods=["GET"])
-    @bp.doc(security=[], parameters=[_JURISDICTION_DOC], responses=_responses("服务定义"))
+    @bp.doc(security=[], parameters=[_JURISDICTION_DOC], responses=_responses("服务定义", single=True))
     def service_definition(service_code, fmt):
         """服务定义：类别没有附加属性，返回空的 attributes 列表；未知类别 404"""
         _jurisdiction(_params())
@@ -556,17 +565,48 @@ def build_open311_blueprints(service) -> list:
     # Not in the OpenAPI document: unknown paths and formats, and wrong methods, under /open311/.
     fallback = FlaskBlueprint("open311_fallback", __name__, url_prefix="/open311")
     fallback.register_error_handler(Exception, handle_error)
+    # A path no rule can route (a newline in it) fails before any blueprint: the app's handler
+    # answers it in Open311's format too (shared/web.py).
+    fallback.record_once(lambda state: state.app.extensions.setdefault("sanzhang.error_formats", []).append(
+        ("/open311/", handle_error)))
+    fallback.before_request(_options)
 
     @fallback.route("/", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     @fallback.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     def not_here(rest: str = ""):
         if _KNOWN_PATH.match(request.path):
-            raise Open311Error(405, f"不支持 {request.method} 方法")
+            raise Open311Error(405, f"不支持 {request.method} 方法", headers={"Allow": _allowed(request.path)})
         if re.search(r"\.[A-Za-z0-9]+$", request.path) and not request.path.endswith((".json", ".xml")):
             raise Open311Error(404, "不支持该格式：仅支持 .json 与 .xml")
         raise Open311Error(404, "未找到该资源；入口见 /open311/v2/discovery.json")
 
     return [bp, fallback]
+
+
+def _options():
+    """OPTIONS lists what the documented routes answer (Flask's own answer would add the fallback's
+    catch-all methods)."""
+    if request.method == "OPTIONS" and _KNOWN_PATH.match(request.path):
+        response = current_app.response_class(status=200)
+        response.headers["Allow"] = _allowed(request.path)
+        return response
+    return None
+
+
+def _allowed(path: str) -> str:
+    """The methods the documented routes answer at ``path`` (the fallback's own do not count)."""
+    adapter = current_app.url_map.bind("localhost")
+    allowed = set()
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        try:
+            rule, _ = adapter.match(path, method=method, return_rule=True)
+        except HTTPException:
+            continue
+        if not rule.endpoint.startswith("open311_fallback."):
+            allowed.add(method)
+    if "GET" in allowed:
+        allowed.add("HEAD")
+    return ", ".join(sorted(allowed | {"OPTIONS"}))
 
 
 def _window(params: dict, now: datetime) -> tuple[datetime, datetime]:

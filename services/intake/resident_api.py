@@ -78,10 +78,13 @@ def build_resident_blueprints(loop: ResidentLoop, tokens: ResidentTokens) -> lis
 
     @bp.route("/reports/<string:ref>/photos", methods=["POST"])
     @bp.response(201, PhotoOut)
+    @bp.alt_response(422, description="缺少照片文件、不是JPEG/PNG/WebP、超过9张，或 phone_last4 有误（字段写在 errors.form）")
     @bp.doc(requestBody={"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": ["file"],
+        "type": "object", "required": ["file"], "additionalProperties": False,
         "properties": {"file": {"type": "string", "format": "binary", "description": "JPEG、PNG或WebP，不超过5MB"},
-                       "phone_last4": {"type": "string", "description": "群众上传时：报事手机号后四位"}}}}}})
+                       "api_key": {"type": "string", "description": "凭证（也可用 Authorization: Bearer）"},
+                       "phone_last4": {"type": "string", "pattern": r"^\d{4}$",
+                                       "description": "群众上传时：报事手机号后四位"}}}}}})
     def upload(ref):
         """补充照片（群众本人，或经办的三长、镇街工作人员）。按文件内容识别格式，只收JPEG/PNG/WebP，单张不超过5MB，每条诉求最多9张。"""
         request.max_content_length = MAX_BYTES + FORM_OVERHEAD  # before anything reads the body

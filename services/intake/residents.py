@@ -140,7 +140,8 @@ class SettingsIn(Schema):
                                            metadata={"description": "疑似重复诉求的时间窗（天，默认14）"})
     rating_link_base = fields.Url(schemes={"https"}, allow_none=True, require_tld=True,
                                   validate=validate.Length(max=120),
-                                  metadata={"description": "评价链接的站点（https），短信里的链接为 <站点>/r/<查询码>"})
+                                  metadata={"format": "uri", "pattern": "^https://",
+                                            "description": "评价链接的站点（https），短信里的链接为 <站点>/r/<查询码>"})
 
 
 class SettingsOut(Schema):

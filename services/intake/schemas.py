@@ -4,7 +4,7 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
 
 from shared.events import TOWNSHIP_CODE
-from shared.privacy import is_valid_phone, mask_phone, normalise_phone
+from shared.privacy import PHONE_PATTERN, is_valid_phone, mask_phone, normalise_phone
 
 from services.dispatch.sla import CATEGORIES
 
@@ -30,10 +30,11 @@ class ReportIn(Schema):
                              metadata={"example": "environment"})
     description = fields.String(required=True, validate=validate.Length(min=4, max=2000),
                                 metadata={"example": "路灯坏了一个星期，晚上出行不安全"})
-    reporter_phone = fields.String(required=True, metadata={"example": "13800000000"})
+    reporter_phone = fields.String(required=True, metadata={"example": "13800000000", "pattern": PHONE_PATTERN})
     reporter_name = fields.String(validate=validate.Length(min=1, max=40))
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS), metadata={"example": "mini_program"})
-    photos = fields.List(fields.Url(schemes={"http", "https"}, validate=validate.Length(max=500)),
+    photos = fields.List(fields.Url(schemes={"http", "https"}, validate=validate.Length(max=500),
+                                    metadata={"format": "uri", "pattern": "^https?://"}),
                          validate=validate.Length(max=9))
     location = fields.Nested(Location)
     urgent = fields.Boolean(metadata={"description": "安全隐患等紧急情况：静默时段也立即通知"})

@@ -171,6 +171,7 @@ def build_blueprint(service) -> Blueprint:
     @bp.route("/deliveries", methods=["GET"])
     @bp.arguments(DeliveryQuery, location="query")
     @bp.response(200, DeliveryOut(many=True))
+    @bp.alt_response(404, description="township 不在凭证范围内（与不存在的镇相同）")
     @require("operator", "staff")
     def deliveries(query):
         """投递记录（按镇、按工单、按状态查询）"""
@@ -181,6 +182,7 @@ def build_blueprint(service) -> Blueprint:
     @bp.route("/deliveries/dead", methods=["GET"])
     @bp.arguments(DeadQuery, location="query")
     @bp.response(200, DeadOut(many=True))
+    @bp.alt_response(404, description="township 不在凭证范围内（与不存在的镇相同）")
     @require("operator", "staff")
     def dead(query):
         """无法送达的通知（所有渠道均失败或无联系方式）"""
