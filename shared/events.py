@@ -16,6 +16,11 @@ from .personal import open_tree, seal_tree
 
 ENVELOPE_VERSION = 1
 TOWNSHIP_CODE = validate.Regexp(r"^\d{9}$", error="必须是9位行政区划代码")
+# Not blank: some character that is not white space. Regexp matches at the start, hence the leading
+# run; the class spells out Python's \s (which also counts \x1c-\x1f and \x85) and ECMA's (\ufeff),
+# so the OpenAPI pattern means for a client exactly what it means here.
+_BLANK = r"\s\x1c-\x1f\x85\ufeff"
+NOT_BLANK = validate.Regexp(rf"[{_BLANK}]*[^{_BLANK}]", error="不能为空白")
 LEVELS = ("neighbourhood", "group", "area", "village", "township", "department")
 
 

@@ -160,16 +160,32 @@ def _supervision_quarter_ok(value: str) -> bool:
     return True
 
 
+def _supervision_period_ok(query: dict) -> bool:
+    """services/dispatch/supervision answers 500 to an XLSX of an empty period (a from after the
+    current quarter's end, no to): openpyxl refuses a workbook without sheets — reported."""
+    from services.dispatch.supervision.figures import local_day, quarter_range
+    from shared.clock import iso
+
+    if not WORLD or not isinstance(query.get("from"), str) or query.get("to"):
+        return True
+    _, until = quarter_range(WORLD[0].clock.now())
+    try:
+        return local_day(query["from"]) < iso(until)      # as supervision.api._period counts
+    except Exception:
+        return True
+
+
 _XLSX_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def _not_sent(case) -> str | None:
-    """Why a generated request is not sent (None: it is). Three kinds, each narrow:
+    """Why a generated request is not sent (None: it is). Each kind is narrow:
 
     - services/dispatch/supervision answers 500 to a from/to or a quarter its regex allows but the
       calendar does not (month 13, year 0, an offset past 24 h, 0000Q1) — reported, not sent.
     - services/dispatch/supervision writes an unknown township's code into the XLSX title and
-      openpyxl refuses control characters: a 500 — reported, no such code goes to /figures.
+      openpyxl refuses control characters: a 500 — reported, no such code goes to /figures; nor
+      does an XLSX of an empty period (a from after the quarter's end: a workbook without sheets).
     - URL fields are documented as format uri with an ^https?:// pattern; the server checks them
       with marshmallow's URL grammar (a host, a TLD), which no JSON Schema pattern states exactly.
       A positive case is not sent with a URL that grammar refuses (the coverage phase's "http://").
@@ -184,6 +200,9 @@ def _not_sent(case) -> str | None:
             return "supervision: impossible quarter"
     if "/figures" in path and _XLSX_ILLEGAL.search(unquote(str((case.path_parameters or {}).get("code")))):
         return "supervision: control character in an XLSX title"
+    if path.startswith("/api/v1/townships/{code}/figures") and isinstance(case.query, dict) \
+            and not _supervision_period_ok(case.query):
+        return "supervision: an empty period in a workbook"
     if _positive(case):
         stack = [case.body]
         while stack:

@@ -3,16 +3,14 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from shared.events import LEVELS
+from shared.events import LEVELS, NOT_BLANK
 
 from .org import LEVEL_NAMES
 from .sla import CATEGORIES
 from .transitions import ESCALATION_REASONS, STATUS_TEXT
 from .views import SHOWS
 
-# Not blank: Regexp matches at the start, so "\s*\S" (not "\S") lets a note begin with a space or a
-# newline; as a JSON Schema pattern (a search) it means the same.
-NOTE = [validate.Length(min=1, max=1000), validate.Regexp(r"\s*\S", error="不能为空白")]
+NOTE = [validate.Length(min=1, max=1000), NOT_BLANK]
 # instant is the bot's tier; a case a person handles is on one of these.
 CASE_TIERS = ("general", "difficult", "complex")
 

@@ -5,15 +5,14 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from services.dispatch.sla import CATEGORIES
 from shared.clock import iso, parse_iso
-from shared.events import TOWNSHIP_CODE
+from shared.events import NOT_BLANK, TOWNSHIP_CODE
 from shared.privacy import PHONE_PATTERN, is_valid_phone, normalise_phone
 
 from .model import CASE_STATUS_TEXT, PART_STATUS_TEXT
 from .policy import ClockPolicyIn
 
-# Not blank: Regexp matches at the start, so "\s*\S" lets a text begin with a space or a newline.
-TEXT = [validate.Length(min=1, max=2000), validate.Regexp(r"\s*\S", error="不能为空白")]
-SHORT = [validate.Length(min=1, max=200), validate.Regexp(r"\s*\S", error="不能为空白")]
+TEXT = [validate.Length(min=1, max=2000), NOT_BLANK]
+SHORT = [validate.Length(min=1, max=200), NOT_BLANK]
 CITY_CODE = validate.Regexp(r"^\d{6}$", error="必须是6位市(县)行政区划代码")
 URL = validate.URL(schemes={"http", "https"}, require_tld=False, error="必须是 http(s) 链接")
 URL_DOC = {"format": "uri", "pattern": "^https?://"}
