@@ -168,12 +168,16 @@ class FollowupEvent(_Payload):
     completed_at = fields.String(allow_none=True)
 
 
-class DepartmentEvent(_Payload):
-    """department.* events (the escalation service): a city department holds or missed a case.
-    Contact fields are optional; notify also has a configured directory of departments."""
+class _CaseRef(_Payload):
+    """The three names every event about a case carries."""
     case_id = fields.String(required=True)
     report_id = fields.String(required=True)
     tracking_no = fields.String(required=True)
+
+
+class DepartmentEvent(_CaseRef):
+    """department.* events (the escalation service): a city department holds or missed a case.
+    Contact fields are optional; notify also has a configured directory of departments."""
     department_id = fields.String(required=True)
     department_name = fields.String(required=True)
     township = fields.String(allow_none=True)
@@ -206,11 +210,8 @@ class DepartmentEvent(_Payload):
     supervisor_wecom_id = fields.String(allow_none=True)
 
 
-class DepartmentUnmatched(_Payload):
+class DepartmentUnmatched(_CaseRef):
     """A referred case whose category has no lead department in the city's matrix: the township must pick one."""
-    case_id = fields.String(required=True)
-    report_id = fields.String(required=True)
-    tracking_no = fields.String(required=True)
     category = fields.String(required=True)
     city = fields.String(required=True)
     summary = fields.String(allow_none=True)
@@ -218,11 +219,8 @@ class DepartmentUnmatched(_Payload):
     urgent = fields.Boolean(load_default=False)
 
 
-class CaseReturned(_Payload):
+class CaseReturned(_CaseRef):
     """A lead department refused a case as not its responsibility (退单); the township re-routes or rules."""
-    case_id = fields.String(required=True)
-    report_id = fields.String(required=True)
-    tracking_no = fields.String(required=True)
     category = fields.String(allow_none=True)
     department_id = fields.String(required=True)
     department_name = fields.String(required=True)
@@ -233,11 +231,8 @@ class CaseReturned(_Payload):
     urgent = fields.Boolean(load_default=False)
 
 
-class CaseSignedOff(_Payload):
+class CaseSignedOff(_CaseRef):
     """A department closed a case on its own responsibility (销号)."""
-    case_id = fields.String(required=True)
-    report_id = fields.String(required=True)
-    tracking_no = fields.String(required=True)
     category = fields.String(allow_none=True)
     department_id = fields.String(allow_none=True)
     department_name = fields.String(allow_none=True)
