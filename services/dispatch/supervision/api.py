@@ -106,6 +106,9 @@ def _period(query: dict, now) -> tuple[str, str]:
     q_start, q_end = quarter_range(now)
     since = local_day(query["from_"]) if query.get("from_") else iso(q_start)
     until = local_day(query["to"], end=True) if query.get("to") else iso(q_end)
+    if since >= until:
+        abort(422, message="开始日期须早于结束日期（未给 to 时为本季度末）",
+              errors={"query": {"from": ["开始日期须早于结束日期"]}})
     return since, until
 
 
@@ -121,6 +124,21 @@ def _xlsx(sup, code: str, since: str, until: str, by: str | None, period: str) -
 def build_supervision_blueprint(sup) -> Blueprint:
     bp = Blueprint("supervision", __name__, url_prefix="/api/v1",
                    description="督办与考核：三率统计与导出、积分台账、正负面清单、季度亮牌、走访")
+
+    # Dates and quarters that pass their patterns but name no real day (month 13, year 0), and
+    # names a spreadsheet cannot hold, are the caller's error: a 422 that says so, never a 500.
+    from openpyxl.utils.exceptions import IllegalCharacterError
+
+    @bp.errorhandler(ValueError)
+    @bp.errorhandler(OverflowError)
+    @bp.errorhandler(IllegalCharacterError)
+    def _bad_value(exc):
+        from flask import jsonify
+
+        from shared.privacy import mask_text
+
+        return jsonify(code=422, status="Unprocessable Entity",
+                       message=mask_text(f"参数无效：{exc}")[:300]), 422
 
     # -- figures ----------------------------------------------------------------------------------
     @bp.route("/townships/<string:code>/figures", methods=["GET"])
