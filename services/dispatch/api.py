@@ -71,19 +71,19 @@ def build_blueprint(org, cases_repo) -> Blueprint:
     bp = Blueprint("dispatch", __name__, url_prefix="/api/v1", description="派单：组织架构、花名册导入与工单")
 
     @bp.route("/admin/townships", methods=["POST"])
+    @require("operator")
     @bp.arguments(TownshipIn)
     @bp.response(201, TownshipOut)
-    @require("operator")
     def create_township(body):
         """登记一个镇(街道)（运维）"""
         return org.ensure_township(body["code"], body["name"], body.get("city"))
 
     @bp.route("/townships/<string:code>/roster", methods=["POST"])
+    @require("operator", "staff")
     @bp.arguments(RosterQuery, location="query")
     @bp.response(201, ImportOut)
     @bp.alt_response(422, description="花名册有误：整份拒收，逐行列出错误")
     @bp.doc(requestBody=spreadsheet_body("花名册"))
-    @require("operator", "staff")
     def import_roster(query, code):
         """导入花名册（XLSX 或 CSV，UTF-8 或 GBK）。上传 multipart 字段 file，或以原始正文提交并给出 filename。"""
         _township_code(code)

@@ -19,10 +19,10 @@ def build_blueprint(service, tokens: ResidentTokens | None = None) -> Blueprint:
     bp = Blueprint("intake", __name__, url_prefix="/api/v1", description="受理：群众点单与办理进度查询")
 
     @bp.route("/reports", methods=["POST"])
+    @require("operator", "client", "staff", "lead")
     @bp.arguments(ReportIn())  # an instance: webargs would build a schema per request from a class
     @bp.response(201, ReportCreated)
     @bp.alt_response(404, description="township 不在凭证范围内（与不存在的镇相同）")
-    @require("operator", "client", "staff", "lead")
     def submit(body):
         """提交诉求（群众点单）。住户编号、地址或登记电话任一项即可定位到邻。
 

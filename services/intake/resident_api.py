@@ -9,6 +9,7 @@ proof is 404 — the same answer, so nothing leaks.
 """
 from __future__ import annotations
 
+import functools
 import re
 from html import escape
 
@@ -38,6 +39,17 @@ def _who(tokens: ResidentTokens):
     return who
 
 
+def _resident_required(tokens: ResidentTokens):
+    """401 before the body is read: placed above ``arguments`` so an anonymous caller never sees field errors."""
+    def wrap(view):
+        @functools.wraps(view)
+        def inner(*args, **kwargs):
+            _who(tokens)
+            return view(*args, **kwargs)
+        return inner
+    return wrap
+
+
 def _call(fn, *args, location: str = "json"):
     try:
         return fn(*args)
@@ -52,6 +64,7 @@ def build_resident_blueprints(loop: ResidentLoop, tokens: ResidentTokens) -> lis
                    description="群众评单：常见问题转人工、关注已有诉求、评价、补充照片")
 
     @bp.route("/reports/<string:ref>/not-answered", methods=["POST"])
+    @_resident_required(tokens)
     @bp.arguments(NotAnsweredIn)
     @bp.response(200, ReportView)
     def not_answered(body, ref):
@@ -60,6 +73,7 @@ def build_resident_blueprints(loop: ResidentLoop, tokens: ResidentTokens) -> lis
         return _view(_call(loop.not_answered, ref, who, body.get("phone_last4"), body.get("note")))
 
     @bp.route("/reports/<string:ref>/follow", methods=["POST"])
+    @_resident_required(tokens)
     @bp.arguments(FollowIn)
     @bp.response(200, ReportView)
     def follow(body, ref):
@@ -68,6 +82,7 @@ def build_resident_blueprints(loop: ResidentLoop, tokens: ResidentTokens) -> lis
         return _view(_call(loop.follow, ref, who, body.get("phone_last4"), body["target"]))
 
     @bp.route("/reports/<string:ref>/rating", methods=["POST"])
+    @_resident_required(tokens)
     @bp.arguments(RatingIn)
     @bp.response(201, ReportView)
     @bp.alt_response(409, description="尚未办结，或本次办结已评价")

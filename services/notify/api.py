@@ -169,10 +169,10 @@ def build_blueprint(service) -> Blueprint:
     bp = Blueprint("notify", __name__, url_prefix="/api/v1", description="通知：短信、企业微信、公众号与投递记录")
 
     @bp.route("/deliveries", methods=["GET"])
+    @require("operator", "staff")
     @bp.arguments(DeliveryQuery, location="query")
     @bp.response(200, DeliveryOut(many=True))
     @bp.alt_response(404, description="township 不在凭证范围内（与不存在的镇相同）")
-    @require("operator", "staff")
     def deliveries(query):
         """投递记录（按镇、按工单、按状态查询）"""
         require_township(query["township"])
@@ -180,10 +180,10 @@ def build_blueprint(service) -> Blueprint:
                                query.get("status"))
 
     @bp.route("/deliveries/dead", methods=["GET"])
+    @require("operator", "staff")
     @bp.arguments(DeadQuery, location="query")
     @bp.response(200, DeadOut(many=True))
     @bp.alt_response(404, description="township 不在凭证范围内（与不存在的镇相同）")
-    @require("operator", "staff")
     def dead(query):
         """无法送达的通知（所有渠道均失败或无联系方式）"""
         require_township(query["township"])
@@ -198,9 +198,9 @@ def build_blueprint(service) -> Blueprint:
         return service.template_view(code)
 
     @bp.route("/townships/<string:code>/templates", methods=["PUT"])
+    @require("operator", "staff")
     @bp.arguments(TemplatesIn)
     @bp.response(200, TemplatesOut)
-    @require("operator", "staff")
     def put_templates(body, code):
         """替换本镇的模板覆盖（null 或空字符串恢复默认）"""
         _township(code)
