@@ -170,7 +170,7 @@ def _supervision_period_ok(query: dict) -> bool:
         return True
     _, until = quarter_range(WORLD[0].clock.now())
     try:
-        return local_day(query["from"]) < iso(until)      # as supervision.api._period counts
+        return local_day(query["from"]) < iso(until)      # as supervision.figures_api._period counts
     except Exception:
         return True
 
