@@ -211,6 +211,22 @@ def create_app(runtime) -> Flask:
     app.json.ensure_ascii = False
     app.extensions["sanzhang.runtime"] = runtime
     app.extensions["sanzhang.auth"] = runtime.authenticator
+    api = _api(app)
+    _http_errors(app, api)
+    _rate_limit(app, runtime)
+    for parts in runtime.parts:
+        for bp in parts.blueprints:
+            if hasattr(bp, "_docs"):  # a flask-smorest Blueprint
+                api.register_blueprint(bp)
+            else:
+                app.register_blueprint(bp)
+    _probes(app, runtime)
+    _unexpected_errors(app)
+    return app
+
+
+def _api(app: Flask) -> Api:
+    """flask-smorest's Api: the document's security scheme and the generic error responses."""
     api = Api(app, spec_kwargs={
         "info": {"description": "三长制诉求流转系统：受理、派单、升级、市直部门销号与通知。"},
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
@@ -223,7 +239,10 @@ def create_app(runtime) -> Flask:
         if name == "RATE_LIMITED":
             response["headers"] = {"Retry-After": RETRY_AFTER}
         api.spec.components.response(name, response)
+    return api
 
+
+def _http_errors(app: Flask, api: Api) -> None:
     def http_error(exc: HTTPException):
         # An error no blueprint handled (routing found no rule) under a prefix with its own error
         # format (Open311's) answers in that format.
@@ -241,6 +260,8 @@ def create_app(runtime) -> Flask:
 
     app.register_error_handler(HTTPException, http_error)
 
+
+def _rate_limit(app: Flask, runtime) -> None:
     rate = parse_rate(runtime.settings.rate_limit)
     limiter = RateLimiter(*rate) if rate else None
     app.extensions["sanzhang.rate_limiter"] = limiter
@@ -255,12 +276,9 @@ def create_app(runtime) -> Flask:
             abort(429, message=f"请求过于频繁，请 {seconds} 秒后再试", headers={"Retry-After": str(seconds)})
         return None
 
-    for parts in runtime.parts:
-        for bp in parts.blueprints:
-            if hasattr(bp, "_docs"):  # a flask-smorest Blueprint
-                api.register_blueprint(bp)
-            else:
-                app.register_blueprint(bp)
+
+def _probes(app: Flask, runtime) -> None:
+    """Liveness, readiness and metrics: outside the OpenAPI document."""
 
     @app.get("/healthz")
     def healthz():
@@ -279,11 +297,11 @@ def create_app(runtime) -> Flask:
         body, content_type = render()
         return Response(body, content_type=content_type)
 
+
+def _unexpected_errors(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(exc):
         if isinstance(exc, HTTPException):
             return jsonify(code=exc.code, status=exc.name, message=exc.description), exc.code
         log.exception("unhandled error")
         return jsonify(code=500, status="Internal Server Error", message="内部错误，已记录"), 500
-
-    return app

@@ -132,11 +132,20 @@ def _loop_call(fn, *args):
 def build_admin_blueprint(kb: KnowledgeBase, loop: ResidentLoop, settings: TownshipSettings) -> Blueprint:
     bp = Blueprint("resident_admin", __name__, url_prefix="/api/v1",
                    description="常见问题库、回访任务与群众评单设置（镇街工作人员）")
+    # Registered in this order so the OpenAPI document lists the operations as it always has.
+    _kb_entry_routes(bp, kb)
+    _kb_file_routes(bp, kb)
+    _followup_routes(bp, loop)
+    _settings_routes(bp, settings)
+    return bp
 
-    def actor(principal) -> str:
-        return principal.name or principal.role
 
-    # -- knowledge base ------------------------------------------------------------------------------
+def _actor(principal) -> str:
+    return principal.name or principal.role
+
+
+def _kb_entry_routes(bp: Blueprint, kb: KnowledgeBase) -> None:
+    """The knowledge base, one entry at a time."""
     @bp.route("/townships/<string:code>/kb", methods=["GET"])
     @require(*STAFF)
     @bp.response(200, KbEntryOut(many=True))
@@ -155,7 +164,7 @@ def build_admin_blueprint(kb: KnowledgeBase, loop: ResidentLoop, settings: Towns
         principal = require_township(code)
         if body.get("code") and kb.get(code, body["code"]):
             abort(409, message=f"编号 {body['code']} 已存在，请用 PUT 修改")
-        entry, _ = kb.put(code, body, actor(principal))
+        entry, _ = kb.put(code, body, _actor(principal))
         return entry
 
     @bp.route("/townships/<string:code>/kb/<string:entry>", methods=["GET"])
@@ -180,7 +189,7 @@ def build_admin_blueprint(kb: KnowledgeBase, loop: ResidentLoop, settings: Towns
             abort(404, message="未找到该条目")
         if body.get("code") not in (None, entry):
             abort(422, message="编号不能修改", errors={"json": {"code": ["编号不能修改"]}})
-        stored, _ = kb.put(code, body, actor(principal), code=entry)
+        stored, _ = kb.put(code, body, _actor(principal), code=entry)
         return stored
 
     @bp.route("/townships/<string:code>/kb/<string:entry>", methods=["DELETE"])
@@ -192,6 +201,9 @@ def build_admin_blueprint(kb: KnowledgeBase, loop: ResidentLoop, settings: Towns
         if not kb.delete(code, entry):
             abort(404, message="未找到该条目")
 
+
+def _kb_file_routes(bp: Blueprint, kb: KnowledgeBase) -> None:
+    """The knowledge base as a whole: importing a spreadsheet, trying a question against it."""
     @bp.route("/townships/<string:code>/kb/import", methods=["POST"])
     @require(*STAFF)
     @bp.arguments(KbImportQuery, location="query")
@@ -210,7 +222,7 @@ def build_admin_blueprint(kb: KnowledgeBase, loop: ResidentLoop, settings: Towns
         if len(data) > MAX_KB_BYTES:
             abort(413, message="文件过大")
         try:
-            return kb.import_file(code, data, filename, actor(principal), replace=query["replace"])
+            return kb.import_file(code, data, filename, _actor(principal), replace=query["replace"])
         except KbError as exc:
             abort(422, message="常见问题表有误，未导入任何数据", errors={"file": exc.errors})
 
@@ -228,7 +240,9 @@ def build_admin_blueprint(kb: KnowledgeBase, loop: ResidentLoop, settings: Towns
         return {"answered": match.confident, "reason": match.reason, "confidence": round(match.confidence, 3),
                 "margin": round(match.margin, 3), "entry": closest}
 
-    # -- follow-up calls ---------------------------------------------------------------------------
+
+def _followup_routes(bp: Blueprint, loop: ResidentLoop) -> None:
+    """Follow-up calls to residents who did not rate a resolved report."""
     @bp.route("/townships/<string:code>/followups", methods=["GET"])
     @require(*STAFF)
     @bp.arguments(FollowupQuery, location="query")
@@ -249,7 +263,9 @@ def build_admin_blueprint(kb: KnowledgeBase, loop: ResidentLoop, settings: Towns
 
         return _loop_call(loop.complete_followup, current_principal(), followup_id, body["outcome"], body.get("note"))
 
-    # -- settings ----------------------------------------------------------------------------------
+
+def _settings_routes(bp: Blueprint, settings: TownshipSettings) -> None:
+    """The township's settings of the resident's loop."""
     @bp.route("/townships/<string:code>/resident-settings", methods=["GET"])
     @require(*STAFF)
     @bp.response(200, SettingsOut)
@@ -265,6 +281,4 @@ def build_admin_blueprint(kb: KnowledgeBase, loop: ResidentLoop, settings: Towns
     def put_settings(body, code):
         """修改群众评单设置（只改给出的项）"""
         principal = require_township(code)
-        return settings.put(code, body, actor(principal))
-
-    return bp
+        return settings.put(code, body, _actor(principal))

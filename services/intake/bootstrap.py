@@ -11,7 +11,7 @@ from .admin_api import build_admin_blueprint
 from .api import build_blueprint
 from .knowledge import KnowledgeBase
 from .loop import ResidentLoop
-from .open311 import build_open311_blueprints
+from .open311_api import build_open311_blueprints
 from .resident_api import build_resident_blueprints
 from .residents import ResidentTokens, TownshipSettings
 from .service import IntakeService

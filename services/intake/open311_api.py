@@ -472,6 +472,14 @@ def build_open311_blueprints(service) -> list:
                    description="Open311 GeoReport v2：现有 Open311 客户端可直接提交和查询诉求")
     bp.register_error_handler(Exception, handle_error)
     bp.before_request(_options)
+    # Registered in this order so the OpenAPI document lists the operations as it always has.
+    _discovery_routes(bp)
+    _request_routes(bp, service)
+    return [bp, _fallback_blueprint()]
+
+
+def _discovery_routes(bp: Blueprint) -> None:
+    """Discovery, the service list and a service's definition: public, as the spec has them."""
 
     @bp.route(f"/discovery.{FMT}", methods=["GET"])
     @bp.doc(security=[], responses=_responses("服务发现文档", single=True))
@@ -497,6 +505,10 @@ def build_open311_blueprints(service) -> list:
         if service_code not in CATEGORIES:
             raise Open311Error(404, f"service_code {service_code} 不存在")
         return _respond(fmt, {"service_code": service_code, "attributes": []}, root="service_definition")
+
+
+def _request_routes(bp: Blueprint, service) -> None:
+    """Submitting and reading service requests (an api_key is needed)."""
 
     @bp.route(f"/requests.{FMT}", methods=["POST"])
     @bp.doc(responses=_responses("已受理：[{service_request_id, service_notice, account_id}]"),
@@ -530,25 +542,7 @@ def build_open311_blueprints(service) -> list:
         """查询诉求（GET Service Requests）"""
         params = _params()
         township = _township_for(params)
-        ids = _list(params, "service_request_id")
-        if ids:
-            bad = [i for i in ids if not _REQUEST_ID.match(i)]
-            if bad:
-                raise Open311Error(400, f"service_request_id: {bad[0]} 格式不正确")
-            reports = service.by_tracking_numbers(township, ids[:MAX_RESULTS])
-        else:
-            codes = _list(params, "service_code")
-            unknown = [c for c in codes if c not in CATEGORIES]
-            if unknown:
-                raise Open311Error(400, f"service_code: {unknown[0]} 不存在，可选值见 services.json")
-            wanted = _list(params, "status")
-            bad = [s for s in wanted if s not in ("open", "closed")]
-            if bad:
-                raise Open311Error(400, f"status: {bad[0]} 不正确，可选 open、closed")
-            statuses = ((OPEN if "open" in wanted else ()) + (CLOSED if "closed" in wanted else ())) or None
-            since, until = _window(params, service.clock.now())
-            reports = service.search(township, since=iso(since), until=iso(until), categories=codes or None,
-                                     statuses=statuses, limit=MAX_RESULTS)
+        reports = _search(service, township, params)
         return _respond(fmt, [request_view(r) for r in reports], root="service_requests", item="request")
 
     @bp.route(f"/requests/<string:service_request_id>.{FMT}", methods=["GET"])
@@ -562,6 +556,32 @@ def build_open311_blueprints(service) -> list:
             raise Open311Error(404, f"service_request_id {service_request_id} 未找到")
         return _respond(fmt, [request_view(report)], root="service_requests", item="request")
 
+
+def _search(service, township: str, params: dict) -> list:
+    """The reports a GET Service Requests asks for: by number, or by category, status and time."""
+    ids = _list(params, "service_request_id")
+    if ids:
+        bad = [i for i in ids if not _REQUEST_ID.match(i)]
+        if bad:
+            raise Open311Error(400, f"service_request_id: {bad[0]} 格式不正确")
+        reports = service.by_tracking_numbers(township, ids[:MAX_RESULTS])
+    else:
+        codes = _list(params, "service_code")
+        unknown = [c for c in codes if c not in CATEGORIES]
+        if unknown:
+            raise Open311Error(400, f"service_code: {unknown[0]} 不存在，可选值见 services.json")
+        wanted = _list(params, "status")
+        bad = [s for s in wanted if s not in ("open", "closed")]
+        if bad:
+            raise Open311Error(400, f"status: {bad[0]} 不正确，可选 open、closed")
+        statuses = ((OPEN if "open" in wanted else ()) + (CLOSED if "closed" in wanted else ())) or None
+        since, until = _window(params, service.clock.now())
+        reports = service.search(township, since=iso(since), until=iso(until), categories=codes or None,
+                                 statuses=statuses, limit=MAX_RESULTS)
+    return reports
+
+
+def _fallback_blueprint() -> FlaskBlueprint:
     # Not in the OpenAPI document: unknown paths and formats, and wrong methods, under /open311/.
     fallback = FlaskBlueprint("open311_fallback", __name__, url_prefix="/open311")
     fallback.register_error_handler(Exception, handle_error)
@@ -580,7 +600,7 @@ def build_open311_blueprints(service) -> list:
             raise Open311Error(404, "不支持该格式：仅支持 .json 与 .xml")
         raise Open311Error(404, "未找到该资源；入口见 /open311/v2/discovery.json")
 
-    return [bp, fallback]
+    return fallback
 
 
 def _options():
