@@ -16,7 +16,8 @@ from .handlers import DispatchHandlers
 from .org import OrgRepository
 from .policies import Policies
 from .policy_api import build_policy_blueprint
-from .resident_loop import ResidentLoop, build_merge_blueprint
+from .merge_api import build_merge_blueprint
+from .resident_loop import ResidentLoop
 from .supervision import CASE_FIGURE_COLUMNS, CASE_FIGURE_INDEXES, CaseFacts, Supervision, merge_handlers, village_lookup
 
 CASE_INDEXES = [

@@ -13,7 +13,7 @@
   Emits ``case.reopened`` (a CaseEvent with ``rating``, ``comment``, ``reopens``).
 - ``report.followed`` (from intake): the resident chose to follow an existing report; the case
   dispatch opened for their report is **merged** into the canonical case.
-- ``POST /api/v1/cases/<id>/merge {"into": case_id}`` (township staff): the same merge by hand.
+- ``POST /api/v1/cases/<id>/merge {"into": case_id}`` (township staff, ``merge_api``): the same merge by hand.
 - A merge closes the merged case (status ``merged``, no holder, no timers, ``merged_into``) and
   emits ``case.merged`` naming the canonical case and every report that now follows it
   (``linked_report_ids``: the merged case's own report and those that followed it). dispatch then
@@ -30,16 +30,12 @@ from __future__ import annotations
 
 import logging
 
-from flask_smorest import Blueprint, abort
-from marshmallow import RAISE, Schema, fields, validate
 
 from shared.aggregates import Aggregates, NotFound, Unchanged
-from shared.auth import current_principal, require
 from shared.clock import Clock, iso
 from shared.ids import derived_id
 
 from . import sla, views
-from .case_schemas import CaseDetailOut
 from .cases import OPEN_STATUSES, apply_assignment, case_event, timeline_entry
 from .chain import Escalator
 from .desk import actor_of, can_see
@@ -256,36 +252,3 @@ class CaseGone(Exception):
 
 class BadTarget(Exception):
     pass
-
-
-class MergeIn(Schema):
-    class Meta:
-        unknown = RAISE
-
-    into = fields.String(required=True, validate=validate.Length(min=8, max=64),
-                         metadata={"description": "保留的工单（合并后由它一并办理）"})
-    note = fields.String(validate=validate.Length(max=1000), metadata={"example": "同一盏路灯，5户反映"})
-
-
-def build_merge_blueprint(loop: ResidentLoop) -> Blueprint:
-    bp = Blueprint("case_merge", __name__, url_prefix="/api/v1", description="合并重复诉求（镇街工作人员）")
-
-    @bp.route("/cases/<string:case_id>/merge", methods=["POST"])
-    @require("staff", "operator")
-    @bp.arguments(MergeIn)
-    @bp.response(200, CaseDetailOut)
-    @bp.alt_response(409, description="工单已办结、已上报或已合并，不能再合并")
-    def merge(body, case_id):
-        """把重复的工单并入 into：本工单关闭（状态 merged，注明原因），它的诉求人改为关注 into，
-        办理进展和结果一并告知每位诉求人。只有待接单或办理中的工单可以合并。"""
-        try:
-            return loop.merge_by_staff(current_principal(), case_id, body["into"], body.get("note"))
-        except CaseGone:
-            abort(404, message="未找到该工单")
-        except BadTarget as exc:
-            abort(422, message=str(exc), errors={"json": {"into": [str(exc)]}})
-        except WrongState as exc:
-            abort(409, message=str(exc))
-
-    return bp
-

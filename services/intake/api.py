@@ -7,7 +7,8 @@ from flask_smorest import Blueprint, abort
 from shared.auth import require, require_township
 
 from .reports import STATUS_NAMES
-from .residents import ResidentTokens, caller
+from .resident_auth import caller
+from .residents import ResidentTokens
 from .schemas import ReportCreated, ReportIn, ReportView
 
 def _view(report: dict) -> dict:

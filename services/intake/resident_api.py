@@ -20,7 +20,8 @@ from flask_smorest import Blueprint, abort
 from .loop import LoopError, ResidentLoop
 from .photos import MAX_BYTES, TYPES
 from .reports import STATUS_NAMES
-from .residents import ResidentTokens, caller
+from .resident_auth import caller
+from .residents import ResidentTokens
 from .schemas import FollowIn, NotAnsweredIn, PhotoOut, RatingIn, ReportView
 
 _LAST4 = re.compile(r"^\d{4}$")

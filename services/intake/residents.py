@@ -17,11 +17,9 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import request
 from itsdangerous import BadSignature, URLSafeSerializer
 from marshmallow import RAISE, Schema, fields, validate
 
-from shared.auth import current_principal
 from shared.clock import iso
 from shared.privacy import last_four
 
@@ -71,29 +69,6 @@ class Caller:
         if self.kind == "resident":
             return self.township == township
         return bool(self.principal and self.principal.sees(township))
-
-
-def bearer() -> str | None:
-    header = request.headers.get("Authorization", "")
-    return header[7:].strip() if header.lower().startswith("bearer ") else None
-
-
-def caller(tokens: ResidentTokens) -> Caller | None:
-    """The caller of a resident endpoint; None without a valid credential (401)."""
-    token = bearer()
-    if token and token.startswith(RESIDENT_PREFIX):
-        claims = tokens.verify(token)
-        if not claims:
-            return None
-        return Caller("resident", township=claims[1], report_id=claims[0])
-    principal = current_principal()
-    if principal is None:
-        return None
-    if principal.role in APP_ROLES:
-        return Caller("app", principal=principal)
-    if principal.role in ("staff", "lead"):
-        return Caller(principal.role, principal=principal)
-    return Caller("other", principal=principal)
 
 
 def proof_ok(report: dict, caller_: Caller, phone_last4: str | None, now: datetime) -> bool:
