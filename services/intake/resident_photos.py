@@ -1,0 +1,73 @@
+"""Photos added to a report: by the resident, or by the lead or staff handling it; stored once by
+content, at most MAX_PHOTOS per report; read by whoever may see the report. The rules on the bytes
+are in photos.py."""
+from __future__ import annotations
+
+from shared.aggregates import Unchanged
+from shared.clock import iso
+from shared.storage import DuplicateKey
+
+from . import photos as photo_rules
+from .loop_errors import BadInput, Conflict, Forbidden, NotVisible, TooLarge, Unsupported
+from .residents import Caller
+
+
+class ResidentPhotos:
+    """Part of ResidentLoop (services/intake/loop.py), which holds the stores, settings and clock."""
+
+    def add_photo(self, ref: str, caller: Caller, phone_last4: str | None, data: bytes) -> tuple[dict, dict]:
+        if caller.kind in ("resident", "app"):
+            report = self.resident_report(ref, caller, phone_last4)
+            by = "resident"
+        elif caller.kind in ("staff", "lead"):
+            report = self.find(ref)
+            if report is None or not caller.sees(report["township"]):
+                raise NotVisible("未找到该诉求")
+            if caller.kind == "lead" and (report.get("handler") or {}).get("unit_id") != caller.principal.unit_id:
+                raise Forbidden("只有经办该诉求的三长可以上传照片")
+            by = caller.name
+        else:
+            raise Forbidden("无权上传照片")
+        if len(data) > photo_rules.MAX_BYTES:
+            raise TooLarge(f"照片不能超过{photo_rules.MAX_BYTES // (1024 * 1024)}MB", field="file")
+        if not data:
+            raise BadInput("缺少照片文件", field="file")
+        content_type = photo_rules.sniff(data)
+        if content_type is None:
+            raise Unsupported("只接受JPEG、PNG或WebP格式的照片", field="file")
+        pid = photo_rules.photo_id(report["_id"], data)
+        if any(u["id"] == pid for u in report.get("uploads", [])):
+            return report, next(u for u in report["uploads"] if u["id"] == pid)
+        if len(report.get("uploads", [])) >= photo_rules.MAX_PHOTOS:
+            raise Conflict(f"每条诉求最多{photo_rules.MAX_PHOTOS}张照片")
+        now = self.clock.now()
+        upload = {"id": pid, "content_type": content_type, "size": len(data), "by": by, "at": iso(now),
+                  "url": photo_rules.photo_path(pid)}
+        try:
+            self.blobs.put(pid, data, {"township": report["township"], "report_id": report["_id"],
+                                       "content_type": content_type, "size": len(data), "by": by, "at": iso(now)})
+        except DuplicateKey:
+            pass  # stored by an upload whose response was lost
+
+        def attach(doc: dict):
+            if any(u["id"] == pid for u in doc.get("uploads", [])):
+                raise Unchanged
+            if len(doc.get("uploads", [])) >= photo_rules.MAX_PHOTOS:
+                raise Conflict(f"每条诉求最多{photo_rules.MAX_PHOTOS}张照片")
+            doc.setdefault("uploads", []).append(upload)
+            doc["updated_at"] = iso(now)
+            return ()
+
+        return self.reports.mutate(report["_id"], attach), upload
+
+    def photo(self, pid: str, caller: Caller | None):
+        blob = self.blobs.get(pid)
+        if blob is None or caller is None:
+            raise NotVisible("未找到该照片")
+        township = blob.meta.get("township")
+        if caller.kind == "resident":
+            if caller.report_id != blob.meta.get("report_id"):
+                raise NotVisible("未找到该照片")
+        elif caller.kind not in ("app", "staff", "lead") or not caller.sees(township):
+            raise NotVisible("未找到该照片")
+        return blob
