@@ -4,7 +4,8 @@ flask-smorest applies a view's decorators in order, so an ``arguments`` decorato
 credential check parses the body first and tells an anonymous caller which fields are wrong (422)
 instead of 401. Every operation that needs a credential is called here without one, with a body
 and a query string that are both invalid: the answer must be 401 with a JSON body — never a field
-error, never a 500 (Open311's routes answer in the GeoReport v2 error format). The operations that are public by design are listed below with the reason.
+error, never a 500 (Open311's routes answer in the GeoReport v2 error format). The operations that
+are public by design are listed below with the reason.
 
 The app is built from the embedded runtime but never started: a 401 is decided before any service
 runs.

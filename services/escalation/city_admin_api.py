@@ -73,7 +73,8 @@ def _department_routes(admin: Blueprint, service: EscalationService) -> None:
         check_city(city)
         principal = city_admin(city)
         try:
-            return with_effective(service, directory.create_department(city, body, actor=principal.name or principal.role))
+            created = directory.create_department(city, body, actor=principal.name or principal.role)
+            return with_effective(service, created)
         except DirectoryError as exc:
             return fail(409, exc.message, code=exc.code, field=exc.field)
 
@@ -105,7 +106,8 @@ def _department_routes(admin: Blueprint, service: EscalationService) -> None:
         dept = department_or_404(service, department_id)
         principal = city_admin(dept["city"])
         try:
-            return with_effective(service, directory.patch_department(department_id, body, actor=principal.name or principal.role))
+            patched = directory.patch_department(department_id, body, actor=principal.name or principal.role)
+            return with_effective(service, patched)
         except DirectoryError as exc:
             return fail(409, exc.message, code=exc.code, field=exc.field)
 

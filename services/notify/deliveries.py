@@ -35,7 +35,8 @@ def _count(stored: dict, changes: dict) -> None:
 
 
 class Deliveries:
-    """Part of NotifyService (services/notify/service.py), which holds the stores, channels and settings. Sending (``_process``) is in sending.py; quiet hours and limits in limits.py."""
+    """Part of NotifyService (services/notify/service.py), which holds the stores, channels and settings.
+    Sending (``_process``) is in sending.py; quiet hours and limits in limits.py."""
 
     def _notify(self, event: dict, recipients: list[Recipient], params: dict) -> None:
         seen = set()

@@ -28,7 +28,8 @@ def _address(contact: dict | None) -> dict:
 
 
 class RecipientRules:
-    """Part of NotifyService (services/notify/service.py), which holds the stores, channels and settings. The events' handlers choose recipients and hand them to ``_notify`` (deliveries.py)."""
+    """Part of NotifyService (services/notify/service.py), which holds the stores, channels and settings.
+    The events' handlers choose recipients and hand them to ``_notify`` (deliveries.py)."""
 
     def on_contacts_changed(self, event: dict) -> None:
         """The township's leads as dispatch knows them now: posts gone from the list are dropped."""
