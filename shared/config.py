@@ -6,32 +6,58 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-# Every variable the code reads; the deploy manifests are checked against this list. Variables
-# only one service reads are listed with that service: notify's (its channels, routes, quiet
-# hours, rate limit, budget, retries, receipts) in services/notify/config.py ENV_VARS.
-ENV_VARS = {
-    "SANZHANG_AMQP_URL": "Broker URL. memory:// (default) runs on kombu's in-process transport; amqp://user:pass@host:5672/vhost uses RabbitMQ.",
-    "SANZHANG_MONGO_URL": "mongodb://… selects the MongoDB store (production). Unset: SQLite files in SANZHANG_DATA_DIR.",
-    "SANZHANG_DATA_DIR": "Folder for the SQLite databases and the demo secret (default ./data).",
-    "SANZHANG_NAMESPACE": "Prefix for exchange, queue and database names (default sanzhang); lets several deployments share a broker.",
-    "SANZHANG_HOST": "Interface the HTTP server binds (default 127.0.0.1).",
-    "SANZHANG_PORT": "HTTP port (default 8000).",
-    "SANZHANG_WEB_WORKERS": "gunicorn worker processes for a separately run service (default 2; the embedded run uses 1).",
-    "SANZHANG_ADMIN_TOKEN": "The operator's bearer token. Unset: no operator access (the demo sets one).",
-    "SANZHANG_SECRET": "Key that signs staff, lead and client-app tokens and seals phone numbers inside events. Required outside the demo.",
-    "SANZHANG_PREVIOUS_SECRET": "The secret before a rotation: events sealed with it stay readable until they have drained.",
-    "SANZHANG_CONFIRM_TIMEOUT": "Seconds a publish waits for broker confirms before it fails (default 5).",
-    "SANZHANG_MAX_DELIVERIES": "Attempts before a failing message goes to <service>.dead (default 5).",
-    "SANZHANG_OUTBOX_POLL": "Seconds between outbox relay sweeps when nothing wakes it (default 0.2).",
-    "SANZHANG_TIMER_POLL": "Seconds between SLA timer sweeps (default 1).",
-    "SANZHANG_LOG_LEVEL": "Log level (default INFO).",
-    "SANZHANG_SQLITE_SYNC": "SQLite synchronous mode: NORMAL (default; survives process crashes) or FULL (also power loss).",
-    "SANZHANG_DEMO": "1 loads the demo township and prints demo tokens (make run sets it).",
-    "SANZHANG_FAULT_POINTS": "Fault suite only: crash the process at these step boundaries (stored, published, handled). Never set in production.",
-    "SANZHANG_FAULT_RATE": "Fault suite only: probability of a crash at each hit of a named point (default 0.01).",
-    "SANZHANG_MAX_BODY": "Largest accepted request body in bytes (default 1 MiB).",
-    "SANZHANG_RATE_LIMIT": "Write requests (POST/PUT/PATCH/DELETE) per credential, N/seconds, e.g. 60/60; more answer 429 with Retry-After. Kept in memory, so per gunicorn worker. Unset or off: no limit.",
-}
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, its default as an operator would write it (None: unset)
+    and what it does. docs/configuration.md is generated from these (tools/gen_config_docs.py)."""
+    env: str
+    default: str | None
+    description: str
+
+
+# Every variable every service reads, the single list: Settings.from_env takes its defaults from
+# here, docs/configuration.md is generated from it and the deploy manifests are checked against
+# it. Variables only one service reads are listed with that service: notify's (its channels,
+# routes, quiet hours, rate limit, budget, retries, receipts) in services/notify/config.py ENV_VARS.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("SANZHANG_AMQP_URL", "memory://", "Broker URL. memory:// runs on kombu's in-process transport; amqp://user:pass@host:5672/vhost uses RabbitMQ."),
+    Setting("SANZHANG_MONGO_URL", None, "mongodb://… selects the MongoDB store (production). Unset: SQLite files in SANZHANG_DATA_DIR."),
+    Setting("SANZHANG_DATA_DIR", "data", "Folder for the SQLite databases and the demo secret."),
+    Setting("SANZHANG_NAMESPACE", "sanzhang", "Prefix for exchange, queue and database names; lets several deployments share a broker."),
+    Setting("SANZHANG_HOST", "127.0.0.1", "Interface the HTTP server binds."),
+    Setting("SANZHANG_PORT", "8000", "HTTP port."),
+    Setting("SANZHANG_WEB_WORKERS", "2", "gunicorn worker processes for a separately run service (the embedded run uses 1)."),
+    Setting("SANZHANG_ADMIN_TOKEN", None, "The operator's bearer token. Unset: no operator access (the demo sets one)."),
+    Setting("SANZHANG_SECRET", None, "Key that signs staff, lead and client-app tokens and seals phone numbers inside events. Required outside the demo."),
+    Setting("SANZHANG_PREVIOUS_SECRET", None, "The secret before a rotation: events sealed with it stay readable until they have drained."),
+    Setting("SANZHANG_CONFIRM_TIMEOUT", "5", "Seconds a publish waits for broker confirms before it fails."),
+    Setting("SANZHANG_MAX_DELIVERIES", "5", "Attempts before a failing message goes to <service>.dead."),
+    Setting("SANZHANG_OUTBOX_POLL", "0.2", "Seconds between outbox relay sweeps when nothing wakes it."),
+    Setting("SANZHANG_TIMER_POLL", "1", "Seconds between SLA timer sweeps."),
+    Setting("SANZHANG_LOG_LEVEL", "INFO", "Log level."),
+    Setting("SANZHANG_SQLITE_SYNC", "NORMAL", "SQLite synchronous mode: NORMAL (survives process crashes) or FULL (also power loss)."),
+    Setting("SANZHANG_DEMO", None, "1 loads the demo township and prints demo tokens (make run sets it)."),
+    Setting("SANZHANG_FAULT_POINTS", None, "Fault suite only: crash the process at these step boundaries (stored, published, handled). Never set in production."),
+    Setting("SANZHANG_FAULT_RATE", "0.01", "Fault suite only: probability of a crash at each hit of a named point."),
+    Setting("SANZHANG_MAX_BODY", "1048576", "Largest accepted request body in bytes (1 MiB)."),
+    Setting("SANZHANG_RATE_LIMIT", None, "Write requests (POST/PUT/PATCH/DELETE) per credential, N/seconds, e.g. 60/60; more answer 429 with Retry-After. Kept in memory, so per gunicorn worker. Unset or off: no limit."),
+)
+
+# Name -> meaning, the registry the deploy tests read.
+ENV_VARS = {s.env: s.description for s in SETTINGS}
+DEFAULTS = {s.env: s.default for s in SETTINGS}
+
+
+def markdown_table(rows: list[tuple[str, str | None, str]]) -> str:
+    """A Markdown table of (variable, default, meaning) rows; None: no default (unset)."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for env, default, description in rows:
+        shown = f"`{cell(default)}`" if default is not None else "unset"
+        lines.append(f"| `{env}` | {shown} | {cell(description)} |")
+    return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True)
@@ -64,26 +90,30 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         env = dict(os.environ if environ is None else environ)
-        get = env.get
+
+        def get(name: str) -> str | None:
+            # An empty value means the default, as an empty ConfigMap entry does.
+            return env.get(name) or DEFAULTS[name]
+
         return cls(
-            amqp_url=get("SANZHANG_AMQP_URL") or "memory://",
+            amqp_url=get("SANZHANG_AMQP_URL"),
             mongo_url=get("SANZHANG_MONGO_URL") or None,
-            data_dir=Path(get("SANZHANG_DATA_DIR") or "data"),
-            namespace=get("SANZHANG_NAMESPACE") or "sanzhang",
-            host=get("SANZHANG_HOST") or "127.0.0.1",
-            port=int(get("SANZHANG_PORT") or 8000),
-            web_workers=int(get("SANZHANG_WEB_WORKERS") or 2),
+            data_dir=Path(get("SANZHANG_DATA_DIR")),
+            namespace=get("SANZHANG_NAMESPACE"),
+            host=get("SANZHANG_HOST"),
+            port=int(get("SANZHANG_PORT")),
+            web_workers=int(get("SANZHANG_WEB_WORKERS")),
             admin_token=get("SANZHANG_ADMIN_TOKEN") or None,
             secret=get("SANZHANG_SECRET") or None,
             previous_secret=get("SANZHANG_PREVIOUS_SECRET") or None,
-            confirm_timeout=float(get("SANZHANG_CONFIRM_TIMEOUT") or 5),
-            max_deliveries=int(get("SANZHANG_MAX_DELIVERIES") or 5),
-            outbox_poll=float(get("SANZHANG_OUTBOX_POLL") or 0.2),
-            timer_poll=float(get("SANZHANG_TIMER_POLL") or 1),
-            log_level=get("SANZHANG_LOG_LEVEL") or "INFO",
-            sqlite_sync=(get("SANZHANG_SQLITE_SYNC") or "NORMAL").upper(),
+            confirm_timeout=float(get("SANZHANG_CONFIRM_TIMEOUT")),
+            max_deliveries=int(get("SANZHANG_MAX_DELIVERIES")),
+            outbox_poll=float(get("SANZHANG_OUTBOX_POLL")),
+            timer_poll=float(get("SANZHANG_TIMER_POLL")),
+            log_level=get("SANZHANG_LOG_LEVEL"),
+            sqlite_sync=get("SANZHANG_SQLITE_SYNC").upper(),
             demo=(get("SANZHANG_DEMO") or "") in ("1", "true", "yes"),
-            max_body=int(get("SANZHANG_MAX_BODY") or 1024 * 1024),
+            max_body=int(get("SANZHANG_MAX_BODY")),
             rate_limit=get("SANZHANG_RATE_LIMIT") or None,
             extra=env,
         )

@@ -1,0 +1,1 @@
+"""Small developer tools run from the repository root (python -m tools.<name>)."""
