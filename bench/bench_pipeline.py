@@ -48,7 +48,8 @@ def bench_dispatch(n: int, workers: int) -> float:
     import sys
 
     from bench.bench_intake import _free_port, _wait
-    from services.dispatch.demo_roster import DEMO_TOWNSHIP, demo_roster_csv
+    from services.dispatch.demo_roster import demo_roster_csv
+    from shared.domain.demo import DEMO_TOWNSHIP
     from services.dispatch.roster import import_roster
     from shared.messaging.publish import PikaPublisher
     from shared.messaging.topology import Names, declare_amqp, delete_amqp

@@ -15,7 +15,9 @@ from services.notify.channels import (
     build_channels,
 )
 from services.notify.channels import aliyun_sms, tencent_sms
-from services.notify.channels.base import AccessTokenCache, mask_phone, normalize_cn_mobile, scrub
+from services.notify.channels.base import AccessTokenCache, scrub
+from shared.domain.phones import mask as mask_phone
+from shared.domain.phones import mobile as normalize_cn_mobile
 from services.notify.channels.wechat_mp import fit_value
 from tests.fakes import (
     FakeAliyunSms, FakeTencentSms, FakeWeChatMp, FakeWeCom, no_proxy_opener,

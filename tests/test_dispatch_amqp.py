@@ -6,7 +6,7 @@ import copy
 import time
 
 from services.dispatch import sla
-from services.dispatch.cases import case_id_for
+from shared.domain.ids import case_id_for
 from shared.cli import _load_demo
 from shared.messaging.topology import delete_amqp
 from shared.runtime import SERVICES, Runtime

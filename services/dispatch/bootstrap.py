@@ -6,6 +6,7 @@ from shared.service import Context, ServiceParts
 from shared.storage import Index
 from shared.sweeper import DueSweeper
 
+from .demo_roster import load_demo
 from .api import build_blueprint
 from .case_api import build_case_blueprint
 from .chain import Escalator
@@ -64,5 +65,6 @@ def build(ctx: Context) -> ServiceParts:
         tasks=[sweeper, *supervision.sweepers],
         api={"org": org, "cases": cases, "policies": policies, "desk": desk, "timers": timers,
              "sweeper": sweeper, "escalator": escalator, "supervision": supervision, "resident_loop": resident_loop,
-             "gauges": _gauges(cases.collection)},
+             "gauges": _gauges(cases.collection),
+             "load_demo": lambda: load_demo(org)},
     )

@@ -36,11 +36,13 @@ from marshmallow import RAISE, Schema, fields, validate
 from shared.aggregates import Aggregates, NotFound, Unchanged
 from shared.auth import current_principal, require
 from shared.clock import Clock, iso
-from shared.ids import derived_id
+from shared.domain.ids import derived_id
 
+from shared.domain.statuses import OPEN_STATUSES
+from shared.domain.ids import case_id_for
 from . import sla, views
 from .case_schemas import CaseDetailOut
-from .cases import OPEN_STATUSES, apply_assignment, case_event, timeline_entry
+from .cases import apply_assignment, case_event, timeline_entry
 from .chain import Escalator
 from .desk import actor_of, can_see
 from .org import OrgRepository, has_lead
@@ -150,7 +152,6 @@ class ResidentLoop:
 
     # == following and merging ===========================================================================
     def on_report_followed(self, event: dict) -> None:
-        from .cases import case_id_for
 
         p = event["payload"]
         source_id, target_id = case_id_for(p["report_id"]), case_id_for(p["target_report_id"])

@@ -7,6 +7,7 @@ from shared.storage import Index
 from shared.storage.blobs import blobs_for
 from shared.sweeper import DueSweeper
 
+from .kb_demo import load_demo
 from .admin_api import build_admin_blueprint
 from .api import build_blueprint
 from .knowledge import KnowledgeBase
@@ -55,5 +56,6 @@ def build(ctx: Context) -> ServiceParts:
         tasks=[DueSweeper("report-resend", reports.collection, "resend_due", service.resend, ctx.clock, poll=poll),
                followup_sweeper],
         api={"service": service, "reports": reports, "kb": kb, "loop": loop, "settings": settings,
-             "tokens": tokens, "followups": followups, "followup_sweeper": followup_sweeper},
+             "tokens": tokens, "followups": followups, "followup_sweeper": followup_sweeper,
+             "load_demo": lambda: load_demo(kb)},
     )

@@ -31,11 +31,11 @@ from datetime import datetime, timedelta
 from shared.aggregates import Aggregates, NotFound, Unchanged
 from shared.clock import Clock, iso, parse_iso
 from shared.events import make_event
-from shared.ids import derived_id
-from shared.privacy import mask_text
+from shared.domain.ids import derived_id
+from shared.domain.phones import mask_text
 from shared.storage import DuplicateKey
 
-from services.dispatch.cases import case_id_for
+from shared.domain.ids import case_id_for
 
 from . import photos as photo_rules
 from .duplicates import OPEN as OPEN_FOR_DUPLICATES, DuplicateFinder

@@ -16,7 +16,7 @@ Mapping and choices:
 - **jurisdiction_id** is the township (9-digit division code). One deployment serves many
   townships, so, as the spec asks of multi-jurisdiction servers, every call but discovery
   requires it (400 when missing or malformed).
-- **service_code** is a category of ``services.dispatch.sla.CATEGORIES``; ``metadata`` is false
+- **service_code** is a category of ``shared.domain.categories.CATEGORIES``; ``metadata`` is false
   for all of them. The *service definition* of a known code answers an empty ``attributes``
   list rather than a 404: a client that fetches definitions regardless of the metadata flag keeps
   working, and one that honours the flag never asks. An unknown code is a 404.
@@ -77,11 +77,12 @@ from werkzeug.exceptions import HTTPException
 
 from shared.auth import current_principal
 from shared.clock import iso, parse_iso
-from shared.privacy import mask_text
+from shared.domain.phones import mask_text
 
-from services.dispatch.sla import CATEGORIES
+from shared.domain.categories import CATEGORIES
 
-from .reports import LEVEL_NAMES, STATUS_NAMES
+from shared.domain.levels import POST_TITLES
+from .reports import STATUS_NAMES
 from .schemas import ReportIn
 
 log = logging.getLogger(__name__)
@@ -316,7 +317,7 @@ def agency_responsible(report: dict) -> str | None:
     handler = report.get("handler") or {}
     if not handler:
         return None
-    post = LEVEL_NAMES.get(handler.get("level"), "")
+    post = POST_TITLES.get(handler.get("level"), "")
     parts: list[str] = []
     for part in (handler.get("unit_name"), post, handler.get("name")):
         if part and part not in parts and not (parts and part in parts[-1]):

@@ -23,7 +23,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from shared.auth import current_principal
 from shared.clock import iso
-from shared.privacy import last_four
+from shared.domain.phones import last_four
 
 RESIDENT_PREFIX = "szr1."
 _SALT = "sanzhang.resident.v1"

@@ -24,11 +24,11 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Callable, NamedTuple
 
-from services.dispatch.org import township_unit_id
+from shared.domain.ids import township_unit_id
 from shared.metrics import NOTIFICATIONS
 from shared.clock import Clock, iso, parse_iso
-from shared.ids import derived_id, short_hash
-from shared.privacy import mask_phone
+from shared.domain.ids import derived_id, short_hash
+from shared.domain.phones import mask as mask_phone
 from shared.storage import DuplicateKey, Index, Store, VersionConflict
 
 from .channels.base import OutboundMessage, PermanentSendError, RetryableSendError

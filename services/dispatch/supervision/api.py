@@ -12,10 +12,10 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from shared.auth import current_principal, require, require_township
 from shared.clock import iso
 from shared.events import TOWNSHIP_CODE
-from shared.privacy import is_valid_phone
+from shared.domain.phones import is_valid as is_valid_phone
 
+from shared.domain.levels import POST_TITLES
 from ..desk import actor_of
-from ..org import LEAD_TITLES
 from .board import board
 from .cards import CHOICES, CardError
 from .export import PERIODS, filename, periods, workbook
@@ -135,7 +135,7 @@ def build_supervision_blueprint(sup) -> Blueprint:
     def _bad_value(exc):
         from flask import jsonify
 
-        from shared.privacy import mask_text
+        from shared.domain.phones import mask_text
 
         return jsonify(code=422, status="Unprocessable Entity",
                        message=mask_text(f"参数无效：{exc}")[:300]), 422
@@ -278,7 +278,7 @@ def build_supervision_blueprint(sup) -> Blueprint:
             abort(422, message="只有邻长、组长、片长岗位可以指定人员", errors={"json": {"unit_id": ["不是三长岗位"]}})
         doc = sup.org.fill_post(unit_id, body, actor=principal.name or principal.role)
         lead = doc.get("lead") or {}
-        return {"unit_id": unit_id, "level": doc["level"], "title": LEAD_TITLES[doc["level"]], "name": doc["name"],
+        return {"unit_id": unit_id, "level": doc["level"], "title": POST_TITLES[doc["level"]], "name": doc["name"],
                 "lead_name": lead.get("name")}
 
     # -- visits -----------------------------------------------------------------------------------

@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 
 from shared.clock import iso, parse_iso
 
+from shared.domain.statuses import OPEN_STATUSES
+from shared.domain.levels import UNIT_NAMES
+from shared.domain.categories import CATEGORIES
 from .. import views
-from ..cases import OPEN_STATUSES
-from ..org import LEVEL_NAMES
-from ..sla import CATEGORIES
 from ..transitions import STATUS_TEXT
 from .facts import LOCAL, quarter_of
 from .figures import quarter_range
@@ -39,7 +39,7 @@ def open_cases(cases_coll, township: str, now: datetime) -> list[dict]:
         out.append({"id": doc["_id"], "tracking_no": doc.get("tracking_no"), "category": doc.get("category"),
                     "category_name": CATEGORIES.get(doc.get("category"), doc.get("category")),
                     "summary": doc.get("summary"), "urgent": bool(doc.get("urgent")), "level": doc.get("level"),
-                    "level_name": LEVEL_NAMES.get(doc.get("level"), doc.get("level")),
+                    "level_name": UNIT_NAMES.get(doc.get("level"), doc.get("level")),
                     "unit_name": assignee.get("unit_name"), "lead_name": assignee.get("lead_name"),
                     "status": doc["status"], "status_text": STATUS_TEXT.get(doc["status"], doc["status"]),
                     "timing": view["timing"], "deadline": view["deadline"], "created_at": doc["created_at"],
@@ -53,7 +53,7 @@ def open_cases(cases_coll, township: str, now: datetime) -> list[dict]:
 def by_level_and_age(cases: list[dict]) -> list[dict]:
     rows = {}
     for level in ("neighbourhood", "group", "area", "village", "township"):
-        rows[level] = {"level": level, "level_name": LEVEL_NAMES[level], "total": 0, "overdue": 0,
+        rows[level] = {"level": level, "level_name": UNIT_NAMES[level], "total": 0, "overdue": 0,
                        **{label: 0 for _, label in AGE_BUCKETS}}
     for case in cases:
         row = rows.get(case["level"])

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 from shared.aggregates import Aggregates
 from shared.clock import iso, parse_iso
-from shared.ids import short_hash
+from shared.domain.ids import short_hash
 from shared.storage import Index
 
 LOCAL = ZoneInfo("Asia/Shanghai")

@@ -16,8 +16,9 @@ from datetime import datetime, timedelta
 from shared.clock import iso
 from shared.storage import Metric
 
-from ..org import LEVEL_NAMES, OrgRepository
-from ..sla import CATEGORIES
+from shared.domain.levels import UNIT_NAMES
+from shared.domain.categories import CATEGORIES
+from ..org import OrgRepository
 from .facts import LEAD_LEVELS, LOCAL
 
 BY_CASES = {"township": ["township"], "village": ["village_id"], "category": ["category"], "week": ["week"],
@@ -130,7 +131,7 @@ class FigureQueries:
             elif by == "category":
                 row["label"] = CATEGORIES.get(row["category"], row["category"])
             elif by == "level":
-                row["label"] = LEVEL_NAMES.get(row["level"], row["level"])
+                row["label"] = UNIT_NAMES.get(row["level"], row["level"])
             elif by == "lead":
                 lead_name, unit_name = names.get(row["lead_key"], (None, None))
                 path = self._path(units, row["unit_id"]) or unit_name
