@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from .domain.localtime import DEFAULT_ZONE
+
 # Every variable the code reads; the deploy manifests are checked against this list. Variables
 # only one service reads are listed with that service: notify's (its channels, routes, quiet
 # hours, rate limit, budget, retries, receipts) in services/notify/config.py ENV_VARS.
@@ -30,6 +32,7 @@ ENV_VARS = {
     "SANZHANG_FAULT_POINTS": "Fault suite only: crash the process at these step boundaries (stored, published, handled). Never set in production.",
     "SANZHANG_FAULT_RATE": "Fault suite only: probability of a crash at each hit of a named point (default 0.01).",
     "SANZHANG_MAX_BODY": "Largest accepted request body in bytes (default 1 MiB).",
+    "SANZHANG_TIMEZONE": "The local time zone: working days, holidays, quiet hours, quarters and the times people read (default Asia/Shanghai).",
     "SANZHANG_RATE_LIMIT": "Write requests (POST/PUT/PATCH/DELETE) per credential, N/seconds, e.g. 60/60; more answer 429 with Retry-After. Kept in memory, so per gunicorn worker. Unset or off: no limit.",
 }
 
@@ -55,6 +58,7 @@ class Settings:
     demo: bool = False
     max_body: int = 1024 * 1024
     rate_limit: str | None = None
+    timezone: str = DEFAULT_ZONE
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -85,5 +89,6 @@ class Settings:
             demo=(get("SANZHANG_DEMO") or "") in ("1", "true", "yes"),
             max_body=int(get("SANZHANG_MAX_BODY") or 1024 * 1024),
             rate_limit=get("SANZHANG_RATE_LIMIT") or None,
+            timezone=get("SANZHANG_TIMEZONE") or DEFAULT_ZONE,
             extra=env,
         )

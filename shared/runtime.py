@@ -16,6 +16,7 @@ from .auth import Authenticator, TokenIssuer
 from . import personal
 from .clock import Clock, SystemClock
 from .config import Settings
+from .domain import localtime
 from .messaging.consume import EventWorker
 from .messaging.publish import KombuPublisher, PikaPublisher
 from .messaging.relay import OutboxRelay
@@ -37,6 +38,8 @@ class Runtime:
     def __init__(self, settings: Settings, services: Iterable[str] = SERVICES, clock: Clock | None = None,
                  consume: bool = True):
         self.settings = settings
+        # Before any service is built: their settings and schedules read the local zone.
+        localtime.configure(settings.timezone)
         self.clock = clock or SystemClock()
         self.names = Names(settings.namespace)
         self.waker = Waker()

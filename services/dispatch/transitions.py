@@ -12,7 +12,7 @@ from typing import NamedTuple
 from shared.clock import iso, parse_iso
 from shared.domain.ids import new_id
 
-from shared.domain.statuses import CLOSED_STATUSES, OPEN_STATUSES
+from shared.domain.statuses import CLOSED_STATUSES
 from shared.domain.levels import UNIT_NAMES
 from . import sla
 from .cases import apply_assignment, case_event, set_deadlines, timeline_entry

@@ -19,7 +19,7 @@ from typing import Iterator
 
 import openpyxl
 
-XLS_REFUSED = "不支持旧版 Excel（.xls）文件，请另存为 .xlsx 后再导入"
+XLS_REFUSED = "不支持旧版Excel（.xls）文件，请另存为 .xlsx 后再导入"
 UNREADABLE_XLSX = "无法读取该xlsx文件，请确认文件未损坏"
 NO_SHEET = "xlsx文件中没有工作表"
 DAMAGED = "文件内容已损坏或格式不正确，无法读取"

@@ -10,9 +10,10 @@ from shared.clock import iso, parse_iso
 from shared.domain.statuses import OPEN_STATUSES
 from shared.domain.levels import UNIT_NAMES
 from shared.domain.categories import CATEGORIES
+from shared.domain.localtime import local_zone
 from .. import views
 from ..transitions import STATUS_TEXT
-from .facts import LOCAL, quarter_of
+from .facts import quarter_of
 from .figures import quarter_range
 
 AGE_BUCKETS = ((1, "1天内"), (2, "1–2天"), (7, "2–7天"), (None, "7天以上"))
@@ -71,7 +72,7 @@ def board(sup, township: str, now: datetime) -> dict:
     quarter = quarter_of(iso(now))
     since, until = iso(q_start), iso(q_end)
     figures = sup.figures.compute(township, since, until, now, by="level")
-    local = now.astimezone(LOCAL)
+    local = now.astimezone(local_zone())
     monday = (local - timedelta(days=local.weekday(), weeks=TREND_WEEKS - 1)).replace(
         hour=0, minute=0, second=0, microsecond=0)
     weekly = sup.figures.weekly(township, iso(monday), iso(now + timedelta(seconds=1)), now)

@@ -18,10 +18,11 @@ from shared.storage import Index, Metric, Store
 
 from shared.domain.statuses import OPEN_STATUSES
 from shared.domain.levels import POST_TITLES
+from shared.domain.localtime import local_zone
 from ..chain import Escalator
 from ..org import OrgRepository
 from ..transitions import Actor, WrongState
-from .facts import LEAD_LEVELS, LOCAL, lead_key
+from .facts import LEAD_LEVELS, lead_key
 from .ledger import Ledger
 from .rules import CARD_MEANINGS, CARD_NAMES, CARDS, Rules
 
@@ -30,8 +31,8 @@ CHOICES = (*CARDS, "none")
 
 def quarter_bounds(quarter: str) -> tuple[str, str]:
     year, q = int(quarter[:4]), int(quarter[-1])
-    start = datetime(year, 3 * q - 2, 1, tzinfo=LOCAL)
-    end = datetime(year + 1, 1, 1, tzinfo=LOCAL) if q == 4 else datetime(year, 3 * q + 1, 1, tzinfo=LOCAL)
+    start = datetime(year, 3 * q - 2, 1, tzinfo=local_zone())
+    end = datetime(year + 1, 1, 1, tzinfo=local_zone()) if q == 4 else datetime(year, 3 * q + 1, 1, tzinfo=local_zone())
     return iso(start), iso(end)
 
 

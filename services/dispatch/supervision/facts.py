@@ -26,15 +26,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Callable, Iterable
-from zoneinfo import ZoneInfo
 
 from shared.aggregates import Aggregates
 from shared.clock import iso, parse_iso
 from shared.domain.ids import short_hash
 from shared.storage import Index
+from shared.domain.levels import LEAD_LEVELS  # the 三长: the people who hold points and cards
 
-LOCAL = ZoneInfo("Asia/Shanghai")
-LEAD_LEVELS = ("neighbourhood", "group", "area")  # the 三长: the people who hold points and cards
 TWO_DAYS = timedelta(days=2)
 KIND_OF_CATEGORY = {"dispute": "dispute", "hazard": "hazard"}  # everything else: "service"
 
