@@ -116,9 +116,10 @@ def cmd_service(args) -> int:
 
 def cmd_topology(args) -> int:
     from .messaging.topology import Names, declare_amqp
+    from .runtime import bindings
 
     settings = Settings.from_env()
-    declare_amqp(settings.amqp_url, Names(settings.namespace), settings.max_deliveries)
+    declare_amqp(settings.amqp_url, Names(settings.namespace), settings.max_deliveries, bindings())
     print(f"declared topology for namespace {settings.namespace}")
     return 0
 

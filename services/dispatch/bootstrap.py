@@ -39,6 +39,19 @@ def _gauges(collection) -> dict:
     }
 
 
+# Everything dispatch handles (its handlers, supervision's projector, the resident's loop, the
+# departments' verdicts): its queue's bindings are derived from this (shared.runtime.bindings), and
+# the runtime refuses a handler map that differs from it. Its own case.* and sla.* events come back
+# to the supervision projector (stints, points ledger).
+HANDLES = frozenset({
+    "report.submitted", "report.rated", "report.followed", "followup.completed",
+    "case.assigned", "case.accepted", "case.progress", "case.supervised", "case.escalated", "case.reassigned",
+    "case.resolved", "case.referred", "case.updated", "case.merged", "case.signed_off", "case.returned",
+    "sla.warning", "sla.breached",
+    "department.assigned", "department.accepted", "department.sla_breached",
+})
+
+
 def build(ctx: Context) -> ServiceParts:
     org = OrgRepository(ctx.store, ctx.clock, ctx.waker)
     # Cases carry their derived figure columns, written with every change (supervision/facts.py).

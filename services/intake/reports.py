@@ -69,7 +69,6 @@ def summary_text(event_type: str, payload: dict) -> str:
         "case.referred": "已上报市直部门办理",
         "case.resolved": f"已办结：{payload.get('note') or ''}",
         "case.supervised": "镇(街道)已督办",
-        "sla.breached": "办理超时，已自动上报上一级",
         "case.reopened": f"{payload.get('reason') or '群众不满意，重新办理'}（{where}{POST_TITLES.get(a['level'], '')}）",
         "case.merged": f"已与诉求{payload.get('merged_into_tracking_no') or ''}合并办理，办理进展将同步告知您",
     }

@@ -15,11 +15,12 @@ from shared.events import TOWNSHIP_CODE
 from shared.domain.phones import is_valid as is_valid_phone
 
 from shared.domain.levels import POST_TITLES
+from shared.domain.levels import LEAD_LEVELS
 from ..desk import actor_of
 from .board import board
 from .cards import CHOICES, CardError
 from .export import PERIODS, filename, periods, workbook
-from .facts import LEAD_LEVELS, lead_key, quarter_of
+from .facts import lead_key, quarter_of
 from .figures import BY, local_day, quarter_range
 from .rules import RuleSetIn, RuleSetOut
 from .visits import MODES, VisitError

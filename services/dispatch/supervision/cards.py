@@ -19,10 +19,11 @@ from shared.storage import Index, Metric, Store
 from shared.domain.statuses import OPEN_STATUSES
 from shared.domain.levels import POST_TITLES
 from shared.domain.localtime import local_zone
+from shared.domain.levels import LEAD_LEVELS
 from ..chain import Escalator
 from ..org import OrgRepository
 from ..transitions import Actor, WrongState
-from .facts import LEAD_LEVELS, lead_key
+from .facts import lead_key
 from .ledger import Ledger
 from .rules import CARD_MEANINGS, CARD_NAMES, CARDS, Rules
 

@@ -32,6 +32,7 @@ from shared.clock import iso, parse_iso
 from shared.domain.ids import short_hash
 from shared.storage import Index
 from shared.domain.levels import LEAD_LEVELS  # the 三长: the people who hold points and cards
+from shared.domain.localtime import local_zone
 
 TWO_DAYS = timedelta(days=2)
 KIND_OF_CATEGORY = {"dispute": "dispute", "hazard": "hazard"}  # everything else: "service"
@@ -49,12 +50,12 @@ CASE_FIGURE_COLUMNS = ["city", "kind", *CASE_GROUPS, *FIGURE_VALUES]
 
 def week_of(at: str) -> str:
     """The local (Beijing time) Monday of the week, as YYYY-MM-DD: the board's trend bucket."""
-    day = parse_iso(at).astimezone(LOCAL).date()
+    day = parse_iso(at).astimezone(local_zone()).date()
     return (day - timedelta(days=day.weekday())).isoformat()
 
 
 def quarter_of(at: str) -> str:
-    local = parse_iso(at).astimezone(LOCAL)
+    local = parse_iso(at).astimezone(local_zone())
     return f"{local.year}Q{(local.month - 1) // 3 + 1}"
 
 

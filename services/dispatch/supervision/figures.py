@@ -18,8 +18,9 @@ from shared.storage import Metric
 
 from shared.domain.levels import UNIT_NAMES
 from shared.domain.categories import CATEGORIES
+from shared.domain.levels import LEAD_LEVELS
+from shared.domain.localtime import local_zone
 from ..org import OrgRepository
-from .facts import LEAD_LEVELS, LOCAL
 
 BY_CASES = {"township": ["township"], "village": ["village_id"], "category": ["category"], "week": ["week"],
             None: []}
@@ -65,14 +66,14 @@ def local_day(text: str, end: bool = False) -> str:
     """'2026-11-01' (a local date) or an ISO time → the UTC text stored times compare with. An end
     date is exclusive of the day after: to=2026-11-30 covers all of 30 November."""
     if len(text) == 10:
-        day = datetime.fromisoformat(text).replace(tzinfo=LOCAL)
+        day = datetime.fromisoformat(text).replace(tzinfo=local_zone())
         return iso(day + timedelta(days=1) if end else day)
     from shared.clock import parse_iso
     return iso(parse_iso(text))
 
 
 def quarter_range(now: datetime) -> tuple[datetime, datetime]:
-    local = now.astimezone(LOCAL)
+    local = now.astimezone(local_zone())
     start_month = (local.month - 1) // 3 * 3 + 1
     start = local.replace(month=start_month, day=1, hour=0, minute=0, second=0, microsecond=0)
     end = (start.replace(year=start.year + 1, month=1) if start_month == 10 else start.replace(month=start_month + 3))

@@ -31,8 +31,9 @@ from shared.domain.ids import derived_id
 from shared.storage import DuplicateKey, Index, Store
 
 from shared.domain.ids import case_id_for
+from shared.domain.levels import LEAD_LEVELS
 from ..transitions import BREACH_REASONS
-from .facts import LEAD_LEVELS, STINT_COLUMNS, STINT_INDEXES, derive, lead_key, quarter_of, stint_rows, week_of
+from .facts import STINT_COLUMNS, STINT_INDEXES, derive, lead_key, quarter_of, stint_rows, week_of
 from .rules import Rules
 
 LEDGER_INDEXES = [Index.on("township", "at"), Index.on("township", "lead_key"), Index.on("township", "quarter"),
