@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from shared.events import LEVELS, NOT_BLANK
-
 from shared.domain.categories import CATEGORIES
 from shared.domain.levels import UNIT_NAMES
+from shared.events import LEVELS, NOT_BLANK
+
 from .transitions import ESCALATION_REASONS, STATUS_TEXT
 from .views import SHOWS
 

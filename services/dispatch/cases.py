@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from shared.clock import iso, parse_iso
-from shared.events import make_event
 from shared.domain.ids import case_id_for
 from shared.domain.levels import UNIT_NAMES
+from shared.events import make_event
 
 from . import sla
 from .org import assignee_of

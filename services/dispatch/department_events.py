@@ -22,8 +22,8 @@ import logging
 
 from shared.aggregates import Aggregates, NotFound, Unchanged
 from shared.clock import Clock, iso
-
 from shared.domain.levels import UNIT_NAMES
+
 from .cases import case_event, timeline_entry
 from .timers import schedule
 

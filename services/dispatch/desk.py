@@ -11,10 +11,10 @@ from typing import Callable
 from shared.aggregates import Aggregates, NotFound
 from shared.auth import Principal
 from shared.clock import Clock
-
-from shared.domain.statuses import CLOSED_STATUSES, OPEN_STATUSES
 from shared.domain.ids import township_unit_id
 from shared.domain.levels import POST_TITLES, UNIT_NAMES
+from shared.domain.statuses import CLOSED_STATUSES, OPEN_STATUSES
+
 from . import transitions, views
 from .chain import Escalator
 from .org import OrgRepository, has_lead

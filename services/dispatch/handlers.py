@@ -5,9 +5,9 @@ import logging
 
 from shared.aggregates import Aggregates
 from shared.clock import Clock
+from shared.domain.ids import case_id_for, township_unit_id
 from shared.storage import DuplicateKey
 
-from shared.domain.ids import case_id_for, township_unit_id
 from .cases import new_case
 from .org import OrgRepository, has_lead
 

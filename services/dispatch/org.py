@@ -5,11 +5,11 @@ from dataclasses import asdict
 
 from shared.aggregates import Aggregates
 from shared.clock import Clock, iso
-from shared.events import make_event
 from shared.domain import phones
 from shared.domain.addresses import normalise_address
 from shared.domain.ids import new_id, township_unit_id
 from shared.domain.levels import COLLECTIVE_LEVELS, POST_TITLES
+from shared.events import make_event
 from shared.storage import Index, Store
 
 from .roster import Org, import_roster

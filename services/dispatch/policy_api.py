@@ -5,8 +5,8 @@ from flask_smorest import Blueprint, abort
 from marshmallow import ValidationError, fields
 
 from shared.auth import require, require_township
-
 from shared.domain.levels import CHAIN_LEVELS
+
 from .policies import Policies
 from .sla import SlaPolicySchema
 

@@ -36,10 +36,9 @@ from marshmallow import RAISE, Schema, fields, validate
 from shared.aggregates import Aggregates, NotFound, Unchanged
 from shared.auth import current_principal, require
 from shared.clock import Clock, iso
-from shared.domain.ids import derived_id
-
+from shared.domain.ids import case_id_for, derived_id
 from shared.domain.statuses import OPEN_STATUSES
-from shared.domain.ids import case_id_for
+
 from . import sla, views
 from .case_schemas import CaseDetailOut
 from .cases import apply_assignment, case_event, timeline_entry

@@ -65,8 +65,8 @@ from zoneinfo import ZoneInfo
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from shared.domain.categories import CATEGORIES, TIERS
-from shared.domain.levels import CHAIN_LEVELS as LEVELS
 from shared.domain.levels import DEPARTMENT
+from shared.domain.levels import CHAIN_LEVELS as LEVELS
 from shared.domain.workdays import DURATION_PATTERN, Duration, add
 
 DEFAULT_WARN_AT = 0.75

@@ -11,9 +11,9 @@ from typing import NamedTuple
 
 from shared.clock import iso, parse_iso
 from shared.domain.ids import new_id
-
-from shared.domain.statuses import CLOSED_STATUSES
 from shared.domain.levels import UNIT_NAMES
+from shared.domain.statuses import CLOSED_STATUSES
+
 from . import sla
 from .cases import apply_assignment, case_event, set_deadlines, timeline_entry
 from .timers import schedule

@@ -4,8 +4,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from shared.clock import iso
-
 from shared.domain.statuses import OPEN_STATUSES
+
 from .figures import figures
 from .timers import PENDING
 

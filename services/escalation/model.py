@@ -21,14 +21,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.domain.categories import CATEGORIES
-from shared.domain.workdays import Duration, add
 from shared.clock import iso, parse_iso
-from shared.events import make_event
+from shared.domain.categories import CATEGORIES
 from shared.domain.ids import derived_id, new_id
 from shared.domain.phones import mask as mask_phone
-
 from shared.domain.statuses import OPEN_STATUSES
+from shared.domain.workdays import Duration, add
+from shared.events import make_event
+
 from .policy import ClockPolicy
 
 LEAD, CO = "lead", "co"

@@ -18,10 +18,10 @@ from datetime import timedelta
 from shared.aggregates import Aggregates, NotFound, Unchanged
 from shared.auth import Principal
 from shared.clock import Clock, iso
+from shared.domain.categories import CATEGORIES
 from shared.domain.phones import mask as mask_phone
 from shared.storage import DuplicateKey, Index, Store, VersionConflict
 
-from shared.domain.categories import CATEGORIES
 from . import model
 from .directory import Directory
 from .idempotency import IdempotencyStore

@@ -21,9 +21,8 @@ import math
 from datetime import datetime, timedelta
 
 from shared.clock import iso
-from shared.domain.phones import mask_text
-
 from shared.domain.addresses import normalise_address
+from shared.domain.phones import mask_text
 
 CELL_DEG = 0.002
 METRES_PER_DEG = 111_320.0

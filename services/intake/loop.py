@@ -30,12 +30,10 @@ from datetime import datetime, timedelta
 
 from shared.aggregates import Aggregates, NotFound, Unchanged
 from shared.clock import Clock, iso, parse_iso
-from shared.events import make_event
-from shared.domain.ids import derived_id
+from shared.domain.ids import case_id_for, derived_id
 from shared.domain.phones import mask_text
+from shared.events import make_event
 from shared.storage import DuplicateKey
-
-from shared.domain.ids import case_id_for
 
 from . import photos as photo_rules
 from .duplicates import OPEN as OPEN_FOR_DUPLICATES, DuplicateFinder

@@ -76,12 +76,11 @@ from werkzeug.exceptions import HTTPException
 
 from shared.auth import current_principal
 from shared.clock import iso, parse_iso
-from shared.domain.phones import mask_text
-
 from shared.domain.categories import CATEGORIES
-
 from shared.domain.levels import POST_TITLES
 from shared.domain.localtime import local_zone
+from shared.domain.phones import mask_text
+
 from .reports import STATUS_NAMES
 from .schemas import ReportIn
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from shared.clock import iso
-from shared.events import make_event
-from shared.domain.ids import new_id, tracking_number
-
 from shared.domain.categories import CATEGORIES
+from shared.domain.ids import new_id, tracking_number
 from shared.domain.levels import POST_TITLES
+from shared.events import make_event
 
 STATUS_NAMES = {"submitted": "已受理，正在分派", "assigned": "已派单，等待接单", "accepted": "已接单，正在办理",
                 "referred": "已上报市直部门", "resolved": "已办结", "closed": "已办结",

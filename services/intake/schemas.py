@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
 
-from shared.events import TOWNSHIP_CODE
+from shared.domain.categories import CATEGORIES
 from shared.domain.phones import PHONE_PATTERN
 from shared.domain.phones import is_valid as is_valid_phone
 from shared.domain.phones import mask as mask_phone
 from shared.domain.phones import normalise as normalise_phone
-
-from shared.domain.categories import CATEGORIES
+from shared.events import TOWNSHIP_CODE
 
 CHANNELS = ("mini_program", "wechat", "phone", "walk_in", "lead", "open311")
 

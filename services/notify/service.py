@@ -24,11 +24,10 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Callable, NamedTuple
 
-from shared.domain.ids import township_unit_id
-from shared.metrics import NOTIFICATIONS
 from shared.clock import Clock, iso, parse_iso
-from shared.domain.ids import derived_id, short_hash
+from shared.domain.ids import derived_id, short_hash, township_unit_id
 from shared.domain.phones import mask as mask_phone
+from shared.metrics import NOTIFICATIONS
 from shared.storage import DuplicateKey, Index, Store, VersionConflict
 
 from .channels.base import OutboundMessage, PermanentSendError, RetryableSendError

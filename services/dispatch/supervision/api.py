@@ -11,11 +11,10 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from shared.auth import current_principal, require, require_township
 from shared.clock import iso
-from shared.events import TOWNSHIP_CODE
+from shared.domain.levels import LEAD_LEVELS, POST_TITLES
 from shared.domain.phones import is_valid as is_valid_phone
+from shared.events import TOWNSHIP_CODE
 
-from shared.domain.levels import POST_TITLES
-from shared.domain.levels import LEAD_LEVELS
 from ..desk import actor_of
 from .board import board
 from .cards import CHOICES, CardError

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from shared.clock import iso, parse_iso
-
-from shared.domain.statuses import OPEN_STATUSES
-from shared.domain.levels import UNIT_NAMES
 from shared.domain.categories import CATEGORIES
+from shared.domain.levels import UNIT_NAMES
 from shared.domain.localtime import local_zone
+from shared.domain.statuses import OPEN_STATUSES
+
 from .. import views
 from ..transitions import STATUS_TEXT
 from .facts import quarter_of

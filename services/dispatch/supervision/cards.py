@@ -14,12 +14,11 @@ from datetime import datetime
 from shared.aggregates import Aggregates, Unchanged
 from shared.clock import Clock, iso
 from shared.domain.ids import derived_id
+from shared.domain.levels import LEAD_LEVELS, POST_TITLES
+from shared.domain.localtime import local_zone
+from shared.domain.statuses import OPEN_STATUSES
 from shared.storage import Index, Metric, Store
 
-from shared.domain.statuses import OPEN_STATUSES
-from shared.domain.levels import POST_TITLES
-from shared.domain.localtime import local_zone
-from shared.domain.levels import LEAD_LEVELS
 from ..chain import Escalator
 from ..org import OrgRepository
 from ..transitions import Actor, WrongState

@@ -27,12 +27,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
+from shared.domain.levels import LEAD_LEVELS  # the 三长: the people who hold points and cards
 from shared.aggregates import Aggregates
 from shared.clock import iso, parse_iso
 from shared.domain.ids import short_hash
-from shared.storage import Index
-from shared.domain.levels import LEAD_LEVELS  # the 三长: the people who hold points and cards
 from shared.domain.localtime import local_zone
+from shared.storage import Index
 
 TWO_DAYS = timedelta(days=2)
 KIND_OF_CATEGORY = {"dispute": "dispute", "hazard": "hazard"}  # everything else: "service"

@@ -14,12 +14,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from shared.clock import iso
+from shared.domain.categories import CATEGORIES
+from shared.domain.levels import LEAD_LEVELS, UNIT_NAMES
+from shared.domain.localtime import local_zone
 from shared.storage import Metric
 
-from shared.domain.levels import UNIT_NAMES
-from shared.domain.categories import CATEGORIES
-from shared.domain.levels import LEAD_LEVELS
-from shared.domain.localtime import local_zone
 from ..org import OrgRepository
 
 BY_CASES = {"township": ["township"], "village": ["village_id"], "category": ["category"], "week": ["week"],
