@@ -6,6 +6,7 @@ from shared.service import Context, ServiceParts
 from shared.storage import Index
 from shared.sweeper import DueSweeper
 
+from shared.domain.statuses import OPEN_STATUSES
 from .demo_roster import load_demo
 from .api import build_blueprint
 from .case_api import build_case_blueprint
@@ -35,7 +36,7 @@ def _gauges(collection) -> dict:
                            lambda: [({"status": k}, v) for k, v in collection.group_count("status").items()]),
         "sanzhang_open_cases": ("Open cases by level", ["level"],
                                 lambda: [({"level": k}, v) for k, v in collection.group_count(
-                                    "level", {"status": {"$in": ["assigned", "accepted"]}}).items()]),
+                                    "level", {"status": {"$in": list(OPEN_STATUSES)}}).items()]),
     }
 
 

@@ -15,6 +15,7 @@ from typing import Iterator, NamedTuple
 
 from shared.domain import phones
 from shared.domain.addresses import normalise_address
+from shared.domain.levels import LEAD_LEVELS, POST_TITLES
 from shared.domain.levels import ROSTER_LEVELS as LEVELS
 from shared.domain.spreadsheet import ImportRejected, SpreadsheetError, cell_text, read_rows
 
@@ -56,9 +57,10 @@ class _Post(NamedTuple):
     wecom: str
 
 
+# Top first, as the columns run (片长, 组长, 邻长).
 POSTS = {
-    level: _Post(level, title, f"{level}_lead", f"{level}_lead_phone", f"{level}_lead_wecom")
-    for level, title in (("area", "片长"), ("group", "组长"), ("neighbourhood", "邻长"))
+    level: _Post(level, POST_TITLES[level], f"{level}_lead", f"{level}_lead_phone", f"{level}_lead_wecom")
+    for level in reversed(LEAD_LEVELS)
 }
 
 _KEY_HOUSEHOLD = {"": False, "否": False, "N": False, "0": False, "是": True, "Y": True, "1": True}
