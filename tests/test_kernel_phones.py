@@ -115,3 +115,12 @@ def test_full_number_is_what_log_scans_look_for():
     assert phones.FULL_NUMBER.search("x 13800138000 y")
     assert not phones.FULL_NUMBER.search("x 138****8000 y")
     assert not phones.FULL_NUMBER.search("abc13800138000")
+
+
+def test_the_documented_pattern_allows_only_valid_numbers():
+    import re
+
+    for text in ("13800138000", "+8613800138000", "0731-55681234", "073155681234", "010-62345678", "0731-5568123"):
+        assert re.match(phones.PHONE_PATTERN, text) and phones.is_valid(text), text
+    for text in ("12812345678", "010-12345678", "0731-055681234", "1380013800", "+86 13800138000"):
+        assert not re.match(phones.PHONE_PATTERN, text), text

@@ -23,8 +23,10 @@ from decimal import Decimal, InvalidOperation
 MOBILE = re.compile(r"1[3-9][0-9]{9}")
 # Area codes 010 and 02x have three digits, every other one four; local numbers never start with 0 or 1.
 LANDLINE = re.compile(r"(0[12][0-9]|0[3-9][0-9]{2})([2-9][0-9]{6,7})")
-# For documents (OpenAPI patterns): the canonical forms plus the prefixes and separators people type.
-PHONE_PATTERN = r"^[\s\-()+0-9０-９（）]{7,24}$"
+# For documents (OpenAPI patterns): a mobile (optionally +86) or a landline with its area code.
+# Every string it allows is valid (a fuzzer's positive cases must be accepted); normalise also takes
+# the spaces, brackets, full-width digits and 0086/86 prefixes people type, which it does not list.
+PHONE_PATTERN = r"^(\+86)?1[3-9][0-9]{9}$|^(0[12][0-9]|0[3-9][0-9]{2})-?[2-9][0-9]{6,7}$"
 
 # A whole mobile number standing alone: what must never reach a log, an error body or a dead letter.
 FULL_NUMBER = re.compile(r"(?<![0-9A-Za-z])1[3-9][0-9]{9}(?![0-9A-Za-z])")
