@@ -26,8 +26,9 @@ AMQP = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
 def system_latency(rate: float, seconds: float) -> tuple[list[float], int, int]:
-    from services.dispatch.cases import case_id_for
-    from services.dispatch.demo_roster import DEMO_TOWNSHIP, demo_roster_csv
+    from shared.domain.ids import case_id_for
+    from services.dispatch.demo_roster import demo_roster_csv
+    from shared.domain.demo import DEMO_TOWNSHIP
     from services.dispatch.roster import import_roster
     from shared.auth import Principal, TokenIssuer
     from shared.clock import parse_iso

@@ -85,6 +85,7 @@ def bare(seconds: float) -> dict:
 def intake(seconds: float) -> dict:
     from shared.auth import Principal, TokenIssuer
     from shared.messaging.topology import Names, delete_amqp
+    from shared.runtime import bindings
 
     port = _free_port()
     ns = "benchi" + uuid.uuid4().hex[:6]
@@ -113,7 +114,7 @@ def intake(seconds: float) -> dict:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
-        delete_amqp(AMQP, Names(ns))
+        delete_amqp(AMQP, Names(ns), bindings())
 
 
 def main(argv=None) -> int:

@@ -48,10 +48,12 @@ def bench_dispatch(n: int, workers: int) -> float:
     import sys
 
     from bench.bench_intake import _free_port, _wait
-    from services.dispatch.demo_roster import DEMO_TOWNSHIP, demo_roster_csv
+    from services.dispatch.demo_roster import demo_roster_csv
+    from shared.domain.demo import DEMO_TOWNSHIP
     from services.dispatch.roster import import_roster
     from shared.messaging.publish import PikaPublisher
     from shared.messaging.topology import Names, declare_amqp, delete_amqp
+    from shared.runtime import bindings
     from shared.storage import Index
     from shared.storage.sqlite import SQLiteStore
     from tests.cluster import call
@@ -64,7 +66,7 @@ def bench_dispatch(n: int, workers: int) -> float:
     env = {**os.environ, "SANZHANG_AMQP_URL": AMQP, "SANZHANG_NAMESPACE": ns, "SANZHANG_DATA_DIR": data,
            "SANZHANG_PORT": str(port), "SANZHANG_SECRET": "bench-secret-0123456789abcdef",
            "SANZHANG_ADMIN_TOKEN": admin, "SANZHANG_WEB_WORKERS": str(workers), "SANZHANG_LOG_LEVEL": "WARNING"}
-    declare_amqp(AMQP, names, 5)
+    declare_amqp(AMQP, names, 5, bindings())
     proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "dispatch"], env=env, cwd=Path(__file__).parent.parent,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -92,7 +94,7 @@ def bench_dispatch(n: int, workers: int) -> float:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
-        delete_amqp(AMQP, names)
+        delete_amqp(AMQP, names, bindings())
 
 
 def bench_raw(n: int, body: bytes) -> float:

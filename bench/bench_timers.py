@@ -68,7 +68,7 @@ def _rss_mb() -> float:
 
 def _templates(runtime) -> list[dict]:
     """One real case per staffed neighbourhood of the demo roster, opened by dispatch's handler."""
-    from services.dispatch.cases import case_id_for
+    from shared.domain.ids import case_id_for
     from shared.cli import _load_demo
     from shared.events import load_event, make_event
 

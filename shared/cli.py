@@ -34,18 +34,13 @@ def _embedded_settings(settings: Settings, demo: bool) -> Settings:
 
 
 def _load_demo(runtime: Runtime) -> dict:
-    from services.dispatch.demo_roster import DEMO_TOWNSHIP, DEMO_TOWNSHIP_NAME, demo_roster_csv
-
     from .auth import Principal
+    from .domain.demo import DEMO_TOWNSHIP
 
+    # Each service loads its own demo data (dispatch the roster, intake the common questions).
+    loaded = {p.name: p.api["load_demo"]() for p in runtime.parts if "load_demo" in p.api}
+    result = loaded["dispatch"]
     org = runtime.service("dispatch").api["org"]
-    org.ensure_township(DEMO_TOWNSHIP, DEMO_TOWNSHIP_NAME, DEMO_TOWNSHIP[:6])
-    result = org.import_roster(DEMO_TOWNSHIP, demo_roster_csv(), "demo.csv", actor="demo")
-    if any(p.name == "intake" for p in runtime.parts):
-        # The demo township's knowledge base of common questions (instant answers, the "0" of 0211).
-        from services.intake.kb_demo import demo_kb_csv
-
-        runtime.service("intake").api["kb"].import_file(DEMO_TOWNSHIP, demo_kb_csv(), "demo-kb.csv", actor="demo")
     issuer = runtime.issuer
     neighbourhoods = [u for u in org.tree(DEMO_TOWNSHIP) if u["level"] == "neighbourhood" and u.get("lead")]
     first = sorted(neighbourhoods, key=lambda u: u["name"])[0]
@@ -121,15 +116,16 @@ def cmd_service(args) -> int:
 
 def cmd_topology(args) -> int:
     from .messaging.topology import Names, declare_amqp
+    from .runtime import bindings
 
     settings = Settings.from_env()
-    declare_amqp(settings.amqp_url, Names(settings.namespace), settings.max_deliveries)
+    declare_amqp(settings.amqp_url, Names(settings.namespace), settings.max_deliveries, bindings())
     print(f"declared topology for namespace {settings.namespace}")
     return 0
 
 
 def cmd_import_roster(args) -> int:
-    from services.dispatch.roster import RosterError
+    from .domain.spreadsheet import ImportRejected
 
     settings = Settings.from_env()
     logs.configure("sanzhang", settings.log_level)
@@ -140,7 +136,7 @@ def cmd_import_roster(args) -> int:
     path = Path(args.file)
     try:
         result = org.import_roster(args.township, path.read_bytes(), path.name, actor="cli")
-    except RosterError as exc:
+    except ImportRejected as exc:
         for err in exc.errors:
             print(f"第{err['row']}行 {err.get('column') or ''}: {err['message']}", file=sys.stderr)
         return 1

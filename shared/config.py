@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from .domain.localtime import DEFAULT_ZONE
+
 @dataclass(frozen=True)
 class Setting:
     """One environment variable: its name, its default as an operator would write it (None: unset)
@@ -40,6 +42,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SANZHANG_FAULT_POINTS", None, "Fault suite only: crash the process at these step boundaries (stored, published, handled). Never set in production."),
     Setting("SANZHANG_FAULT_RATE", "0.01", "Fault suite only: probability of a crash at each hit of a named point."),
     Setting("SANZHANG_MAX_BODY", "1048576", "Largest accepted request body in bytes (1 MiB)."),
+    Setting("SANZHANG_TIMEZONE", DEFAULT_ZONE, "The local time zone: working days, holidays, quiet hours, quarters and the times people read."),
     Setting("SANZHANG_RATE_LIMIT", None, "Write requests (POST/PUT/PATCH/DELETE) per credential, N/seconds, e.g. 60/60; more answer 429 with Retry-After. Kept in memory, so per gunicorn worker. Unset or off: no limit."),
 )
 
@@ -81,6 +84,7 @@ class Settings:
     demo: bool = False
     max_body: int = 1024 * 1024
     rate_limit: str | None = None
+    timezone: str = DEFAULT_ZONE
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -115,5 +119,6 @@ class Settings:
             demo=(get("SANZHANG_DEMO") or "") in ("1", "true", "yes"),
             max_body=int(get("SANZHANG_MAX_BODY")),
             rate_limit=get("SANZHANG_RATE_LIMIT") or None,
+            timezone=get("SANZHANG_TIMEZONE"),
             extra=env,
         )

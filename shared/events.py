@@ -11,7 +11,7 @@ from typing import Any
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 
 from .clock import iso
-from .ids import derived_id, new_id
+from .domain.ids import derived_id, new_id
 from .personal import open_tree, seal_tree
 
 ENVELOPE_VERSION = 1

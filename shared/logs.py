@@ -6,7 +6,8 @@ import json
 import logging
 import sys
 
-from .privacy import PhoneMaskingFilter, mask_text
+from .domain.phones import mask_text
+from .privacy import PhoneMaskingFilter
 
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
 

@@ -16,6 +16,7 @@ from .auth import Authenticator, TokenIssuer
 from . import personal
 from .clock import Clock, SystemClock
 from .config import Settings
+from .domain import localtime
 from .messaging.consume import EventWorker
 from .messaging.publish import KombuPublisher, PikaPublisher
 from .messaging.relay import OutboxRelay
@@ -28,6 +29,27 @@ log = logging.getLogger(__name__)
 SERVICES = ("intake", "dispatch", "escalation", "notify")
 
 
+def _bootstrap(name: str):
+    # Services are found by name, not imported: shared/ never depends on a service's code.
+    return importlib.import_module(f"services.{name}.bootstrap")
+
+
+def bindings(services: Iterable[str] = SERVICES) -> dict[str, tuple[str, ...]]:
+    """Each service's queue bindings: exactly the event types its composition root declares it
+    handles (``HANDLES``). Every queue is declared by every process, so a service that is not
+    running still receives what it handles."""
+    return {name: tuple(sorted(_bootstrap(name).HANDLES)) for name in services}
+
+
+def check_handlers(parts: ServiceParts, handles: frozenset[str]) -> None:
+    """A handler map must match the declaration its bindings come from: an event handled but not
+    bound would never arrive, one bound but not handled would be consumed for nothing."""
+    unbound, unhandled = set(parts.handlers) - handles, handles - set(parts.handlers)
+    if unbound or unhandled:
+        raise RuntimeError(f"{parts.name}: handlers and HANDLES disagree: handled but not declared "
+                           f"{sorted(unbound)}, declared but not handled {sorted(unhandled)}")
+
+
 def memory_url(url: str) -> str:
     # kombu warns about a missing host on a bare memory:// URL; the host means nothing there.
     return "memory://localhost/" if url.rstrip("/") == "memory:" else url
@@ -37,6 +59,8 @@ class Runtime:
     def __init__(self, settings: Settings, services: Iterable[str] = SERVICES, clock: Clock | None = None,
                  consume: bool = True):
         self.settings = settings
+        # Before any service is built: their settings and schedules read the local zone.
+        localtime.configure(settings.timezone)
         self.clock = clock or SystemClock()
         self.names = Names(settings.namespace)
         self.waker = Waker()
@@ -50,9 +74,11 @@ class Runtime:
                 raise ValueError(f"unknown service {name}")
             store = open_store(settings, name)
             self.stores[name] = store
-            module = importlib.import_module(f"services.{name}.bootstrap")
+            module = _bootstrap(name)
             ctx = Context(settings=settings, clock=self.clock, store=store, waker=self.waker, issuer=self.issuer)
-            self.parts.append(module.build(ctx))
+            parts = module.build(ctx)
+            check_handlers(parts, module.HANDLES)
+            self.parts.append(parts)
         for parts in self.parts:
             for resolver in parts.api.get("auth_resolvers", []):
                 self.authenticator.resolvers.append(resolver)
@@ -106,10 +132,10 @@ class Runtime:
             from kombu import Connection
 
             self._memory_conn = Connection(memory_url(self.settings.amqp_url))
-            declare_memory(self._memory_conn, self.names)
-            exchange, _, _ = kombu_entities(self.names)
+            declare_memory(self._memory_conn, self.names, bindings())
+            exchange, _, _ = kombu_entities(self.names, bindings())
             return KombuPublisher(self._memory_conn, exchange)
-        declare_amqp(self.settings.amqp_url, self.names, self.settings.max_deliveries)
+        declare_amqp(self.settings.amqp_url, self.names, self.settings.max_deliveries, bindings())
         return PikaPublisher(self.settings.amqp_url, self.names.exchange, self.settings.confirm_timeout)
 
     def stop(self) -> None:

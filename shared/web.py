@@ -13,7 +13,7 @@ from flask import Flask, Response, current_app, g, jsonify, request
 from flask_smorest import Api, abort
 from werkzeug.exceptions import HTTPException
 
-from .privacy import mask_text
+from .domain.phones import mask_text
 
 log = logging.getLogger(__name__)
 

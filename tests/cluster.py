@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 from shared.messaging.topology import Names, delete_amqp
+from shared.runtime import bindings
 from tests.conftest import ADMIN, SECRET
 
 SERVICES = ("intake", "dispatch", "escalation", "notify")
@@ -111,7 +112,7 @@ class Cluster:
             self.stop(name)
         for log in self._logs.values():
             log.close()
-        delete_amqp(self.amqp_url, Names(self.namespace))
+        delete_amqp(self.amqp_url, Names(self.namespace), bindings())
         if self.mongo_url:
             from pymongo import MongoClient
 

@@ -11,7 +11,7 @@ run it
   4xx/5xx body;
 - at the end reads every dead-letter queue of the in-memory bus (``<ns>.<service>.dead``).
 
-Each text is searched for ``shared.privacy.FULL_NUMBER``; the run fails at teardown, naming the
+Each text is searched for ``shared.domain.phones.FULL_NUMBER``; the run fails at teardown, naming the
 test, when one is found. The separately run services of tests/cluster.py log to files that the
 tests using them scan themselves (test_e2e_processes, test_faults).
 """
@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from shared.logs import JsonFormatter
-from shared.privacy import FULL_NUMBER, PhoneMaskingFilter
+from shared.domain.phones import FULL_NUMBER
+from shared.privacy import PhoneMaskingFilter
 
 QUIET = ("pika", "kombu", "amqp", "werkzeug")     # as shared.logs.configure
 

@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 
 from services.dispatch import transitions
-from services.dispatch.cases import case_id_for
+from shared.domain.ids import case_id_for
 from services.dispatch.demo_roster import demo_roster_csv
 from shared.auth import Principal
 from shared.cli import _load_demo

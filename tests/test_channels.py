@@ -15,7 +15,8 @@ from services.notify.channels import (
     build_channels,
 )
 from services.notify.channels import aliyun_sms, tencent_sms
-from services.notify.channels.base import AccessTokenCache, mask_phone, normalize_cn_mobile, scrub
+from services.notify.channels.base import AccessTokenCache, scrub
+from shared.domain import phones
 from services.notify.channels.wechat_mp import fit_value
 from tests.fakes import (
     FakeAliyunSms, FakeTencentSms, FakeWeChatMp, FakeWeCom, no_proxy_opener,
@@ -607,10 +608,10 @@ def test_from_env_rejects_half_configuration_without_echoing_values():
 
 
 def test_phone_helpers():
-    assert normalize_cn_mobile("+8613812345678") == PHONE
-    assert normalize_cn_mobile("0086 138 1234 5678") == PHONE
-    assert normalize_cn_mobile("12812345678") is None
-    assert mask_phone("+86 138-1234-5678") == "138****5678"
+    assert phones.mobile("+8613812345678") == PHONE
+    assert phones.mobile("0086 138 1234 5678") == PHONE
+    assert phones.mobile("12812345678") is None
+    assert phones.mask("+86 138-1234-5678") == "138****5678"
     assert scrub(f"PhoneNumbers%3D{PHONE}%26 and 86{PHONE} access_token=abc&x=1") == (
         "PhoneNumbers%3D138****5678%26 and 138****5678 access_token=***&x=1")
 

@@ -6,10 +6,10 @@ import copy
 import time
 
 from services.dispatch import sla
-from services.dispatch.cases import case_id_for
+from shared.domain.ids import case_id_for
 from shared.cli import _load_demo
 from shared.messaging.topology import delete_amqp
-from shared.runtime import SERVICES, Runtime
+from shared.runtime import SERVICES, Runtime, bindings
 from shared.web import create_app
 from tests.conftest import make_settings, token
 from tests.test_dispatch_support import ADDRESS, TOWNSHIP, referral_reason
@@ -67,4 +67,4 @@ def test_a_real_case_escalates_on_its_own_over_rabbitmq(tmp_path, amqp_url):
         assert texts.count("已上报市直部门办理") == 1 and sum(t.startswith("已上报至") for t in texts) == 4
     finally:
         runtime.stop()
-        delete_amqp(amqp_url, runtime.names)
+        delete_amqp(amqp_url, runtime.names, bindings())

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.dispatch.cases import case_id_for
+from shared.domain.ids import case_id_for
 from shared.cli import _load_demo
 from tests.conftest import token
 

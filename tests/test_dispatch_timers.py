@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta, timezone
 
-from services.dispatch.cases import case_id_for
+from shared.domain.ids import case_id_for
 from services.dispatch.figures import figures
 from shared.clock import FakeClock, iso
 from shared.events import load_event, make_event

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from services.dispatch.demo_roster import DEMO_TOWNSHIP, demo_roster_csv
+from services.dispatch.demo_roster import demo_roster_csv
+from shared.domain.demo import DEMO_TOWNSHIP
 from shared.auth import Principal, TokenIssuer
-from shared.privacy import FULL_NUMBER
+from shared.domain.phones import FULL_NUMBER
 from tests.cluster import SERVICES, Cluster, call, wait_until
 from tests.conftest import ADMIN, SECRET
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.dispatch import department_events, transitions
-from services.dispatch.cases import case_id_for
+from shared.domain.ids import case_id_for
 from shared.cli import _load_demo
 from shared.events import make_event
 from tests.conftest import token
@@ -100,6 +100,6 @@ def test_the_handlers_are_keyed_for_wiring(system):
     cases = system.service("dispatch").api["cases"]
     wired = department_events.handlers(cases, system.clock)
     assert set(wired) == {"case.signed_off", "case.returned"}
-    from shared.messaging.topology import SUBSCRIPTIONS
+    from shared.runtime import bindings
 
-    assert {"case.signed_off", "case.returned"} <= set(SUBSCRIPTIONS["dispatch"])
+    assert {"case.signed_off", "case.returned"} <= set(bindings()["dispatch"])

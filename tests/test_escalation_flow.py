@@ -9,8 +9,8 @@ import json
 import pytest
 
 from services.dispatch import department_events, transitions
-from services.dispatch.cases import case_id_for
-from services.dispatch.workdays import Duration, add
+from shared.domain.ids import case_id_for
+from shared.domain.workdays import Duration, add
 from shared.cli import _load_demo
 from shared.events import load_event
 from shared.clock import iso, parse_iso

@@ -13,7 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from services.dispatch.demo_roster import DEMO_TOWNSHIP, demo_roster_csv
+from services.dispatch.demo_roster import demo_roster_csv
+from shared.domain.demo import DEMO_TOWNSHIP
 from services.dispatch.roster import import_roster
 from shared.auth import Principal, TokenIssuer
 from tests.cluster import Cluster, call, wait_until

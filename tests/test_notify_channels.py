@@ -10,7 +10,7 @@ import re
 import pytest
 
 from shared.cli import _load_demo
-from shared.privacy import FULL_NUMBER
+from shared.domain.phones import FULL_NUMBER
 from shared.runtime import SERVICES, Runtime
 from tests.conftest import make_settings, token
 from tests.fakes import FakeAliyunSms, FakeTencentSms, FakeWeChatMp, FakeWeCom
@@ -257,7 +257,7 @@ def test_embedded_system_wecom_for_the_lead_and_sms_for_the_resident(runtime_wit
             [to_lead] = wecom.sent
             assert to_lead["touser"] == lead["lead"]["wecom_id"] and tracking in to_lead["text"]["content"]
 
-            case_id = __import__("services.dispatch.cases", fromlist=["x"]).case_id_for(resp.json["id"])
+            case_id = __import__("shared.domain.ids", fromlist=["x"]).case_id_for(resp.json["id"])
             assert web.post(f"/api/v1/cases/{case_id}/accept", json={}, headers=holder(system, lead)).status_code == 200
             assert system.drain()
         [to_resident] = ali.sent

@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from shared.clock import FakeClock
-from shared.privacy import FULL_NUMBER
+from shared.domain.phones import FULL_NUMBER
 from shared.runtime import Runtime
 from shared.web import create_app
 from tests.conftest import make_settings, token

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.dispatch.sla import CATEGORIES
+from shared.domain.categories import CATEGORIES
 from services.dispatch.transitions import BREACH_REASONS, ESCALATION_REASONS, WARNING_REASONS
 from services.notify.templates import SAMPLE, TEMPLATES, check_template, render, sms_length, variables_for
 from shared.clock import FakeClock

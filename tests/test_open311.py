@@ -98,7 +98,7 @@ def test_discovery_in_json_and_xml(web):
 
 
 def test_services_list_one_per_category_in_json_and_xml(web):
-    from services.dispatch.sla import CATEGORIES
+    from shared.domain.categories import CATEGORIES
 
     services = json_of(get_json(web, "services.json", jurisdiction_id=TOWNSHIP))
     assert [s["service_code"] for s in services] == list(CATEGORIES)

@@ -18,7 +18,7 @@ from shared.events import load_event, make_event
 from shared.messaging.consume import EventWorker
 from shared.messaging.publish import PikaPublisher
 from shared.messaging.topology import Names, declare_amqp, delete_amqp
-from shared.privacy import FULL_NUMBER
+from shared.domain.phones import FULL_NUMBER
 from tests.conftest import SECRET
 
 AT = datetime(2026, 11, 2, 1, 0, tzinfo=timezone.utc)

@@ -10,7 +10,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from services.dispatch.cases import case_id_for
+from shared.domain.ids import case_id_for
 from services.intake import faq
 from services.intake.kb_demo import demo_kb_csv
 from services.intake.knowledge import read_sheet

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.dispatch.cases import case_id_for
+from shared.domain.ids import case_id_for
 from services.intake.duplicates import cells_within, geo_cell, haversine_m
 from shared.cli import _load_demo
 from tests.conftest import token

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from services.dispatch import department_events
-from services.dispatch.cases import case_id_for
+from shared.domain.ids import case_id_for
 from shared.cli import _load_demo
 from shared.events import make_event
 from tests.conftest import ADMIN_HEADERS, token

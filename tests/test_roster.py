@@ -8,7 +8,8 @@ import io
 import openpyxl
 import pytest
 
-from services.dispatch.demo_roster import DEMO_TOWNSHIP, demo_roster_csv
+from services.dispatch.demo_roster import demo_roster_csv
+from shared.domain.demo import DEMO_TOWNSHIP
 from services.dispatch.roster import (
     MAX_ERRORS,
     MAX_ROWS,
@@ -16,8 +17,6 @@ from services.dispatch.roster import (
     RosterRow,
     build_org,
     import_roster,
-    normalise_address,
-    normalise_phone,
     parse_roster,
 )
 
@@ -372,29 +371,5 @@ def test_township_must_be_a_nine_digit_code(township):
         import_roster(township, csv_bytes([household("毛德生", 12)]), "r.csv")
 
 
-# -- normalisation ---------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("raw, expected", [
-    ("13873100001", "13873100001"),
-    (" 138 7310-0001 ", "13873100001"),
-    ("１３８７３１００００１", "13873100001"),
-    ("+86 138 7310 0001", "13873100001"),
-    ("0731-55512345", "0731-55512345"),
-    ("073155512345", "0731-55512345"),
-    ("(0731) 5551234", "0731-5551234"),
-    ("010-62345678", "010-62345678"),
-    ("", None),
-    ("12345", None),
-    ("1387310000a", None),
-])
-def test_normalise_phone(raw, expected):
-    assert normalise_phone(raw) == expected
-
-
-@pytest.mark.parametrize("raw, expected", [
-    ("  韶山村一组12号 ", "韶山村一组12号"),
-    ("韶山村　一组\t１２号", "韶山村 一组 12号"),
-    ("韶山村（老屋场）", "韶山村(老屋场)"),
-])
-def test_normalise_address(raw, expected):
-    assert normalise_address(raw) == expected
+# -- normalisation: the phone and address rules are the kernel's (tests/test_kernel_phones.py,
+#    tests/test_kernel_text.py).

@@ -1,4 +1,4 @@
-"""Working days, SLA durations and the 0211 policy (services/dispatch/workdays.py, sla.py)."""
+"""Working days, SLA durations and the 0211 policy (shared/domain/workdays.py, services/dispatch/sla.py)."""
 
 import copy
 import json
@@ -10,12 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from marshmallow import ValidationError
 
-from services.dispatch import sla, workdays
+from services.dispatch import sla
 from services.dispatch.sla import (
-    CATEGORIES,
     DEFAULT_POLICY,
-    LEVELS,
-    TIERS,
     LevelDeadlines,
     SlaPolicySchema,
     deadlines,
@@ -27,7 +24,10 @@ from services.dispatch.sla import (
     promise_due,
     tier_for,
 )
-from services.dispatch.workdays import Duration, add, add_working_days, is_working_day
+from shared.domain import workdays
+from shared.domain.categories import CATEGORIES, TIERS
+from shared.domain.levels import CHAIN_LEVELS as LEVELS
+from shared.domain.workdays import Duration, add, add_working_days, is_working_day
 
 SH = ZoneInfo("Asia/Shanghai")
 UTC = timezone.utc

@@ -10,7 +10,7 @@ import pytest
 
 from shared.cli import _load_demo
 from shared.events import make_event
-from shared.privacy import FULL_NUMBER
+from shared.domain.phones import FULL_NUMBER
 from tests.conftest import ADMIN_HEADERS, token
 
 TOWNSHIP = "430382100"
@@ -79,7 +79,7 @@ def test_vacant_neighbourhood_goes_to_the_group_lead(system, web, demo):
     view = web.get(f"/api/v1/reports/{resp.json['id']}", headers=client(system)).json
     assert view["level"] == "group" and view["handler"]["name"] == group["lead"]["name"]
     case = system.service("dispatch").api["cases"].get(
-        __import__("services.dispatch.cases", fromlist=["x"]).case_id_for(resp.json["id"]))
+        __import__("shared.domain.ids", fromlist=["x"]).case_id_for(resp.json["id"]))
     assert "岗位空缺" in case["timeline"][-1]["reason"]
 
 

@@ -152,7 +152,7 @@ def test_other_cards_only_record_the_decision(system, web, dataset):
 # -- visits -------------------------------------------------------------------------------------
 
 def household(system, address):
-    from services.dispatch.roster import normalise_address
+    from shared.domain.addresses import normalise_address
 
     return api(system)["org"].households.find({"township": TOWNSHIP, "address_key": normalise_address(address)})[0]
 

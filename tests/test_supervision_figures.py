@@ -12,7 +12,7 @@ import pytest
 
 from services.dispatch.supervision.facts import lead_key
 from shared.clock import iso
-from shared.ids import new_id
+from shared.domain.ids import new_id
 from tests.conftest import ADMIN_HEADERS, token
 from tests.test_dispatch_support import TOWNSHIP, api, case, demo, holder, posts, submit, sweep
 

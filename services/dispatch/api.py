@@ -62,7 +62,7 @@ class UnitOut(Schema):
 
 
 def _masked(phone):
-    from shared.privacy import mask_phone
+    from shared.domain.phones import mask as mask_phone
 
     return mask_phone(phone)
 

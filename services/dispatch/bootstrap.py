@@ -6,6 +6,8 @@ from shared.service import Context, ServiceParts
 from shared.storage import Index
 from shared.sweeper import DueSweeper
 
+from shared.domain.statuses import OPEN_STATUSES
+from .demo_roster import load_demo
 from .api import build_blueprint
 from .case_api import build_case_blueprint
 from .chain import Escalator
@@ -35,8 +37,21 @@ def _gauges(collection) -> dict:
                            lambda: [({"status": k}, v) for k, v in collection.group_count("status").items()]),
         "sanzhang_open_cases": ("Open cases by level", ["level"],
                                 lambda: [({"level": k}, v) for k, v in collection.group_count(
-                                    "level", {"status": {"$in": ["assigned", "accepted"]}}).items()]),
+                                    "level", {"status": {"$in": list(OPEN_STATUSES)}}).items()]),
     }
+
+
+# Everything dispatch handles (its handlers, supervision's projector, the resident's loop, the
+# departments' verdicts): its queue's bindings are derived from this (shared.runtime.bindings), and
+# the runtime refuses a handler map that differs from it. Its own case.* and sla.* events come back
+# to the supervision projector (stints, points ledger).
+HANDLES = frozenset({
+    "report.submitted", "report.rated", "report.followed", "followup.completed",
+    "case.assigned", "case.accepted", "case.progress", "case.supervised", "case.escalated", "case.reassigned",
+    "case.resolved", "case.referred", "case.updated", "case.merged", "case.signed_off", "case.returned",
+    "sla.warning", "sla.breached",
+    "department.assigned", "department.accepted", "department.sla_breached",
+})
 
 
 def build(ctx: Context) -> ServiceParts:
@@ -65,5 +80,6 @@ def build(ctx: Context) -> ServiceParts:
         tasks=[sweeper, *supervision.sweepers],
         api={"org": org, "cases": cases, "policies": policies, "desk": desk, "timers": timers,
              "sweeper": sweeper, "escalator": escalator, "supervision": supervision, "resident_loop": resident_loop,
-             "gauges": _gauges(cases.collection)},
+             "gauges": _gauges(cases.collection),
+             "load_demo": lambda: load_demo(org)},
     )

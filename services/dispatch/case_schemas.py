@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from shared.domain.categories import CATEGORIES
+from shared.domain.levels import UNIT_NAMES
 from shared.events import LEVELS, NOT_BLANK
 
-from .org import LEVEL_NAMES
-from .sla import CATEGORIES
 from .transitions import ESCALATION_REASONS, STATUS_TEXT
 from .views import SHOWS
 
@@ -79,7 +79,7 @@ class CaseOut(Schema):
     status = fields.String()
     status_text = fields.Function(lambda c: STATUS_TEXT.get(c["status"], c["status"]))
     level = fields.String()
-    level_name = fields.Function(lambda c: LEVEL_NAMES.get(c["level"], c["level"]))
+    level_name = fields.Function(lambda c: UNIT_NAMES.get(c["level"], c["level"]))
     unit_id = fields.String(allow_none=True)
     assignee = fields.Dict()
     urgent = fields.Boolean()

@@ -5,21 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from shared.clock import iso, parse_iso
+from shared.domain.ids import case_id_for
+from shared.domain.levels import UNIT_NAMES
 from shared.events import make_event
-from shared.ids import derived_id
 
 from . import sla
-from .org import LEVEL_NAMES, assignee_of
+from .org import assignee_of
 from .timers import schedule
-
-OPEN_STATUSES = ("assigned", "accepted")
-CLOSED_STATUSES = ("resolved", "referred", "merged")
-
-
-def case_id_for(report_id: str) -> str:
-    """One report, one case, however often report.submitted arrives."""
-    return derived_id("case", report_id)
-
 
 def timeline_entry(at: datetime, kind: str, *, actor: str = "system", assignee: dict | None = None,
                    reason: str | None = None, note: str | None = None, **extra) -> dict:
@@ -100,7 +92,7 @@ def new_case(report: dict, township: str, unit: dict, policy: sla.SlaPolicy, at:
     if not located:
         reason = "未能根据住户、地址或电话定位到邻，由镇(街道)分派"
     elif skipped:
-        reason = "、".join(f"{LEVEL_NAMES[u['level']]}“{u['name']}”岗位空缺" for u in skipped) + "，已跳过"
+        reason = "、".join(f"{UNIT_NAMES[u['level']]}“{u['name']}”岗位空缺" for u in skipped) + "，已跳过"
     case["timeline"].append(timeline_entry(at, "reported", actor="resident", channel=report.get("channel")))
     case["timeline"].append(timeline_entry(at, "assigned", assignee=case["assignee"], reason=reason))
     events = [case_event("case.assigned", case, at, caused_by=event_id, reason=reason)]

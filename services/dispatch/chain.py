@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from shared.domain.ids import township_unit_id
+
 from . import transitions
-from .org import OrgRepository, has_lead, township_unit_id
+from .org import OrgRepository, has_lead
 from .policies import Policies
 
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 import csv
 import io
 
-DEMO_TOWNSHIP = "430382100"
-DEMO_TOWNSHIP_NAME = "清溪镇"
+from shared.domain.demo import DEMO_TOWNSHIP, DEMO_TOWNSHIP_NAME
 
 # village → areas → groups → neighbourhoods → households. A lead is (name, WeCom id); phone numbers
 # are handed out in file order, so the data stays readable. A household is (head, house number, has
@@ -111,3 +110,9 @@ def _lead_cells(lead, phones) -> tuple[str, str, str]:
         return ("", "", "")
     name, wecom_id = lead
     return (name, next(phones), wecom_id)
+
+
+def load_demo(org) -> dict:
+    """Loads the demo township and its roster into dispatch's org repository (the CLI's demo run)."""
+    org.ensure_township(DEMO_TOWNSHIP, DEMO_TOWNSHIP_NAME, DEMO_TOWNSHIP[:6])
+    return org.import_roster(DEMO_TOWNSHIP, demo_roster_csv(), "demo.csv", actor="demo")

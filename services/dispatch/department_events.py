@@ -22,9 +22,9 @@ import logging
 
 from shared.aggregates import Aggregates, NotFound, Unchanged
 from shared.clock import Clock, iso
+from shared.domain.levels import UNIT_NAMES
 
 from .cases import case_event, timeline_entry
-from .org import LEVEL_NAMES
 from .timers import schedule
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 def department_assignee(payload: dict) -> dict:
     return {"level": "department", "unit_id": payload.get("department_id"),
-            "unit_name": payload.get("department_name") or LEVEL_NAMES["department"],
+            "unit_name": payload.get("department_name") or UNIT_NAMES["department"],
             "lead_id": None, "lead_name": None, "lead_phone_masked": None}
 
 

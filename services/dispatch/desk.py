@@ -11,11 +11,13 @@ from typing import Callable
 from shared.aggregates import Aggregates, NotFound
 from shared.auth import Principal
 from shared.clock import Clock
+from shared.domain.ids import township_unit_id
+from shared.domain.levels import POST_TITLES, UNIT_NAMES
+from shared.domain.statuses import CLOSED_STATUSES, OPEN_STATUSES
 
 from . import transitions, views
-from .cases import CLOSED_STATUSES, OPEN_STATUSES
 from .chain import Escalator
-from .org import LEAD_TITLES, LEVEL_NAMES, OrgRepository, has_lead, township_unit_id
+from .org import OrgRepository, has_lead
 from .policies import Policies
 from .transitions import STATUS_TEXT, Actor, WrongState
 
@@ -145,7 +147,7 @@ class CaseDesk:
         if unit is None or unit["township"] != case["township"]:
             raise BadField("unit_id", "本镇(街道)没有这个单位")
         if not has_lead(unit):
-            raise BadField("unit_id", f"该{LEAD_TITLES[unit['level']]}岗位空缺，无人接单")
+            raise BadField("unit_id", f"该{POST_TITLES[unit['level']]}岗位空缺，无人接单")
         policy = self.policies.get(case["township"])
         return self._store(principal, case_id, lambda c, now: transitions.reassign(
             c, unit, policy, actor_of(principal), now, note))
@@ -174,7 +176,7 @@ class CaseDesk:
             if case["status"] in CLOSED_STATUSES:  # say why before saying whose it is
                 raise WrongState(f"工单{STATUS_TEXT[case['status']]}，不能{action}")
             if not holds(principal, case):
-                raise NotHolder(f"工单当前在{LEVEL_NAMES.get(case['level'], case['level'])}办理，"
+                raise NotHolder(f"工单当前在{UNIT_NAMES.get(case['level'], case['level'])}办理，"
                                 f"只有经办人可以{action}")
             return change(case, now)
         return self._store(principal, case_id, guarded)

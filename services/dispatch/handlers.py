@@ -5,10 +5,11 @@ import logging
 
 from shared.aggregates import Aggregates
 from shared.clock import Clock
+from shared.domain.ids import case_id_for, township_unit_id
 from shared.storage import DuplicateKey
 
-from .cases import case_id_for, new_case
-from .org import OrgRepository, has_lead, township_unit_id
+from .cases import new_case
+from .org import OrgRepository, has_lead
 
 log = logging.getLogger(__name__)
 

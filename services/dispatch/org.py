@@ -5,25 +5,14 @@ from dataclasses import asdict
 
 from shared.aggregates import Aggregates
 from shared.clock import Clock, iso
+from shared.domain import phones
+from shared.domain.addresses import normalise_address
+from shared.domain.ids import new_id, township_unit_id
+from shared.domain.levels import COLLECTIVE_LEVELS, POST_TITLES
 from shared.events import make_event
-from shared.ids import new_id
-from shared.privacy import mask_phone
 from shared.storage import Index, Store
 
-from .roster import Org, import_roster, normalise_address, normalise_phone
-
-LEVELS_UP = ("neighbourhood", "group", "area", "village", "township")
-LEVEL_NAMES = {"neighbourhood": "邻", "group": "组", "area": "片", "village": "村(社区)",
-               "township": "镇(街道)", "department": "市直部门"}
-LEAD_TITLES = {"neighbourhood": "邻长", "group": "组长", "area": "片长", "village": "村(社区)两委",
-               "township": "镇(街道)工作人员", "department": "市直部门"}
-# Bodies rather than posts: a village committee (两委) or the township's staff always exist, and the
-# roster has no column naming one person for them, so they are never vacant.
-COLLECTIVE_LEVELS = ("village", "township")
-
-
-def township_unit_id(township: str) -> str:
-    return "t-" + township
+from .roster import Org, import_roster
 
 
 class OrgRepository:
@@ -81,7 +70,7 @@ class OrgRepository:
             self.households.upsert({"_id": hh.id, "township": township, "neighbourhood_id": hh.neighbourhood_id,
                                     "head": hh.head, "address": hh.address,
                                     "address_key": normalise_address(hh.address),
-                                    "phone": normalise_phone(hh.phone) if hh.phone else None,
+                                    "phone": phones.normalise(hh.phone) if hh.phone else None,
                                     "key_household": hh.key_household,
                                     **_visits_kept(current_households.get(hh.id), hh.key_household, now)})
             kept_households.add(hh.id)
@@ -128,7 +117,7 @@ class OrgRepository:
         if unit is None or unit["level"] in COLLECTIVE_LEVELS:
             raise LookupError(unit_id)
         doc = {k: v for k, v in unit.items() if k != "vacated"}
-        doc["lead"] = {"name": lead["name"], "phone": normalise_phone(lead["phone"]) if lead.get("phone") else None,
+        doc["lead"] = {"name": lead["name"], "phone": phones.normalise(lead["phone"]) if lead.get("phone") else None,
                        "wecom_id": lead.get("wecom_id")}
         doc["filled"] = {"at": iso(self.clock.now()), "by": actor}
         self.units.upsert(doc)
@@ -167,7 +156,7 @@ class OrgRepository:
                 return found[0]
         if phone:
             # The roster's normaliser stored the number, so the same one reads it (landlines with a dash).
-            found = self.households.find({"township": township, "phone": normalise_phone(phone) or phone}, limit=1)
+            found = self.households.find({"township": township, "phone": phones.normalise(phone) or phone}, limit=1)
             if found:
                 return found[0]
         return None
@@ -196,7 +185,7 @@ def _same_person(lead: dict | None, removed: dict) -> bool:
     if not lead:
         return False
     if lead.get("phone") and removed.get("phone"):
-        return normalise_phone(lead["phone"]) == normalise_phone(removed["phone"])
+        return phones.normalise(lead["phone"]) == phones.normalise(removed["phone"])
     return bool(lead.get("name")) and lead.get("name") == removed.get("name")
 
 
@@ -234,9 +223,9 @@ def assignee_of(unit: dict) -> dict:
     lead = unit.get("lead") or {}
     return {"level": unit["level"], "unit_id": unit["_id"], "unit_name": unit["name"],
             "lead_id": unit["_id"] if lead.get("name") else None,
-            "lead_name": lead.get("name") or (LEAD_TITLES[unit["level"]]
+            "lead_name": lead.get("name") or (POST_TITLES[unit["level"]]
                                               if unit["level"] in COLLECTIVE_LEVELS else None),
-            "lead_phone_masked": mask_phone(lead.get("phone"))}
+            "lead_phone_masked": phones.mask(lead.get("phone"))}
 
 
 def has_lead(unit: dict) -> bool:

@@ -5,22 +5,23 @@ from flask_smorest import Blueprint, abort
 from marshmallow import ValidationError, fields
 
 from shared.auth import require, require_township
+from shared.domain.levels import CHAIN_LEVELS
 
 from .policies import Policies
-from .sla import LEVELS, SlaPolicySchema
+from .sla import SlaPolicySchema
 
 
 def _fixed_levels(value: list) -> None:
-    if list(value) != list(LEVELS):
-        raise ValidationError("levels are fixed: " + ", ".join(LEVELS))
+    if list(value) != list(CHAIN_LEVELS):
+        raise ValidationError("levels are fixed: " + ", ".join(CHAIN_LEVELS))
 
 
 class PolicySchema(SlaPolicySchema):
     """SlaPolicySchema as is, but with its ``levels`` check written so the OpenAPI generator can
     describe it (apispec cannot hash the list inside validate.Equal)."""
 
-    levels = fields.List(fields.String(), load_default=lambda: list(LEVELS), validate=_fixed_levels,
-                         metadata={"example": list(LEVELS)})
+    levels = fields.List(fields.String(), load_default=lambda: list(CHAIN_LEVELS), validate=_fixed_levels,
+                         metadata={"example": list(CHAIN_LEVELS)})
 
 
 def build_policy_blueprint(policies: Policies) -> Blueprint:

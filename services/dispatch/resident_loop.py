@@ -33,10 +33,11 @@ import logging
 
 from shared.aggregates import Aggregates, NotFound, Unchanged
 from shared.clock import Clock, iso
-from shared.ids import derived_id
+from shared.domain.ids import case_id_for, derived_id
+from shared.domain.statuses import OPEN_STATUSES
 
 from . import sla, views
-from .cases import OPEN_STATUSES, apply_assignment, case_event, timeline_entry
+from .cases import apply_assignment, case_event, timeline_entry
 from .chain import Escalator
 from .desk import actor_of, can_see
 from .org import OrgRepository, has_lead
@@ -146,7 +147,6 @@ class ResidentLoop:
 
     # == following and merging ===========================================================================
     def on_report_followed(self, event: dict) -> None:
-        from .cases import case_id_for
 
         p = event["payload"]
         source_id, target_id = case_id_for(p["report_id"]), case_id_for(p["target_report_id"])

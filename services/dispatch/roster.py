@@ -8,18 +8,19 @@ updated file again names the same units and households, and storage updates inst
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Iterator, NamedTuple
 
-import openpyxl
+from shared.domain import phones
+from shared.domain.addresses import normalise_address
+from shared.domain.levels import LEAD_LEVELS, POST_TITLES
+from shared.domain.levels import ROSTER_LEVELS as LEVELS
+from shared.domain.spreadsheet import ImportRejected, SpreadsheetError, cell_text, read_rows
 
 MAX_ROWS = 100_000
 MAX_ERRORS = 200
-LEVELS = ("village", "area", "group", "neighbourhood")
 
 # Column header (as folded by _header_key) for each RosterRow field. The level fields share the
 # level's name, so a row's path is `getattr(row, level) for level in LEVELS`.
@@ -56,25 +57,15 @@ class _Post(NamedTuple):
     wecom: str
 
 
+# Top first, as the columns run (片长, 组长, 邻长).
 POSTS = {
-    level: _Post(level, title, f"{level}_lead", f"{level}_lead_phone", f"{level}_lead_wecom")
-    for level, title in (("area", "片长"), ("group", "组长"), ("neighbourhood", "邻长"))
+    level: _Post(level, POST_TITLES[level], f"{level}_lead", f"{level}_lead_phone", f"{level}_lead_wecom")
+    for level in reversed(LEAD_LEVELS)
 }
 
 _KEY_HOUSEHOLD = {"": False, "否": False, "N": False, "0": False, "是": True, "Y": True, "1": True}
 # WeCom's own rule for a userid: letters, digits and _-@., starting with a letter or digit.
 _WECOM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-@.]{0,63}")
-_MOBILE = re.compile(r"1[3-9][0-9]{9}")
-# Area codes 010 and 02x have three digits, every other one four; local numbers never start with 0 or 1.
-_LANDLINE = re.compile(r"(0[12][0-9]|0[3-9][0-9]{2})([2-9][0-9]{6,7})")
-_PHONE_SEPARATORS = re.compile(r"[\s\-()—–]")
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # the legacy binary .xls
-
-# Full-width ASCII and the ideographic space fold to ASCII; zero-width marks copied from web pages vanish.
-_FOLD = {0x3000: " ", **{c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)},
-         **{c: None for c in (0x200B, 0x200C, 0x200D, 0xFEFF)}}
-# translate() with a dict is slow per character; most cells have nothing to fold, and a regex says so fast.
-_NEEDS_FOLD = re.compile("[\u3000\uff01-\uff5e\u200b-\u200d\ufeff]")
 
 
 # -- data shapes ----------------------------------------------------------------------------------
@@ -156,14 +147,13 @@ class Org:
         return chain
 
 
-class RosterError(Exception):
+class RosterError(ImportRejected):
     """The whole file is refused; `errors` holds {"row", "column", "message"} dicts, sorted by row."""
 
     def __init__(self, errors: list[dict], truncated: bool = False):
-        self.errors = errors
         self.truncated = truncated
         more = f"（错误过多，只列出前{MAX_ERRORS}处）" if truncated else ""
-        super().__init__(f"花名册有误，列出{len(errors)}处错误{more}")
+        super().__init__(f"花名册有误，列出{len(errors)}处错误{more}", errors)
 
 
 class _Errors:
@@ -188,35 +178,11 @@ class _Errors:
             raise RosterError(sorted(self.items, key=lambda e: e["row"]), truncated=self.count > len(self.items))
 
 
-class _FileError(Exception):
-    """The file as a whole is refused (unreadable, too long); the message is for the user."""
+class _FileError(SpreadsheetError):
+    """The file as a whole is refused (too long); the message is for the user."""
 
 
 # -- normalisation --------------------------------------------------------------------------------
-
-def normalise_address(s: str) -> str:
-    """Strips, folds full-width characters to ASCII and collapses whitespace.
-
-    Every text cell goes through it, not only addresses: names feed the ids, and "一组" typed with a
-    full-width space must name the same group as "一组".
-    """
-    if _NEEDS_FOLD.search(s):
-        s = s.translate(_FOLD)
-    return " ".join(s.split())
-
-
-def normalise_phone(s: str) -> str | None:
-    """A mainland mobile as 11 digits, a landline as "area-local" (0731-55512345); None if blank or neither."""
-    digits = _PHONE_SEPARATORS.sub("", s.translate(_FOLD))
-    for prefix in ("+86", "0086"):
-        if digits.startswith(prefix):
-            digits = digits[len(prefix):]
-            break
-    if _MOBILE.fullmatch(digits):
-        return digits
-    landline = _LANDLINE.fullmatch(digits)
-    return f"{landline[1]}-{landline[2]}" if landline else None
-
 
 def unit_id(township: str, *path: str) -> str:
     """Id of the unit at the end of `path` (village, area, group, neighbourhood names, as deep as the unit)."""
@@ -252,8 +218,8 @@ def _read(data: bytes, filename: str) -> tuple[list[RosterRow], _Errors]:
         errors.add(1, None, "文件为空")
         return [], errors
     try:
-        rows = _rows_from_table(_table(data, filename), errors)
-    except _FileError as exc:
+        rows = _rows_from_table(read_rows(data, filename), errors)
+    except SpreadsheetError as exc:
         # Whatever was collected before this is moot: the file itself is the problem.
         errors = _Errors()
         errors.add(1, None, str(exc))
@@ -261,72 +227,11 @@ def _read(data: bytes, filename: str) -> tuple[list[RosterRow], _Errors]:
     return rows, errors
 
 
-def _table(data: bytes, filename: str) -> Iterator[tuple[int, list]]:
-    """(row number, raw cell values) for every row of the first sheet, blank rows included."""
-    name = filename.lower()
-    if name.endswith(".xlsx"):
-        return _xlsx_rows(data)
-    if name.endswith(".csv"):
-        return _csv_rows(data)
-    if data.startswith(b"PK"):  # xlsx is a zip archive
-        return _xlsx_rows(data)
-    if data.startswith(_OLE_MAGIC):
-        raise _FileError("不支持旧版Excel（.xls）文件，请另存为.xlsx或CSV后再导入")
-    return _csv_rows(data)
-
-
-def _xlsx_rows(data: bytes) -> Iterator[tuple[int, list]]:
-    try:
-        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl fails on a damaged or foreign file in many ways; all mean "unreadable"
-        raise _FileError("无法读取该xlsx文件，请确认文件未损坏") from exc
-    try:
-        if not book.worksheets:
-            raise _FileError("xlsx文件中没有工作表")
-        sheet = book.worksheets[0]
-        # Some generators write a wrong <dimension>; without this a read-only sheet stops where it claims to end.
-        sheet.reset_dimensions()
-        yield from enumerate(_guarded(sheet.iter_rows(values_only=True)), start=1)
-    finally:
-        book.close()
-
-
-def _csv_rows(data: bytes) -> Iterator[tuple[int, list]]:
-    reader = csv.reader(io.StringIO(_decode(data), newline=""))
-    # One record is one spreadsheet row even when a quoted cell spans lines, so count records, not lines.
-    yield from enumerate(_guarded(reader), start=1)
-
-
-def _decode(data: bytes) -> str:
-    if b"\x00" in data:  # no text encoding we accept has NUL bytes: this is a binary file or UTF-16
-        raise _FileError("无法识别的文件格式，请上传.xlsx或CSV文件")
-    # Excel in China saves CSV as GBK; gb18030 is its superset. UTF-8 is tried first because GBK
-    # decodes almost any byte soup, while UTF-8 rarely accepts GBK text by accident.
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise _FileError("无法识别CSV文件的编码，请另存为UTF-8或GBK编码")
-
-
-def _guarded(rows: Iterator) -> Iterator:
-    """Turns a parser's failure mid-file into _FileError, leaving our own code outside the try."""
-    while True:
-        try:
-            row = next(rows)
-        except StopIteration:
-            return
-        except Exception as exc:
-            raise _FileError("文件内容已损坏或格式不正确，无法读取") from exc
-        yield row
-
-
 def _rows_from_table(table: Iterator[tuple[int, list]], errors: _Errors) -> list[RosterRow]:
     first = next(table, None)
-    header = [_cell_text(v) for v in first[1]] if first else []
+    header = [cell_text(v) for v in first[1]] if first else []
     if not any(header):
-        if any(any(_cell_text(v) for v in cells) for _, cells in table):
+        if any(any(cell_text(v) for v in cells) for _, cells in table):
             errors.add(1, None, "第1行必须是表头")
         else:
             errors.add(1, None, "文件为空")
@@ -336,7 +241,7 @@ def _rows_from_table(table: Iterator[tuple[int, list]], errors: _Errors) -> list
         return []
     rows = []
     for number, cells in table:
-        values = {f: _cell_text(cells[i]) if i < len(cells) else "" for f, i in columns.items()}
+        values = {f: cell_text(cells[i]) if i < len(cells) else "" for f, i in columns.items()}
         if not any(values.values()):
             continue  # Excel leaves formatted empty rows behind; they are not households
         if len(rows) == MAX_ROWS:
@@ -367,16 +272,6 @@ def _map_header(header: list[str], errors: _Errors) -> dict[str, int] | None:
 def _header_key(text: str) -> str:
     # Headers often carry line breaks (Alt+Enter) or padding; 村（社区） folds to 村(社区).
     return "".join(normalise_address(text).split())
-
-
-def _cell_text(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "是" if value else "否"
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # a phone number typed as a number arrives as 13812345678.0
-    return str(value).strip()  # the full folding happens once, in build_org
 
 
 def _row(number: int, values: dict[str, str], errors: _Errors) -> RosterRow:
@@ -535,7 +430,7 @@ def _check_row(row: RosterRow, errors: _Errors) -> RosterRow | None:
 def _checked_phone(number: int, name: str, raw: str, errors: _Errors) -> str:
     if not raw:
         return ""
-    phone = normalise_phone(raw)
+    phone = phones.normalise(raw)
     if phone is None:
         # The value itself stays out of the message: error lists end up in logs.
         errors.add(number, HEADERS[name], "电话号码格式不正确（应为11位手机号，或带区号的固定电话如0731-55512345）")

@@ -64,25 +64,10 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
-from .workdays import DEFAULT_TZ, Duration, add
-
-TIERS: tuple[str, ...] = ("instant", "general", "difficult", "complex")
-LEVELS: tuple[str, ...] = ("neighbourhood", "group", "area", "village", "township")
-# The level after the township: departments run their own clock (escalation service).
-DEPARTMENT = "department"
-
-CATEGORIES: dict[str, str] = {
-    "environment": "环境卫生",
-    "road": "道路交通",
-    "water": "供水排水",
-    "power": "供电",
-    "dispute": "矛盾纠纷",
-    "hazard": "安全隐患",
-    "housing": "住房物业",
-    "policy": "政策咨询",
-    "social": "社会保障",
-    "other": "其他",
-}
+from shared.domain.categories import CATEGORIES, TIERS
+from shared.domain.levels import DEPARTMENT
+from shared.domain.levels import CHAIN_LEVELS as LEVELS
+from shared.domain.workdays import DURATION_PATTERN, Duration, add
 
 DEFAULT_WARN_AT = 0.75
 # Tiers whose promise is a recurring progress report rather than a result.
@@ -181,8 +166,6 @@ DEFAULT_POLICY: dict[str, Any] = {
 _MAX_DAYS = {"seconds": 366 * 86400, "minutes": 366 * 1440, "hours": 366 * 24, "days": 366}
 _MAX_WORKING_DAYS = 250
 
-
-DURATION_PATTERN = r"^\s*\d+(\.\d+)?\s*(wd|s|m|h|d)\s*$"
 
 
 class DurationField(fields.Field):
@@ -340,7 +323,7 @@ def deadlines(
     tier: str,
     level: str,
     assigned_at: datetime,
-    tz: str | ZoneInfo = DEFAULT_TZ,
+    tz: str | ZoneInfo | None = None,
 ) -> LevelDeadlines:
     """Due and warning times for a case assigned at ``level`` at ``assigned_at``.
 
@@ -359,14 +342,14 @@ def deadlines(
 
 
 def promise_due(
-    policy: SlaPolicy, tier: str, reported_at: datetime, tz: str | ZoneInfo = DEFAULT_TZ
+    policy: SlaPolicy, tier: str, reported_at: datetime, tz: str | ZoneInfo | None = None
 ) -> datetime:
     """When the resident's promise falls due: a result, or for *complex* the first progress report."""
     return add(reported_at, _tier(policy, tier).promise, tz)
 
 
 def next_progress_due(
-    policy: SlaPolicy, tier: str, last_report_at: datetime, tz: str | ZoneInfo = DEFAULT_TZ
+    policy: SlaPolicy, tier: str, last_report_at: datetime, tz: str | ZoneInfo | None = None
 ) -> datetime | None:
     """When the next progress report is due after one given at ``last_report_at``; None if the tier has none."""
     every = _tier(policy, tier).progress_every

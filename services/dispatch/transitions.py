@@ -10,11 +10,12 @@ from datetime import datetime
 from typing import NamedTuple
 
 from shared.clock import iso, parse_iso
-from shared.ids import new_id
+from shared.domain.ids import new_id
+from shared.domain.levels import UNIT_NAMES
+from shared.domain.statuses import CLOSED_STATUSES
 
 from . import sla
-from .cases import CLOSED_STATUSES, OPEN_STATUSES, apply_assignment, case_event, set_deadlines, timeline_entry
-from .org import LEVEL_NAMES
+from .cases import apply_assignment, case_event, set_deadlines, timeline_entry
 from .timers import schedule
 
 
@@ -33,7 +34,7 @@ ESCALATION_REASONS = {
 }
 BREACH_REASONS = {"accept": "超时未接单", "resolve": "超时未办结"}
 WARNING_REASONS = {"warn_accept": "即将超时未接单", "warn_resolve": "即将超时未办结"}
-DEPARTMENT_ASSIGNEE = {"level": "department", "unit_id": None, "unit_name": LEVEL_NAMES["department"],
+DEPARTMENT_ASSIGNEE = {"level": "department", "unit_id": None, "unit_name": UNIT_NAMES["department"],
                        "lead_id": None, "lead_name": None, "lead_phone_masked": None}
 STATUS_TEXT = {"assigned": "待接单", "accepted": "办理中", "resolved": "已办结", "referred": "已上报市直部门",
                "merged": "已合并到同类诉求"}
@@ -108,7 +109,7 @@ def move_up(case: dict, unit: dict, policy: sla.SlaPolicy, at: datetime, *, reas
     previous = case["assignee"]
     apply_assignment(case, unit, policy, at)
     case["escalations"] = case.get("escalations", 0) + 1
-    skipped_text = "、".join(f"{LEVEL_NAMES[u['level']]}“{u['name']}”岗位空缺" for u in skipped) or None
+    skipped_text = "、".join(f"{UNIT_NAMES[u['level']]}“{u['name']}”岗位空缺" for u in skipped) or None
     _entry(case, at, "escalated", actor, assignee=case["assignee"], reason=reason, note=note,
            from_level=previous["level"], from_unit=previous["unit_name"], skipped=skipped_text)
     return [case_event("case.escalated", case, at, caused_by=caused_by, key="escalated", previous=previous,

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from shared.clock import iso
+from shared.domain.statuses import OPEN_STATUSES
 
 from .figures import figures
 from .timers import PENDING
@@ -40,7 +41,7 @@ def summary(case: dict, now: datetime) -> dict:
     _, due = current_deadline(case)
     promise = case.get("promise_due")
     return {**case, "deadline": due, "timing": timing(case, now),
-            "promise_overdue": bool(promise and case["status"] in ("assigned", "accepted") and promise <= iso(now)),
+            "promise_overdue": bool(promise and case["status"] in OPEN_STATUSES and promise <= iso(now)),
             "unanswered_supervisions": unanswered(case)}
 
 
@@ -53,7 +54,7 @@ def shown(view: dict, show: str) -> bool:
         return True
     if show in ("resolved", "referred"):
         return view["status"] == show
-    if view["status"] not in ("assigned", "accepted"):
+    if view["status"] not in OPEN_STATUSES:
         return False
     return show == "open" or view["timing"] == show
 

@@ -15,6 +15,9 @@ DEPARTMENT_EVENTS = ("department.assigned", "department.accepted", "department.p
                      "department.extension_requested", "department.extension_decided", "department.return_ruled",
                      "department.released", "department.part_submitted", "department.sla_warning",
                      "department.sla_breached", "department.unmatched")
+# Everything escalation handles: its queue's bindings are derived from this (shared.runtime.bindings),
+# and the runtime refuses a handler map that differs from it.
+HANDLES = frozenset({"case.referred", "report.submitted", *DEPARTMENT_EVENTS})
 
 
 def build(ctx: Context) -> ServiceParts:

@@ -19,17 +19,14 @@ its row number (the header is row 1).
 """
 from __future__ import annotations
 
-import csv
-import io
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
-import openpyxl
-
-from services.dispatch.sla import CATEGORIES
 from shared.clock import Clock, iso
+from shared.domain.categories import CATEGORIES
+from shared.domain.spreadsheet import ImportRejected, SpreadsheetError, cell_text, read_rows
 from shared.storage import Store, VersionConflict
 
 MAX_ROWS = 5000
@@ -47,15 +44,13 @@ HEADERS = {
 }
 REQUIRED_HEADERS = ("category", "lead")
 _SEPARATORS = re.compile(r"[,，、;；/\s]+")
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0"
 
 
-class MatrixError(Exception):
+class MatrixError(ImportRejected):
     """The whole file (or row) is refused; ``errors`` holds {"row", "column", "message"} dicts."""
 
     def __init__(self, errors: list[dict]):
-        self.errors = errors
-        super().__init__(f"责任清单有误，共{len(errors)}处")
+        super().__init__(f"责任清单有误，共{len(errors)}处", errors)
 
 
 @dataclass(frozen=True)
@@ -196,16 +191,16 @@ def parse_matrix(city: str, data: bytes, filename: str, lookup: Callable[[str], 
     if not data:
         raise MatrixError([{"row": None, "column": None, "message": "文件为空"}])
     try:
-        table = list(_table(data, filename))
-    except _FileError as exc:
+        table = list(read_rows(data, filename))
+    except SpreadsheetError as exc:
         raise MatrixError([{"row": None, "column": None, "message": str(exc)}]) from None
     if len(table) > MAX_ROWS + 1:
         raise MatrixError([{"row": None, "column": None, "message": f"文件超过{MAX_ROWS}行"}])
-    if not table or not any(_cell(v) for v in table[0][1]):
+    if not table or not any(cell_text(v) for v in table[0][1]):
         raise MatrixError([{"row": 1, "column": None, "message": "第1行必须是表头（类别、牵头部门、配合部门…）"}])
     columns: dict[str, int] = {}
     for index, raw in enumerate(table[0][1]):
-        text = _fold(_cell(raw))
+        text = _fold(cell_text(raw))
         if not text:
             continue
         field = next((f for f, names in HEADERS.items() if text in {_fold(n) for n in names}), None)
@@ -224,7 +219,7 @@ def parse_matrix(city: str, data: bytes, filename: str, lookup: Callable[[str], 
     rows: list[dict] = []
     first_seen: dict[tuple, int] = {}
     for number, cells in table[1:]:
-        values = {f: _cell(cells[i]) if i < len(cells) else "" for f, i in columns.items()}
+        values = {f: cell_text(cells[i]) if i < len(cells) else "" for f, i in columns.items()}
         if not any(values.get(f) for f in ("category", "township", "lead", "co")):
             continue  # blank line
         township = _fold(values.get("township", "")) or None
@@ -248,61 +243,3 @@ def parse_matrix(city: str, data: bytes, filename: str, lookup: Callable[[str], 
     if errors:
         raise MatrixError(sorted(errors, key=lambda e: (e["row"] is None, e["row"] or 0)))
     return rows
-
-
-class _FileError(Exception):
-    pass
-
-
-def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # a township code typed as a number arrives as 430382100.0
-    return str(value).strip()
-
-
-def _table(data: bytes, filename: str) -> Iterator[tuple[int, list]]:
-    name = (filename or "").lower()
-    if data.startswith(_OLE_MAGIC) or name.endswith(".xls"):
-        raise _FileError("不支持旧版Excel（.xls）文件，请另存为.xlsx或CSV后再导入")
-    if name.endswith(".xlsx") or data.startswith(b"PK"):
-        yield from _xlsx_rows(data)
-        return
-    yield from _csv_rows(data)
-
-
-def _xlsx_rows(data: bytes) -> Iterator[tuple[int, list]]:
-    try:
-        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # a damaged or foreign file fails in many ways; all mean "unreadable"
-        raise _FileError("无法读取该xlsx文件，请确认文件未损坏") from exc
-    try:
-        if not book.worksheets:
-            raise _FileError("xlsx文件中没有工作表")
-        sheet = book.worksheets[0]
-        sheet.reset_dimensions()
-        try:
-            rows = list(sheet.iter_rows(values_only=True))
-        except Exception as exc:
-            raise _FileError("文件内容已损坏或格式不正确，无法读取") from exc
-        yield from enumerate(rows, start=1)
-    finally:
-        book.close()
-
-
-def _csv_rows(data: bytes) -> Iterator[tuple[int, list]]:
-    if b"\x00" in data:
-        raise _FileError("无法识别的文件格式，请上传.xlsx或CSV文件")
-    for encoding in ("utf-8-sig", "gb18030"):  # Excel in China saves CSV as GBK
-        try:
-            text = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise _FileError("无法识别CSV文件的编码，请另存为UTF-8或GBK编码")
-    try:
-        yield from enumerate(csv.reader(io.StringIO(text, newline="")), start=1)
-    except csv.Error as exc:
-        raise _FileError("CSV文件格式不正确，无法读取") from exc

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.dispatch.sla import CATEGORIES
-from services.dispatch.workdays import Duration, add
 from shared.clock import iso, parse_iso
+from shared.domain.categories import CATEGORIES
+from shared.domain.ids import derived_id, new_id
+from shared.domain.phones import mask as mask_phone
+from shared.domain.statuses import OPEN_STATUSES
+from shared.domain.workdays import Duration, add
 from shared.events import make_event
-from shared.ids import derived_id, new_id
-from shared.privacy import mask_phone
 
 from .policy import ClockPolicy
 
@@ -36,7 +37,6 @@ PART_STATUS_TEXT = {"assigned": "待签收", "accepted": "办理中", "returned"
                     "submitted": "已提交配合意见", "signed_off": "已销号", "transferred": "已改派其他部门"}
 CASE_STATUS_TEXT = {"assigned": "部门办理中", "returned": "部门退单待处理", "unmatched": "待指定牵头部门",
                     "signed_off": "已销号"}
-LIVE = ("assigned", "accepted")  # a part whose clocks run
 
 # status → (timer kind, part field holding its due time); warnings first, they come earlier.
 PENDING = {
@@ -225,7 +225,7 @@ def _require_live(part: dict, action: str) -> None:
         raise Conflict("part_submitted", f"已提交配合意见，不能再{action}")
     if part["status"] == "signed_off":
         raise Conflict("case_closed", "工单已销号，不能再操作")
-    if part["status"] not in LIVE:
+    if part["status"] not in OPEN_STATUSES:  # only a part whose clocks run
         raise Conflict("wrong_state", f"当前状态（{PART_STATUS_TEXT.get(part['status'], part['status'])}）不能{action}")
 
 

@@ -3,7 +3,7 @@
 Resolved from three layers, the nearest winning field by field: the department's own setting, the
 city's setting (the "global" one for all of a city's departments), and the defaults below. Written
 in the SLA policy's text form ("1wd", "36h"); working days follow China's official calendar
-(services.dispatch.workdays), so a limit set before National Day ends after it.
+(shared.domain.workdays), so a limit set before National Day ends after it.
 """
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from typing import Any, Mapping
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from services.dispatch.sla import DURATION_PATTERN
-from services.dispatch.workdays import Duration
+from shared.domain.workdays import DURATION_PATTERN, Duration
 
 DEFAULTS: dict[str, Any] = {
     "accept": "1wd",          # 签收: one working day

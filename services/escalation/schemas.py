@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from services.dispatch.sla import CATEGORIES
 from shared.clock import iso, parse_iso
+from shared.domain.categories import CATEGORIES
+from shared.domain.phones import PHONE_PATTERN
+from shared.domain.phones import is_valid as is_valid_phone
+from shared.domain.phones import normalise as normalise_phone
 from shared.events import NOT_BLANK, TOWNSHIP_CODE
-from shared.privacy import PHONE_PATTERN, is_valid_phone, normalise_phone
 
 from .model import CASE_STATUS_TEXT, PART_STATUS_TEXT
 from .policy import ClockPolicyIn

@@ -18,7 +18,8 @@ from datetime import timedelta
 from shared.aggregates import Aggregates, NotFound, Unchanged
 from shared.auth import Principal
 from shared.clock import Clock, iso
-from shared.privacy import mask_phone
+from shared.domain.categories import CATEGORIES
+from shared.domain.phones import mask as mask_phone
 from shared.storage import DuplicateKey, Index, Store, VersionConflict
 
 from . import model
@@ -361,7 +362,6 @@ class EscalationService:
         names = {d["_id"]: d["name"] for d in self.directory.of_city(city)}
         rows = [{**r, "lead_name": names.get(r["lead"]), "co_names": [names.get(c, c) for c in r.get("co", [])]}
                 for r in doc["rows"]]
-        from services.dispatch.sla import CATEGORIES
 
         return {"city": city, "rows": rows, "updated_at": doc.get("updated_at"), "updated_by": doc.get("updated_by"),
                 "source": doc.get("source"),
@@ -396,7 +396,6 @@ def part_view(part: dict, *, full: bool) -> dict:
 
 def case_view(doc: dict, *, dept: dict | None) -> dict:
     """A department's view (its own part in full, phone per its sees_phone) or, with dept None, staff's."""
-    from services.dispatch.sla import CATEGORIES
 
     report = dict(doc.get("report") or {}) or None
     if report is not None:

@@ -7,6 +7,7 @@ from shared.storage import Index
 from shared.storage.blobs import blobs_for
 from shared.sweeper import DueSweeper
 
+from .kb_demo import load_demo
 from .admin_api import build_admin_blueprint
 from .api import build_blueprint
 from .knowledge import KnowledgeBase
@@ -29,10 +30,12 @@ REPORT_INDEXES = [Index.on("tracking_no", unique=True), Index.on("township"), In
                   Index.on("rating_due")]
 FOLLOWUP_INDEXES = [Index.on("township", "created_at"), Index.on("township", "status", "created_at"),
                     Index.on("report_id"), Index.on("outbox_due")]
-CASE_EVENTS = ("case.assigned", "case.accepted", "case.progress", "case.supervised", "case.escalated",
-               "case.reassigned", "case.resolved", "case.referred", "case.updated",
-               # the resident's loop (dispatch's resident_loop.py)
-               "case.reopened", "case.merged")
+# The events intake handles: its queue's bindings are derived from this (shared.runtime.bindings).
+# sla.* is not among them: a breach reaches the resident as the case.escalated it causes.
+HANDLES = frozenset({"case.assigned", "case.accepted", "case.progress", "case.supervised", "case.escalated",
+                     "case.reassigned", "case.resolved", "case.referred", "case.updated",
+                     # the resident's loop (dispatch's resident_loop.py)
+                     "case.reopened", "case.merged"})
 
 
 def build(ctx: Context) -> ServiceParts:
@@ -50,10 +53,11 @@ def build(ctx: Context) -> ServiceParts:
         name="intake",
         blueprints=[build_blueprint(service, tokens), *build_resident_blueprints(loop, tokens),
                     build_admin_blueprint(kb, loop, settings), *build_open311_blueprints(service)],
-        handlers={t: service.on_case_event for t in CASE_EVENTS},
+        handlers={t: service.on_case_event for t in HANDLES},
         repos=[reports, followups],
         tasks=[DueSweeper("report-resend", reports.collection, "resend_due", service.resend, ctx.clock, poll=poll),
                followup_sweeper],
         api={"service": service, "reports": reports, "kb": kb, "loop": loop, "settings": settings,
-             "tokens": tokens, "followups": followups, "followup_sweeper": followup_sweeper},
+             "tokens": tokens, "followups": followups, "followup_sweeper": followup_sweeper,
+             "load_demo": lambda: load_demo(kb)},
     )

@@ -21,14 +21,15 @@ import math
 from datetime import datetime, timedelta
 
 from shared.clock import iso
-from shared.privacy import mask_text
-
-from services.dispatch.roster import normalise_address
+from shared.domain.addresses import normalise_address
+from shared.domain.phones import mask_text
+from shared.domain.statuses import OPEN_STATUSES
 
 CELL_DEG = 0.002
 METRES_PER_DEG = 111_320.0
 EARTH_RADIUS_M = 6_371_008.8
-OPEN = ("submitted", "assigned", "accepted", "referred")
+# A report is open while dispatch has not answered it, while its case is open, or while a department has it.
+OPEN = ("submitted", *OPEN_STATUSES, "referred")
 LIMIT = 5
 
 

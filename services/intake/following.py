@@ -10,7 +10,7 @@ from shared.aggregates import NotFound, Unchanged
 from shared.clock import iso, parse_iso
 from shared.events import make_event
 
-from services.dispatch.cases import case_id_for
+from shared.domain.ids import case_id_for
 
 from .duplicates import OPEN as OPEN_FOR_DUPLICATES
 from .loop_errors import BadInput, Conflict

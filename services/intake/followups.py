@@ -6,8 +6,8 @@ from __future__ import annotations
 from shared.aggregates import Unchanged
 from shared.clock import iso
 from shared.events import make_event
-from shared.ids import derived_id
-from shared.privacy import mask_text
+from shared.domain.ids import derived_id
+from shared.domain.phones import mask_text
 from shared.storage import DuplicateKey
 
 from .loop_errors import Conflict, NotVisible

@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import io
 
+from shared.domain.demo import DEMO_TOWNSHIP
+
 HEADER = ("编号", "问题", "答案", "关键词", "类别")
 
 ENTRIES: tuple[tuple[str, str, str, str, str], ...] = (
@@ -119,3 +121,8 @@ def demo_kb_csv() -> bytes:
     writer.writerow(HEADER)
     writer.writerows(ENTRIES)
     return out.getvalue().encode("gb18030")
+
+
+def load_demo(kb) -> dict:
+    """The demo township's knowledge base of common questions (instant answers, the "0" of 0211)."""
+    return kb.import_file(DEMO_TOWNSHIP, demo_kb_csv(), "demo-kb.csv", actor="demo")

@@ -12,13 +12,12 @@ revision it was built from is stale — so several processes (gunicorn workers, 
 """
 from __future__ import annotations
 
-import csv
-import io
 import re
 import threading
 
 from shared.clock import Clock, iso
-from shared.ids import short_hash
+from shared.domain.ids import short_hash
+from shared.domain.spreadsheet import ImportRejected, SpreadsheetError, cell_text, read_rows
 from shared.storage import Index
 
 from .faq import Match, Matcher
@@ -31,12 +30,11 @@ MAX_ENTRIES = 2000
 _SPLIT = re.compile(r"[、,，;；/|\s]+")
 
 
-class KbError(Exception):
+class KbError(ImportRejected):
     """A spreadsheet that cannot be imported: the whole file is refused, every problem listed."""
 
     def __init__(self, errors: list[dict]):
-        super().__init__(errors[0]["message"] if errors else "知识库文件有误")
-        self.errors = errors
+        super().__init__(errors[0]["message"] if errors else "知识库文件有误", errors)
 
 
 def split_keywords(value) -> list[str]:
@@ -151,39 +149,15 @@ class KnowledgeBase:
 
 # -- reading a spreadsheet ------------------------------------------------------------------------
 def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return " ".join(str(value).replace("\u3000", " ").split())
+    # Inner runs of spaces (and the ideographic space) collapse too: questions are matched as typed.
+    return " ".join(cell_text(value).replace("\u3000", " ").split())
 
 
 def _table(data: bytes, filename: str) -> list[list]:
-    name = (filename or "").lower()
-    if name.endswith(".xlsx") or data.startswith(b"PK"):
-        import openpyxl
-
-        try:
-            book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        except Exception as exc:  # a damaged or foreign file fails in many ways: all mean "unreadable"
-            raise KbError([{"row": 1, "column": None, "message": "无法读取该xlsx文件，请确认文件未损坏"}]) from exc
-        try:
-            sheet = book.worksheets[0]
-            sheet.reset_dimensions()
-            return [list(r) for r in sheet.iter_rows(values_only=True)]
-        finally:
-            book.close()
-    if b"\x00" in data:
-        raise KbError([{"row": 1, "column": None, "message": "无法识别的文件格式，请上传.xlsx或CSV文件"}])
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            text = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise KbError([{"row": 1, "column": None, "message": "无法识别CSV文件的编码，请另存为UTF-8或GBK编码"}])
-    return list(csv.reader(io.StringIO(text, newline="")))
+    try:
+        return [cells for _, cells in read_rows(data, filename)]
+    except SpreadsheetError as exc:
+        raise KbError([{"row": 1, "column": None, "message": str(exc)}]) from None
 
 
 def read_sheet(data: bytes, filename: str) -> list[dict]:

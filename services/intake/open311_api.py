@@ -16,7 +16,7 @@ Mapping and choices:
 - **jurisdiction_id** is the township (9-digit division code). One deployment serves many
   townships, so, as the spec asks of multi-jurisdiction servers, every call but discovery
   requires it (400 when missing or malformed).
-- **service_code** is a category of ``services.dispatch.sla.CATEGORIES``; ``metadata`` is false
+- **service_code** is a category of ``shared.domain.categories.CATEGORIES``; ``metadata`` is false
   for all of them. The *service definition* of a known code answers an empty ``attributes``
   list rather than a 404: a client that fetches definitions regardless of the metadata flag keeps
   working, and one that honours the flag never asks. An unknown code is a 404.
@@ -67,7 +67,6 @@ import re
 import xml.etree.ElementTree as ET
 from datetime import date, datetime, time, timedelta
 from typing import Any, Iterable
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint as FlaskBlueprint
 from flask import current_app, g, request
@@ -77,11 +76,12 @@ from werkzeug.exceptions import HTTPException
 
 from shared.auth import current_principal
 from shared.clock import iso, parse_iso
-from shared.privacy import mask_text
+from shared.domain.categories import CATEGORIES
+from shared.domain.levels import POST_TITLES
+from shared.domain.localtime import local_zone
+from shared.domain.phones import mask_text
 
-from services.dispatch.sla import CATEGORIES
-
-from .reports import LEVEL_NAMES, STATUS_NAMES
+from .reports import STATUS_NAMES
 from .schemas import ReportIn
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,6 @@ FORMATS = ("application/json", "text/xml")
 MIME = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
 FMT = "<any(json, xml):fmt>"
 
-CHINA = ZoneInfo("Asia/Shanghai")
 WINDOW = timedelta(days=90)
 MAX_RESULTS = 1000
 ROLES = ("operator", "staff", "client", "lead")
@@ -294,11 +293,11 @@ def _when(text: str, name: str, *, end: bool) -> datetime:
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
             day = date.fromisoformat(raw)
-            moment = datetime.combine(day, time.max if end else time.min, tzinfo=CHINA)
+            moment = datetime.combine(day, time.max if end else time.min, tzinfo=local_zone())
         else:
             moment = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw)
             if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=CHINA)
+                moment = moment.replace(tzinfo=local_zone())
     except ValueError:
         raise Open311Error(400, f"{name}: 时间格式不正确，应为 W3C 格式，如 2026-11-02T09:00:00+08:00") from None
     return moment
@@ -308,7 +307,7 @@ def w3(stored: str | None) -> str | None:
     """A stored UTC time as a W3C date-time in China time."""
     if not stored:
         return None
-    return parse_iso(stored).astimezone(CHINA).isoformat(timespec="seconds")
+    return parse_iso(stored).astimezone(local_zone()).isoformat(timespec="seconds")
 
 
 # -- views of a report ---------------------------------------------------------------------------
@@ -316,7 +315,7 @@ def agency_responsible(report: dict) -> str | None:
     handler = report.get("handler") or {}
     if not handler:
         return None
-    post = LEVEL_NAMES.get(handler.get("level"), "")
+    post = POST_TITLES.get(handler.get("level"), "")
     parts: list[str] = []
     for part in (handler.get("unit_name"), post, handler.get("name")):
         if part and part not in parts and not (parts and part in parts[-1]):
@@ -341,7 +340,7 @@ def service_notice(report: dict) -> str:
     if report.get("status") in CLOSED:
         return "已办结，感谢您的反映。"
     if report.get("expected_at"):
-        when = parse_iso(report["expected_at"]).astimezone(CHINA).strftime("%Y-%m-%d %H:%M")
+        when = parse_iso(report["expected_at"]).astimezone(local_zone()).strftime("%Y-%m-%d %H:%M")
         return f"承诺于 {when}（北京时间）前办结，逾期自动上报上一级。"
     return "已受理，正在分派给所在邻的邻长。"
 

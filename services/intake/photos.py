@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 
-from shared.ids import derived_id
+from shared.domain.ids import derived_id
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_PHOTOS = 9

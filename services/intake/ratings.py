@@ -6,9 +6,9 @@ from datetime import datetime, timedelta
 
 from shared.clock import iso, parse_iso
 from shared.events import make_event
-from shared.privacy import mask_text
+from shared.domain.phones import mask_text
 
-from services.dispatch.cases import case_id_for
+from shared.domain.ids import case_id_for
 
 from .loop_errors import NOT_FOUND, Conflict, NotVisible
 from .residents import Caller

@@ -4,13 +4,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from shared.clock import iso
+from shared.domain.categories import CATEGORIES
+from shared.domain.ids import new_id, tracking_number
+from shared.domain.levels import POST_TITLES
 from shared.events import make_event
-from shared.ids import new_id, tracking_number
 
-from services.dispatch.sla import CATEGORIES
-
-LEVEL_NAMES = {"neighbourhood": "邻长", "group": "组长", "area": "片长", "village": "村(社区)",
-               "township": "镇(街道)", "department": "市直部门"}
 STATUS_NAMES = {"submitted": "已受理，正在分派", "assigned": "已派单，等待接单", "accepted": "已接单，正在办理",
                 "referred": "已上报市直部门", "resolved": "已办结", "closed": "已办结",
                 "answered": "已即时答复（常见问题）", "merged": "已并入其他诉求一并办理"}
@@ -59,19 +57,18 @@ def submitted_event(report: dict, at: datetime, attempt: int = 0) -> dict:
 def summary_text(event_type: str, payload: dict) -> str:
     """The plain Chinese line a resident reads for each step."""
     a = payload["assignee"]
-    who = a.get("lead_name") or LEVEL_NAMES.get(a["level"], "")
+    who = a.get("lead_name") or POST_TITLES.get(a["level"], "")
     where = a.get("unit_name", "")
     texts = {
-        "case.assigned": f"已派给{where}{LEVEL_NAMES.get(a['level'], '')}{'' if not a.get('lead_name') else ' ' + who}",
-        "case.accepted": f"{where}{LEVEL_NAMES.get(a['level'], '')} {who} 已接单",
+        "case.assigned": f"已派给{where}{POST_TITLES.get(a['level'], '')}{'' if not a.get('lead_name') else ' ' + who}",
+        "case.accepted": f"{where}{POST_TITLES.get(a['level'], '')} {who} 已接单",
         "case.progress": f"办理进展：{payload.get('note') or ''}",
-        "case.escalated": f"已上报至{where}{LEVEL_NAMES.get(a['level'], '')}",
-        "case.reassigned": f"已改派给{where}{LEVEL_NAMES.get(a['level'], '')}",
+        "case.escalated": f"已上报至{where}{POST_TITLES.get(a['level'], '')}",
+        "case.reassigned": f"已改派给{where}{POST_TITLES.get(a['level'], '')}",
         "case.referred": "已上报市直部门办理",
         "case.resolved": f"已办结：{payload.get('note') or ''}",
         "case.supervised": "镇(街道)已督办",
-        "sla.breached": "办理超时，已自动上报上一级",
-        "case.reopened": f"{payload.get('reason') or '群众不满意，重新办理'}（{where}{LEVEL_NAMES.get(a['level'], '')}）",
+        "case.reopened": f"{payload.get('reason') or '群众不满意，重新办理'}（{where}{POST_TITLES.get(a['level'], '')}）",
         "case.merged": f"已与诉求{payload.get('merged_into_tracking_no') or ''}合并办理，办理进展将同步告知您",
     }
     return texts.get(event_type, "办理状态已更新").strip("：")

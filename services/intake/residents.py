@@ -21,7 +21,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from marshmallow import RAISE, Schema, fields, validate
 
 from shared.clock import iso
-from shared.privacy import last_four
+from shared.domain.phones import last_four
 
 RESIDENT_PREFIX = "szr1."
 _SALT = "sanzhang.resident.v1"

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
 
+from shared.domain.categories import CATEGORIES
+from shared.domain.phones import PHONE_PATTERN
+from shared.domain.phones import is_valid as is_valid_phone
+from shared.domain.phones import mask as mask_phone
+from shared.domain.phones import normalise as normalise_phone
 from shared.events import TOWNSHIP_CODE
-from shared.privacy import PHONE_PATTERN, is_valid_phone, mask_phone, normalise_phone
-
-from services.dispatch.sla import CATEGORIES
 
 CHANNELS = ("mini_program", "wechat", "phone", "walk_in", "lead", "open311")
 

@@ -13,6 +13,16 @@ from .service import NotifyService
 
 log = logging.getLogger(__name__)
 
+# Everything notify handles (NotifyService.handlers): its queue's bindings are derived from this
+# (shared.runtime.bindings), and the runtime refuses a handler map that differs from it.
+HANDLES = frozenset({
+    "case.assigned", "case.accepted", "case.escalated", "case.reassigned", "case.resolved", "case.supervised",
+    "case.signed_off", "case.reopened", "case.merged", "sla.warning", "sla.breached", "org.contacts_changed",
+    "report.submitted", "department.assigned", "department.sla_breached",
+    # the resident's loop: the rating request (with its link) and follow-up tasks for staff
+    "report.rating_requested", "followup.created",
+})
+
 
 def build(ctx: Context, *, opener=None) -> ServiceParts:
     environ = dict(ctx.settings.extra or {})

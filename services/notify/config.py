@@ -9,7 +9,8 @@ import json
 from dataclasses import dataclass, field
 from datetime import time
 from typing import Mapping
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
+from shared.domain.localtime import local_zone
 
 PREFIX = "SANZHANG_NOTIFY_"
 KINDS = ("lead", "resident", "staff", "department")
@@ -49,7 +50,6 @@ ENV_VARS = {
     "SANZHANG_WECHAT_MP_TIMEOUT": "Seconds to wait for WeChat (default 5).",
     # who, when, how often
     "SANZHANG_NOTIFY_ROUTES": "JSON: {\"default\"|township: {lead|resident|staff|department: [channels in order of preference]}}; unset: console for everyone.",
-    "SANZHANG_NOTIFY_TIMEZONE": "Time zone of quiet hours and the times in message texts (default Asia/Shanghai).",
     "SANZHANG_NOTIFY_QUIET_HOURS": "Local quiet hours, e.g. 22:00-07:00 (the default); off disables.",
     "SANZHANG_NOTIFY_QUIET_KINDS": "Recipient kinds whose non-urgent messages wait out quiet hours (default resident,lead).",
     "SANZHANG_NOTIFY_EXEMPT_CHANNELS": "Channels that reach no one's handset, exempt from quiet hours and the rate limit (default console).",
@@ -98,7 +98,8 @@ class QuietHours:
 @dataclass(frozen=True)
 class NotifySettings:
     routes: Routes = field(default_factory=Routes)
-    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+    # Quiet hours and the times in message texts: the process's one local zone (SANZHANG_TIMEZONE).
+    timezone: ZoneInfo = field(default_factory=local_zone)
     quiet: QuietHours = field(default_factory=QuietHours)
     quiet_kinds: frozenset[str] = frozenset({"resident", "lead"})
     # Channels that reach nobody's handset (the console sink): quiet hours and the rate limit
@@ -126,11 +127,6 @@ class NotifySettings:
         kw: dict = {}
         if get("ROUTES"):
             kw["routes"] = parse_routes(_json(get("ROUTES"), "ROUTES"))
-        if get("TIMEZONE"):
-            try:
-                kw["timezone"] = ZoneInfo(get("TIMEZONE"))
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ConfigError(PREFIX + "TIMEZONE is not a known time zone") from None
         # Empty means the default (deployments list every variable, most of them empty);
         # "none" / "off" is how a list or the quiet hours are switched off.
         if get("QUIET_HOURS"):

@@ -7,9 +7,9 @@ import logging
 from datetime import timedelta
 
 from shared.clock import iso
-from shared.ids import derived_id
+from shared.domain.ids import derived_id
 from shared.metrics import NOTIFICATIONS
-from shared.privacy import mask_phone
+from shared.domain.phones import mask as mask_phone
 from shared.storage import DuplicateKey, Index, VersionConflict
 
 from .channels.base import OutboundMessage

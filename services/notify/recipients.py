@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from services.dispatch.org import township_unit_id
+from shared.domain.ids import township_unit_id
 from shared.clock import iso
-from shared.ids import short_hash
+from shared.domain.ids import short_hash
 from shared.storage import DuplicateKey
 
 from .templates import case_params, department_params

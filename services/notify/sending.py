@@ -8,7 +8,7 @@ import logging
 from datetime import timedelta
 
 from shared.clock import iso
-from shared.ids import derived_id
+from shared.domain.ids import derived_id
 from shared.storage import DuplicateKey
 
 from .channels.base import PermanentSendError, RetryableSendError

@@ -15,10 +15,9 @@ from __future__ import annotations
 import math
 import string
 
-from services.dispatch.sla import CATEGORIES
+from shared.domain.categories import CATEGORIES
+from shared.domain.levels import POST_TITLES
 
-LEVEL_TITLES = {"neighbourhood": "邻长", "group": "组长", "area": "片长", "village": "村(社区)",
-                "township": "镇(街道)", "department": "市直部门"}
 
 CASE_VARIABLES = frozenset({
     "name", "tracking_no", "category_name", "summary", "unit_name", "level_title", "holder_name",
@@ -160,7 +159,7 @@ def case_params(payload: dict, *, due_local: str = "", promise_local: str = "") 
         "category_name": CATEGORIES.get(category, category),
         "summary": payload.get("summary") or "",
         "unit_name": a.get("unit_name") or "",
-        "level_title": LEVEL_TITLES.get(a.get("level"), ""),
+        "level_title": POST_TITLES.get(a.get("level"), ""),
         "holder_name": a.get("lead_name") or "",
         "from_unit": previous.get("unit_name") or "",
         "reason": payload.get("reason") or "",

@@ -7,22 +7,13 @@ kombu consumers then attach to those queues without declaring them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
-# Which event types each service consumes. Every event type that is published must be bound
-# somewhere: publishing is mandatory, so a missing binding is an error, not a silent drop.
-SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
-    # case.* and sla.*: dispatch's own events come back to its supervision projector (stints, points
-    # ledger); report.rated / followup.completed: residents' verdicts; department.*: departments' figures.
-    "dispatch": ("report.submitted", "case.signed_off", "case.returned", "case.*", "sla.*", "report.rated",
-                 "followup.completed", "department.assigned", "department.accepted", "department.sla_breached",
-                 # the resident's loop: a resident follows an existing case instead of their own
-                 "report.followed"),
-    "intake": ("case.*",),
-    "escalation": ("case.referred", "report.submitted", "department.*"),
-    "notify": ("case.*", "sla.*", "org.*", "report.submitted", "department.*",
-               # the resident's loop: the rating request (with its link) and follow-up tasks for staff
-               "report.rating_requested", "followup.created"),
-}
+# Which event types each service consumes: {service: event types}. The composition root derives it
+# from the handlers each service declares (shared.runtime.bindings), so an event a service handles is
+# always bound. Every event type that is published must be bound somewhere: publishing is mandatory,
+# so a missing binding is an error, not a silent drop.
+Subscriptions = Mapping[str, tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -55,11 +46,10 @@ def queue_arguments(names: Names, service: str, max_deliveries: int) -> dict:
     }
 
 
-def declare_amqp(url: str, names: Names, max_deliveries: int,
-                 subscriptions: dict[str, tuple[str, ...]] | None = None) -> None:
+def declare_amqp(url: str, names: Names, max_deliveries: int, subscriptions: Subscriptions) -> None:
     import pika
 
-    subs = subscriptions or SUBSCRIPTIONS
+    subs = subscriptions
     conn = pika.BlockingConnection(pika.URLParameters(url))
     try:
         ch = conn.channel()
@@ -76,14 +66,14 @@ def declare_amqp(url: str, names: Names, max_deliveries: int,
         conn.close()
 
 
-def delete_amqp(url: str, names: Names, subscriptions: dict[str, tuple[str, ...]] | None = None) -> None:
+def delete_amqp(url: str, names: Names, subscriptions: Subscriptions) -> None:
     """Removes a namespace's exchanges and queues (tests use a namespace each)."""
     import pika
 
     conn = pika.BlockingConnection(pika.URLParameters(url))
     try:
         ch = conn.channel()
-        for service in (subscriptions or SUBSCRIPTIONS):
+        for service in subscriptions:
             ch.queue_delete(names.queue(service))
             ch.queue_delete(names.dead_queue(service))
         ch.exchange_delete(names.exchange)
@@ -92,20 +82,20 @@ def delete_amqp(url: str, names: Names, subscriptions: dict[str, tuple[str, ...]
         conn.close()
 
 
-def kombu_entities(names: Names, subscriptions: dict[str, tuple[str, ...]] | None = None):
+def kombu_entities(names: Names, subscriptions: Subscriptions):
     """The same shape for kombu's in-memory transport (the embedded default)."""
     from kombu import Exchange, Queue, binding
 
     exchange = Exchange(names.exchange, type="topic", durable=True)
     dead = Exchange(names.dead_exchange, type="direct", durable=True)
     queues = {}
-    for service, keys in (subscriptions or SUBSCRIPTIONS).items():
+    for service, keys in subscriptions.items():
         queues[service] = Queue(names.queue(service), bindings=[binding(exchange, routing_key=k) for k in keys])
         queues[service + ".dead"] = Queue(names.dead_queue(service), exchange=dead, routing_key=service)
     return exchange, dead, queues
 
 
-def declare_memory(connection, names: Names, subscriptions=None) -> None:
+def declare_memory(connection, names: Names, subscriptions: Subscriptions) -> None:
     exchange, dead, queues = kombu_entities(names, subscriptions)
     channel = connection.default_channel
     exchange(channel).declare()

@@ -31,7 +31,7 @@ def build_supervision_blueprint(sup) -> Blueprint:
     def _bad_value(exc):
         from flask import jsonify
 
-        from shared.privacy import mask_text
+        from shared.domain.phones import mask_text
 
         return jsonify(code=422, status="Unprocessable Entity",
                        message=mask_text(f"参数无效：{exc}")[:300]), 422

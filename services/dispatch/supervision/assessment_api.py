@@ -9,9 +9,9 @@ from shared.auth import current_principal, require, require_township
 from shared.clock import iso
 
 from ..desk import actor_of
-from ..org import LEAD_TITLES
+from shared.domain.levels import LEAD_LEVELS, POST_TITLES
 from .cards import CardError
-from .facts import LEAD_LEVELS, lead_key, quarter_of
+from .facts import lead_key, quarter_of
 from .figures import local_day
 from .rules import RuleSetIn, RuleSetOut
 from .schemas import STAFF, DecisionIn, LedgerQuery, PostLeadIn, QuarterQuery, ReviewIn
@@ -125,5 +125,5 @@ def card_routes(bp: Blueprint, sup) -> None:
             abort(422, message="只有邻长、组长、片长岗位可以指定人员", errors={"json": {"unit_id": ["不是三长岗位"]}})
         doc = sup.org.fill_post(unit_id, body, actor=principal.name or principal.role)
         lead = doc.get("lead") or {}
-        return {"unit_id": unit_id, "level": doc["level"], "title": LEAD_TITLES[doc["level"]], "name": doc["name"],
+        return {"unit_id": unit_id, "level": doc["level"], "title": POST_TITLES[doc["level"]], "name": doc["name"],
                 "lead_name": lead.get("name")}

@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from shared.clock import iso, parse_iso
+from shared.domain.categories import CATEGORIES
+from shared.domain.levels import UNIT_NAMES
+from shared.domain.localtime import local_zone
+from shared.domain.statuses import OPEN_STATUSES
 
 from .. import views
-from ..cases import OPEN_STATUSES
-from ..org import LEVEL_NAMES
-from ..sla import CATEGORIES
 from ..transitions import STATUS_TEXT
-from .facts import LOCAL, quarter_of
+from .facts import quarter_of
 from .figures import quarter_range
 
 AGE_BUCKETS = ((1, "1天内"), (2, "1–2天"), (7, "2–7天"), (None, "7天以上"))
@@ -39,7 +40,7 @@ def open_cases(cases_coll, township: str, now: datetime) -> list[dict]:
         out.append({"id": doc["_id"], "tracking_no": doc.get("tracking_no"), "category": doc.get("category"),
                     "category_name": CATEGORIES.get(doc.get("category"), doc.get("category")),
                     "summary": doc.get("summary"), "urgent": bool(doc.get("urgent")), "level": doc.get("level"),
-                    "level_name": LEVEL_NAMES.get(doc.get("level"), doc.get("level")),
+                    "level_name": UNIT_NAMES.get(doc.get("level"), doc.get("level")),
                     "unit_name": assignee.get("unit_name"), "lead_name": assignee.get("lead_name"),
                     "status": doc["status"], "status_text": STATUS_TEXT.get(doc["status"], doc["status"]),
                     "timing": view["timing"], "deadline": view["deadline"], "created_at": doc["created_at"],
@@ -53,7 +54,7 @@ def open_cases(cases_coll, township: str, now: datetime) -> list[dict]:
 def by_level_and_age(cases: list[dict]) -> list[dict]:
     rows = {}
     for level in ("neighbourhood", "group", "area", "village", "township"):
-        rows[level] = {"level": level, "level_name": LEVEL_NAMES[level], "total": 0, "overdue": 0,
+        rows[level] = {"level": level, "level_name": UNIT_NAMES[level], "total": 0, "overdue": 0,
                        **{label: 0 for _, label in AGE_BUCKETS}}
     for case in cases:
         row = rows.get(case["level"])
@@ -71,7 +72,7 @@ def board(sup, township: str, now: datetime) -> dict:
     quarter = quarter_of(iso(now))
     since, until = iso(q_start), iso(q_end)
     figures = sup.figures.compute(township, since, until, now, by="level")
-    local = now.astimezone(LOCAL)
+    local = now.astimezone(local_zone())
     monday = (local - timedelta(days=local.weekday(), weeks=TREND_WEEKS - 1)).replace(
         hour=0, minute=0, second=0, microsecond=0)
     weekly = sup.figures.weekly(township, iso(monday), iso(now + timedelta(seconds=1)), now)

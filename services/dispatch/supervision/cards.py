@@ -13,14 +13,16 @@ from datetime import datetime
 
 from shared.aggregates import Aggregates, Unchanged
 from shared.clock import Clock, iso
-from shared.ids import derived_id
+from shared.domain.ids import derived_id
+from shared.domain.levels import LEAD_LEVELS, POST_TITLES
+from shared.domain.localtime import local_zone
+from shared.domain.statuses import OPEN_STATUSES
 from shared.storage import Index, Metric, Store
 
-from ..cases import OPEN_STATUSES
 from ..chain import Escalator
-from ..org import LEAD_TITLES, OrgRepository
+from ..org import OrgRepository
 from ..transitions import Actor, WrongState
-from .facts import LEAD_LEVELS, LOCAL, lead_key
+from .facts import lead_key
 from .ledger import Ledger
 from .rules import CARD_MEANINGS, CARD_NAMES, CARDS, Rules
 
@@ -29,8 +31,8 @@ CHOICES = (*CARDS, "none")
 
 def quarter_bounds(quarter: str) -> tuple[str, str]:
     year, q = int(quarter[:4]), int(quarter[-1])
-    start = datetime(year, 3 * q - 2, 1, tzinfo=LOCAL)
-    end = datetime(year + 1, 1, 1, tzinfo=LOCAL) if q == 4 else datetime(year, 3 * q + 1, 1, tzinfo=LOCAL)
+    start = datetime(year, 3 * q - 2, 1, tzinfo=local_zone())
+    end = datetime(year + 1, 1, 1, tzinfo=local_zone()) if q == 4 else datetime(year, 3 * q + 1, 1, tzinfo=local_zone())
     return iso(start), iso(end)
 
 
@@ -100,7 +102,7 @@ class Cards:
         for lead in leads.values():
             lead.update(points=0, entries=0, overdue_visits=0, received=0, rated=0, satisfied=0, breaches=0,
                         resolved=0, path=self._path(by_id, lead["unit_id"]) or lead["unit_name"],
-                        title=LEAD_TITLES.get(lead["level"], ""))
+                        title=POST_TITLES.get(lead["level"], ""))
         for row in ledger:
             lead = leads[row["lead_key"]]
             lead["points"] += row["points"]
@@ -176,7 +178,7 @@ class Cards:
         lead = (unit or {}).get("lead") or {}
         if unit is None or lead.get("name") != card["lead_name"]:
             return {"post_vacated": False, "reason": "该岗位已不由此人担任"}
-        reason = f"{LEAD_TITLES[unit['level']]}{card['lead_name']}被亮红牌，终止任职（{card['quarter']}）"
+        reason = f"{POST_TITLES[unit['level']]}{card['lead_name']}被亮红牌，终止任职（{card['quarter']}）"
         self.org.vacate(unit["_id"], actor=actor.name, reason=reason, card_id=card["_id"])
         moved = []
         for case in self.cases.collection.find({"unit_id": unit["_id"], "status": {"$in": list(OPEN_STATUSES)}},

@@ -9,8 +9,8 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from shared.clock import iso, parse_iso
+from shared.domain.localtime import local_zone
 
-from .facts import LOCAL
 
 BY_TITLES = {"village": "村(社区)", "level": "层级", "lead": "三长", "department": "市直部门",
              "category": "问题类别", "week": "周", "township": "镇(街道)", None: "单位"}
@@ -30,7 +30,7 @@ PERIODS = ("month", "quarter", "week", "whole")
 
 def periods(since: str, until: str, period: str) -> list[tuple[str, str, str]]:
     """[(sheet title, from, to)] covering [since, until), cut at local month/quarter/week boundaries."""
-    start, end = parse_iso(since).astimezone(LOCAL), parse_iso(until).astimezone(LOCAL)
+    start, end = parse_iso(since).astimezone(local_zone()), parse_iso(until).astimezone(local_zone())
     if period == "whole":
         return [(f"{start:%Y-%m-%d}至{(end - timedelta(seconds=1)):%Y-%m-%d}", since, until)]
     out = []
@@ -67,8 +67,8 @@ def workbook(township_name: str, sheets: list[tuple[str, dict]], by: str | None)
     head_fill = PatternFill("solid", fgColor="DDEBF7")
     for title, figures in sheets:
         ws = wb.create_sheet(title=title[:31])
-        first = parse_iso(figures["from"]).astimezone(LOCAL)
-        last = parse_iso(figures["to"]).astimezone(LOCAL) - timedelta(seconds=1)
+        first = parse_iso(figures["from"]).astimezone(local_zone())
+        last = parse_iso(figures["to"]).astimezone(local_zone()) - timedelta(seconds=1)
         ws.append([f"{township_name}“三长制”工作情况统计表（{first:%Y年%m月%d日}—{last:%Y年%m月%d日}）"])
         ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(COLUMNS) + 1)
         ws["A1"].font = Font(bold=True, size=14)
@@ -97,8 +97,8 @@ def workbook(township_name: str, sheets: list[tuple[str, dict]], by: str | None)
 
 
 def filename(township: str, since: str, until: str) -> str:
-    a = parse_iso(since).astimezone(LOCAL)
-    b = parse_iso(until).astimezone(LOCAL) - timedelta(seconds=1)
+    a = parse_iso(since).astimezone(local_zone())
+    b = parse_iso(until).astimezone(local_zone()) - timedelta(seconds=1)
     return f"sanzhang-figures-{township}-{a:%Y%m%d}-{b:%Y%m%d}.xlsx"
 
 

@@ -26,15 +26,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Callable, Iterable
-from zoneinfo import ZoneInfo
 
+from shared.domain.levels import LEAD_LEVELS  # the 三长: the people who hold points and cards
 from shared.aggregates import Aggregates
 from shared.clock import iso, parse_iso
-from shared.ids import short_hash
+from shared.domain.ids import short_hash
+from shared.domain.localtime import local_zone
 from shared.storage import Index
 
-LOCAL = ZoneInfo("Asia/Shanghai")
-LEAD_LEVELS = ("neighbourhood", "group", "area")  # the 三长: the people who hold points and cards
 TWO_DAYS = timedelta(days=2)
 KIND_OF_CATEGORY = {"dispute": "dispute", "hazard": "hazard"}  # everything else: "service"
 
@@ -51,12 +50,12 @@ CASE_FIGURE_COLUMNS = ["city", "kind", *CASE_GROUPS, *FIGURE_VALUES]
 
 def week_of(at: str) -> str:
     """The local (Beijing time) Monday of the week, as YYYY-MM-DD: the board's trend bucket."""
-    day = parse_iso(at).astimezone(LOCAL).date()
+    day = parse_iso(at).astimezone(local_zone()).date()
     return (day - timedelta(days=day.weekday())).isoformat()
 
 
 def quarter_of(at: str) -> str:
-    local = parse_iso(at).astimezone(LOCAL)
+    local = parse_iso(at).astimezone(local_zone())
     return f"{local.year}Q{(local.month - 1) // 3 + 1}"
 
 

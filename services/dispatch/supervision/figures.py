@@ -14,11 +14,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from shared.clock import iso
+from shared.domain.categories import CATEGORIES
+from shared.domain.levels import LEAD_LEVELS, UNIT_NAMES
+from shared.domain.localtime import local_zone
 from shared.storage import Metric
 
-from ..org import LEVEL_NAMES, OrgRepository
-from ..sla import CATEGORIES
-from .facts import LEAD_LEVELS, LOCAL
+from ..org import OrgRepository
 
 BY_CASES = {"township": ["township"], "village": ["village_id"], "category": ["category"], "week": ["week"],
             None: []}
@@ -64,14 +65,14 @@ def local_day(text: str, end: bool = False) -> str:
     """'2026-11-01' (a local date) or an ISO time → the UTC text stored times compare with. An end
     date is exclusive of the day after: to=2026-11-30 covers all of 30 November."""
     if len(text) == 10:
-        day = datetime.fromisoformat(text).replace(tzinfo=LOCAL)
+        day = datetime.fromisoformat(text).replace(tzinfo=local_zone())
         return iso(day + timedelta(days=1) if end else day)
     from shared.clock import parse_iso
     return iso(parse_iso(text))
 
 
 def quarter_range(now: datetime) -> tuple[datetime, datetime]:
-    local = now.astimezone(LOCAL)
+    local = now.astimezone(local_zone())
     start_month = (local.month - 1) // 3 * 3 + 1
     start = local.replace(month=start_month, day=1, hour=0, minute=0, second=0, microsecond=0)
     end = (start.replace(year=start.year + 1, month=1) if start_month == 10 else start.replace(month=start_month + 3))
@@ -130,7 +131,7 @@ class FigureQueries:
             elif by == "category":
                 row["label"] = CATEGORIES.get(row["category"], row["category"])
             elif by == "level":
-                row["label"] = LEVEL_NAMES.get(row["level"], row["level"])
+                row["label"] = UNIT_NAMES.get(row["level"], row["level"])
             elif by == "lead":
                 lead_name, unit_name = names.get(row["lead_key"], (None, None))
                 path = self._path(units, row["unit_id"]) or unit_name

@@ -27,12 +27,12 @@ from datetime import timedelta
 
 from shared.aggregates import Aggregates, NotFound, Unchanged
 from shared.clock import Clock, iso, parse_iso
-from shared.ids import derived_id
+from shared.domain.ids import case_id_for, derived_id
+from shared.domain.levels import LEAD_LEVELS
 from shared.storage import DuplicateKey, Index, Store
 
-from ..cases import case_id_for
 from ..transitions import BREACH_REASONS
-from .facts import LEAD_LEVELS, STINT_COLUMNS, STINT_INDEXES, derive, lead_key, quarter_of, stint_rows, week_of
+from .facts import STINT_COLUMNS, STINT_INDEXES, derive, lead_key, quarter_of, stint_rows, week_of
 from .rules import Rules
 
 LEDGER_INDEXES = [Index.on("township", "at"), Index.on("township", "lead_key"), Index.on("township", "quarter"),

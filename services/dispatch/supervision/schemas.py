@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from shared.privacy import is_valid_phone
+from shared.domain.phones import is_valid as is_valid_phone
 
 from .cards import CHOICES
 from .export import PERIODS

@@ -19,10 +19,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from shared.clock import Clock, iso, parse_iso
-from shared.ids import new_id
+from shared.domain.ids import case_id_for, new_id
 from shared.storage import Index, Store, VersionConflict
 
-from ..cases import case_id_for
 from ..org import VISIT_DAYS, OrgRepository
 from .ledger import Ledger
 

@@ -10,7 +10,7 @@ from typing import Mapping
 from .aliyun_sms import AliyunSmsChannel, AliyunSmsSettings
 from .base import (
     Channel, Clock, NonceFn, OutboundMessage, PermanentSendError, RetryableSendError,
-    SendError, SendResult, mask_phone, new_uuid, normalize_cn_mobile, system_clock,
+    SendError, SendResult, new_uuid, system_clock,
 )
 from .console import ConsoleChannel, LogSink
 from .tencent_sms import TencentSmsChannel, TencentSmsSettings
@@ -21,8 +21,7 @@ __all__ = [
     "Channel", "OutboundMessage", "SendResult", "SendError", "RetryableSendError",
     "PermanentSendError", "ConsoleChannel", "AliyunSmsChannel", "AliyunSmsSettings",
     "TencentSmsChannel", "TencentSmsSettings", "WeComChannel", "WeComSettings",
-    "WeChatMpChannel", "WeChatMpSettings", "build_channels", "mask_phone",
-    "normalize_cn_mobile",
+    "WeChatMpChannel", "WeChatMpSettings", "build_channels",
 ]
 
 _PROVIDERS = (AliyunSmsChannel, TencentSmsChannel, WeComChannel, WeChatMpChannel)

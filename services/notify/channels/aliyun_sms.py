@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from datetime import timezone
 from typing import Mapping
 
+from shared.domain import phones
+
 from .base import (
     Clock, NonceFn, OutboundMessage, PermanentSendError, RetryableSendError, SendResult,
-    default_opener, env_float, env_group, env_json_map, http_call, json_body, mask_phone,
-    new_uuid, normalize_cn_mobile, system_clock,
+    default_opener, env_float, env_group, env_json_map, http_call, json_body, 
+    new_uuid, system_clock,
 )
 
 log = logging.getLogger(__name__)
@@ -96,7 +98,7 @@ class AliyunSmsChannel:
         return cls(settings, now=now, new_nonce=new_nonce, opener=opener)
 
     def can_reach(self, msg: OutboundMessage) -> bool:
-        return normalize_cn_mobile(msg.phone) is not None and msg.template in self.settings.templates
+        return phones.mobile(msg.phone) is not None and msg.template in self.settings.templates
 
     def _template(self, msg: OutboundMessage) -> tuple[str, dict[str, str]]:
         entry = self.settings.templates.get(msg.template)
@@ -111,7 +113,7 @@ class AliyunSmsChannel:
         return str(entry["code"]), {n: str(msg.params[n]) for n in names}
 
     def signed_params(self, msg: OutboundMessage) -> dict[str, str]:
-        phone = normalize_cn_mobile(msg.phone)
+        phone = phones.mobile(msg.phone)
         if phone is None:
             raise PermanentSendError(PROVIDER, "no_phone", "no valid mainland mobile number")
         code, variables = self._template(msg)
@@ -149,7 +151,7 @@ class AliyunSmsChannel:
         code = str(data.get("Code", ""))
         if code == "OK":
             log.info("aliyun_sms sent message_id=%s phone=%s biz_id=%s",
-                     msg.message_id, mask_phone(msg.phone), data.get("BizId"))
+                     msg.message_id, phones.mask(msg.phone), data.get("BizId"))
             return SendResult(provider_message_id=data.get("BizId"), status="sent")
         if not code:
             # JSON without a Code is not an Alibaba answer (a gateway in between, say).
@@ -159,5 +161,5 @@ class AliyunSmsChannel:
         error_cls = RetryableSendError if code in RETRYABLE else PermanentSendError
         err = error_cls(PROVIDER, code, str(data.get("Message", "")))
         log.warning("aliyun_sms failed message_id=%s phone=%s code=%s",
-                    msg.message_id, mask_phone(msg.phone), code)
+                    msg.message_id, phones.mask(msg.phone), code)
         raise err

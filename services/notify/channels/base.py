@@ -15,6 +15,7 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
+from shared.domain import phones
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping, Protocol, runtime_checkable
@@ -83,31 +84,8 @@ def new_uuid() -> str:
 
 # ---------------------------------------------------------------- personal data
 
-_CN_MOBILE = re.compile(r"^1[3-9]\d{9}$")
-_PHONE_IN_TEXT = re.compile(r"(?<!\d)(?:\+?86)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
 _TOKEN_IN_TEXT = re.compile(r"(access_token=)[^&\s\"']+", re.IGNORECASE)
 _ALIYUN_STS = re.compile(r"(server string to sign is:).*", re.IGNORECASE | re.DOTALL)
-
-
-def normalize_cn_mobile(phone: str | None) -> str | None:
-    """11-digit mainland mobile, or None. Accepts +86 / 0086 / 86 prefixes and separators."""
-    if not phone:
-        return None
-    digits = re.sub(r"[\s\-()]", "", phone)
-    for prefix in ("+86", "0086", "86"):
-        if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
-            digits = digits[len(prefix):]
-            break
-    return digits if _CN_MOBILE.match(digits) else None
-
-
-def mask_phone(phone: str | None) -> str:
-    if not phone:
-        return ""
-    digits = normalize_cn_mobile(phone) or re.sub(r"\D", "", phone)
-    if len(digits) < 7:
-        return "****"
-    return f"{digits[:3]}****{digits[-4:]}"
 
 
 def scrub(text: str) -> str:
@@ -116,7 +94,7 @@ def scrub(text: str) -> str:
         return ""
     text = _ALIYUN_STS.sub(r"\1 [omitted]", text)
     text = _TOKEN_IN_TEXT.sub(r"\1***", text)
-    return _PHONE_IN_TEXT.sub(r"\1****\3", text)
+    return phones.mask_text(text)
 
 
 # ---------------------------------------------------------------- HTTP

@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from .base import Clock, OutboundMessage, SendResult, mask_phone, scrub, system_clock
+from shared.domain import phones
+
+from .base import Clock, OutboundMessage, SendResult, scrub, system_clock
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +40,13 @@ class ConsoleChannel:
             "template": msg.template,
             "params": dict(msg.params),
             "text": msg.text,
-            "phone": mask_phone(msg.phone),
+            "phone": phones.mask(msg.phone),
             "wecom_user": msg.wecom_user,
             "openid": msg.openid,
         })
         log.info(
             "console message_id=%s recipient=%s phone=%s template=%s text=%s",
-            msg.message_id, msg.recipient_id, mask_phone(msg.phone) or "-", msg.template,
+            msg.message_id, msg.recipient_id, phones.mask(msg.phone) or "-", msg.template,
             scrub(msg.text),
         )
         return SendResult(provider_message_id=f"console-{msg.message_id}", status="delivered")

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Mapping
 
+from shared.domain import phones
+
 from .base import (
     Clock, NonceFn, OutboundMessage, PermanentSendError, RetryableSendError, SendResult,
-    default_opener, env_float, env_group, env_json_map, http_call, json_body, mask_phone,
-    new_uuid, normalize_cn_mobile, system_clock,
+    default_opener, env_float, env_group, env_json_map, http_call, json_body, 
+    new_uuid, system_clock,
 )
 
 log = logging.getLogger(__name__)
@@ -121,7 +123,7 @@ class TencentSmsChannel:
         return cls(settings, now=now, new_nonce=new_nonce, opener=opener)
 
     def can_reach(self, msg: OutboundMessage) -> bool:
-        return normalize_cn_mobile(msg.phone) is not None and msg.template in self.settings.templates
+        return phones.mobile(msg.phone) is not None and msg.template in self.settings.templates
 
     def _template(self, msg: OutboundMessage) -> tuple[str, list[str]]:
         entry = self.settings.templates.get(msg.template)
@@ -136,12 +138,12 @@ class TencentSmsChannel:
         return str(entry["id"]), [str(msg.params[n]) for n in names]
 
     def build_request(self, msg: OutboundMessage) -> tuple[str, dict[str, str], bytes]:
-        phone = normalize_cn_mobile(msg.phone)
+        phone = phones.mobile(msg.phone)
         if phone is None:
             raise PermanentSendError(PROVIDER, "no_phone", "no valid mainland mobile number")
         template_id, values = self._template(msg)
         payload = json.dumps({
-            "PhoneNumberSet": ["+86" + phone],
+            "PhoneNumberSet": [phones.e164(phone)],  # E.164, derived from the canonical form
             "SmsSdkAppId": self.settings.sdk_app_id,
             "SignName": self.settings.sign_name,
             "TemplateId": template_id,
@@ -186,11 +188,11 @@ class TencentSmsChannel:
             # (blacklist, bad number, per-number frequency limit).
             self._fail(msg, code, str(status.get("Message", "")))
         log.info("tencent_sms sent message_id=%s phone=%s serial=%s",
-                 msg.message_id, mask_phone(msg.phone), status.get("SerialNo"))
+                 msg.message_id, phones.mask(msg.phone), status.get("SerialNo"))
         return SendResult(provider_message_id=status.get("SerialNo") or None, status="sent")
 
     def _fail(self, msg: OutboundMessage, code: str, message: str):
         log.warning("tencent_sms failed message_id=%s phone=%s code=%s",
-                    msg.message_id, mask_phone(msg.phone), code)
+                    msg.message_id, phones.mask(msg.phone), code)
         error_cls = RetryableSendError if is_retryable(code) else PermanentSendError
         raise error_cls(PROVIDER, code or "unknown", message)

@@ -25,3 +25,13 @@ def short_hash(*parts: str, length: int = 16) -> str:
 def tracking_number() -> str:
     """8 characters from a 31-letter alphabet: ~8.5e11 values, unguessable enough to pair with a phone check."""
     return "".join(secrets.choice(_TRACKING_ALPHABET) for _ in range(8))
+
+
+def case_id_for(report_id: str) -> str:
+    """One report, one case, however often report.submitted arrives (dispatch makes it, intake looks it up)."""
+    return derived_id("case", report_id)
+
+
+def township_unit_id(township: str) -> str:
+    """The org unit standing for a township's staff (the top of the chain below the departments)."""
+    return "t-" + township

@@ -2,7 +2,7 @@
 
 Pure functions: no I/O and no clock. Every time passed in or returned is a
 timezone-aware datetime; results are in UTC. Working days are counted in the
-local calendar (Asia/Shanghai by default) because a holiday is a local date.
+local calendar (shared.domain.localtime, Asia/Shanghai by default) because a holiday is a local date.
 
 Holidays and make-up working days (调休) come from the ``chinese_calendar``
 package. For a year it does not cover yet, we fall back to Monday–Friday and
@@ -26,9 +26,10 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
+from .localtime import local_zone
+
 log = logging.getLogger(__name__)
 
-DEFAULT_TZ = "Asia/Shanghai"
 
 # A whole-day limit can never span more calendar days than this; a larger
 # count is a configuration error, not something to loop on for minutes.
@@ -63,7 +64,9 @@ def _warn_uncovered_year(year: int) -> None:
     )
 
 
-def _zone(tz: str | ZoneInfo) -> ZoneInfo:
+def _zone(tz: str | ZoneInfo | None) -> ZoneInfo:
+    if tz is None:
+        return local_zone()
     return tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
 
 
@@ -94,7 +97,7 @@ def _next_working_day(after: date) -> date:
     return _nth_working_day(after, 1, include_first=False)
 
 
-def add_working_days(start: datetime, n: int | float, tz: str | ZoneInfo = DEFAULT_TZ) -> datetime:
+def add_working_days(start: datetime, n: int | float, tz: str | ZoneInfo | None = None) -> datetime:
     """The deadline ``n`` working days after ``start``, as an aware UTC datetime.
 
     A working day is a whole local calendar day in ``tz`` (no office hours).
@@ -152,6 +155,8 @@ _SUFFIX_TO_UNIT: dict[str, Unit] = {
 }
 _UNIT_TO_SUFFIX = {unit: suffix for suffix, unit in _SUFFIX_TO_UNIT.items()}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(wd|s|m|h|d)\s*$")
+# The same rule for documents (OpenAPI patterns of every duration field).
+DURATION_PATTERN = r"^\s*\d+(\.\d+)?\s*(wd|s|m|h|d)\s*$"
 
 
 @dataclass(frozen=True)
@@ -209,7 +214,7 @@ def _format_amount(amount: float) -> str:
 _EXACT_UNIT_SECONDS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
 
 
-def add(start: datetime, duration: Duration, tz: str | ZoneInfo = DEFAULT_TZ) -> datetime:
+def add(start: datetime, duration: Duration, tz: str | ZoneInfo | None = None) -> datetime:
     """``start`` plus ``duration`` as an aware UTC datetime; ``tz`` matters only for working days."""
     _require_aware(start)
     if duration.unit == "working_days":
