@@ -67,7 +67,7 @@ def _print_welcome(settings: Settings, demo: dict) -> None:
                        "description": "门口路灯坏了一个星期，晚上出行不安全", "reporter_phone": "13800000001",
                        "channel": "mini_program"}, ensure_ascii=False)
     print(f"""
-sanzhang is running (embedded: one process, in-memory bus, SQLite in {settings.data_dir}/)
+sanzhang is running (embedded: one process, durable SQLite bus and stores in {settings.data_dir}/)
 
   Health:    {base}/healthz   {base}/readyz
   OpenAPI:   {base}/openapi.json

@@ -10,7 +10,7 @@ from typing import Mapping
 # only one service reads are listed with that service: notify's (its channels, routes, quiet
 # hours, rate limit, budget, retries, receipts) in services/notify/config.py ENV_VARS.
 ENV_VARS = {
-    "SANZHANG_AMQP_URL": "Broker URL. memory:// (default) runs on kombu's in-process transport; amqp://user:pass@host:5672/vhost uses RabbitMQ.",
+    "SANZHANG_AMQP_URL": "Broker URL. memory:// (default) selects the embedded bus: a durable SQLite inbox per service in SANZHANG_DATA_DIR (docs/embedded-bus.md); amqp://user:pass@host:5672/vhost uses RabbitMQ.",
     "SANZHANG_MONGO_URL": "mongodb://… selects the MongoDB store (production). Unset: SQLite files in SANZHANG_DATA_DIR.",
     "SANZHANG_DATA_DIR": "Folder for the SQLite databases and the demo secret (default ./data).",
     "SANZHANG_NAMESPACE": "Prefix for exchange, queue and database names (default sanzhang); lets several deployments share a broker.",
