@@ -28,7 +28,7 @@ ENV_VARS = {
     "SANZHANG_SQLITE_SYNC": "SQLite synchronous mode: NORMAL (default; survives process crashes) or FULL (also power loss).",
     "SANZHANG_DEMO": "1 loads the demo township and prints demo tokens (make run sets it).",
     "SANZHANG_FAULT_POINTS": "Fault suite only: crash the process at these step boundaries (stored, published, handled). Never set in production.",
-    "SANZHANG_FAULT_RATE": "Fault suite only: probability of a crash at each hit of a named point (default 0.01).",
+    "SANZHANG_FAULT_RATE": "Fault suite only: probability of a crash at each hit of a named point (default 0.01), or per point: published=0.006,handled=0.0003.",
     "SANZHANG_MAX_BODY": "Largest accepted request body in bytes (default 1 MiB).",
     "SANZHANG_RATE_LIMIT": "Write requests (POST/PUT/PATCH/DELETE) per credential, N/seconds, e.g. 60/60; more answer 429 with Retry-After. Kept in memory, so per gunicorn worker. Unset or off: no limit.",
 }
