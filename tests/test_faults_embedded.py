@@ -197,6 +197,9 @@ def tally(data_dir: Path, report_ids: set[str]) -> dict:
         right = (report["case_id"] == case["_id"] and report["status"] == case["status"] == "assigned"
                  and (report.get("handler") or {}).get("unit_id") == case["assignee"]["unit_id"] and entries >= 1)
         out["wrong_views"] += not right
+    # intake's two-minute resend is disarmed once the report learns its case: none may be left
+    # relying on it — recovery is the bus's, in seconds.
+    out["resend_armed"] = sum(1 for r in reports.values() if r.get("resend_due"))
     out["pending"], out["dead"] = _bus(data_dir)
     out["lost"] = (out["lost_cases"] + out["lost_messages"] + out["wrong_views"] + out["missing_reports"]
                    + out["dead"])
@@ -212,7 +215,10 @@ def settle(run: Embedded, report_ids: set[str], since: float) -> tuple[dict, flo
         counted = tally(run.data_dir, report_ids)
         return counted if counted["lost"] == 0 and counted["pending"] == 0 else None
 
-    wait_until(stored, timeout=120, what="every report to have its case, message and view", interval=0.25)
+    try:
+        wait_until(stored, timeout=120, what="every report to have its case, message and view", interval=0.25)
+    except AssertionError:
+        raise AssertionError(f"not recovered after 120 s: {json.dumps(tally(run.data_dir, report_ids))}") from None
     recovered = time.monotonic() - since
     wait_until(lambda: tally(run.data_dir, report_ids)["unsent_messages"] == 0, timeout=120,
                what="every assignment message sent", interval=0.25)
@@ -237,6 +243,7 @@ def verdict(name: str, counted: dict, recovery: float, sent: float, extra: dict)
           f"detail={json.dumps(counted)}")
     assert counted["lost"] == 0 and counted["doubled"] == 0, counted
     assert counted["pending"] == 0 and counted["dead"] == 0 and counted["unsent_messages"] == 0, counted
+    assert counted["resend_armed"] == 0, counted
     assert recovery <= RECOVERY_BOUND, f"recovered in {recovery:.1f}s, bound {RECOVERY_BOUND}s"
     assert sent <= SENT_BOUND, f"every message sent after {sent:.1f}s, bound {SENT_BOUND}s"
 
@@ -278,7 +285,6 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path, attempt):
         counted, recovery, sent = settle(run, set(accepted.values()), since=restarted)
         check_views_over_http(run, set(accepted.values()))
         verdict("sigkill", counted, recovery, sent, {"seed": seed, "kills": kills, "starts": run.starts, "loaded_at": loaded})
-        assert "sending it again" not in run.log_text(), "the two-minute resend fired: the bus lost something"
     finally:
         run.stop()
 
