@@ -207,3 +207,18 @@ def test_poison_goes_to_the_dead_table_at_once_and_good_messages_flow(tmp_path, 
     [dead] = bus.dead("beta")
     assert dead["message_id"] == "poison" and dead["reason"].startswith("undecodable") and dead["deliveries"] == 1
     bus.close()
+
+
+def test_sanzhang_bus_lists_what_waits_and_what_is_dead(tmp_path, clock, capsys, monkeypatch):
+    from shared.cli import main
+
+    bus = EmbeddedBus(tmp_path / "sanzhang_bus.db", SUBS, clock)
+    bus.append([("report.submitted", "poison", "{broken")])
+    bus.dead_letter(bus.claim("beta"), "undecodable: test")
+    monkeypatch.setenv("SANZHANG_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("SANZHANG_NAMESPACE", raising=False)
+    assert main(["bus"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["pending"] == {"alpha": 1} and shown["dead"] == {"beta": 1}
+    assert shown["dead_letters"][0]["reason"] == "undecodable: test" and "body" not in shown["dead_letters"][0]
+    bus.close()
