@@ -71,7 +71,7 @@ class EventWorker(ConsumerMixin):
         self.dispatcher = Dispatcher(service, handlers)
         self.prefetch = prefetch
         # RabbitMQ only: the embedded run consumes its SQLite inbox with embedded_consume.BusWorker.
-        self.connection = Connection(settings.amqp_url, heartbeat=30)
+        self.connection = Connection(settings.amqp_url, heartbeat=30, transport_options={"polling_interval": 0.01})
         self.attached = threading.Event()
         self._attempts: dict[str, int] = {}
         self._on_ready = on_ready
@@ -118,7 +118,7 @@ class EventWorker(ConsumerMixin):
         started = time.perf_counter()
         try:
             self.dispatcher.handle(event)
-        except Exception as exc:
+        except Exception:
             EVENTS_CONSUMED.labels(self.service, event["type"], "error").inc()
             self.failed += 1
             attempts = self._count_attempt(message, event["id"])
