@@ -34,7 +34,7 @@ LOAD = 1000
 # From the restart of a killed process until every service has stored its work (every report its
 # case, its view showing the assignment, notify's delivery record of the message): start-up (about
 # 2 s here), at most the embedded relay's 3 s lease on events it was publishing when it died, and
-# the backlog's own handling. Measured 3-8 s (docs/embedded-bus.md).
+# the backlog's own handling. Measured 2.6–4.8 s (docs/embedded-bus.md).
 RECOVERY_BOUND = 15.0
 # A message whose send the kill interrupted is notify's to finish: its sweeper takes the delivery
 # up when the send lease ends (SANZHANG_NOTIFY_SEND_LEASE, 60 s by default, 10 s here), so every
@@ -46,7 +46,7 @@ ASSIGNED = "已派单，等待接单"
 
 class Embedded:
     """`sanzhang run` in its own process group, so a kill takes gunicorn's arbiter and worker at once,
-    as a power cut, the OOM killer or `systemctl kill -s KILL` would."""
+    as the OOM killer or `systemctl kill -s KILL` would."""
 
     def __init__(self, data_dir: Path, env: dict | None = None):
         self.data_dir = data_dir
