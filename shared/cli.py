@@ -62,7 +62,7 @@ def _print_welcome(settings: Settings, demo: dict) -> None:
                        "description": "门口路灯坏了一个星期，晚上出行不安全", "reporter_phone": "13800000001",
                        "channel": "mini_program"}, ensure_ascii=False)
     print(f"""
-sanzhang is running (embedded: one process, in-memory bus, SQLite in {settings.data_dir}/)
+sanzhang is running (embedded: one process, durable SQLite bus and stores in {settings.data_dir}/)
 
   Health:    {base}/healthz   {base}/readyz
   OpenAPI:   {base}/openapi.json
@@ -145,6 +145,19 @@ def cmd_import_roster(args) -> int:
     return 0
 
 
+def cmd_bus(args) -> int:
+    """The embedded bus's queues, as RabbitMQ's management page shows its queues and <service>.dead."""
+    from .messaging.embedded_bus import inspect
+
+    settings = Settings.from_env()
+    path = settings.data_dir / f"{settings.namespace}_bus.db"
+    if not path.exists():
+        print(f"no embedded bus at {path}", file=sys.stderr)
+        return 1
+    print(json.dumps(inspect(path, args.limit), ensure_ascii=False, indent=2))
+    return 0
+
+
 def cmd_token(args) -> int:
     from .auth import Principal, TokenIssuer
 
@@ -172,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--name", help="the township's name, to register it")
     imp.add_argument("file")
     imp.set_defaults(func=cmd_import_roster)
+    bus = sub.add_parser("bus", help="the embedded bus: events waiting per service, dead letters")
+    bus.add_argument("--limit", type=int, default=50, help="dead letters to list, newest first")
+    bus.set_defaults(func=cmd_bus)
     tok = sub.add_parser("token", help="issue a signed token")
     tok.add_argument("--role", required=True, choices=["staff", "lead", "client"])
     tok.add_argument("--township", action="append")

@@ -22,7 +22,7 @@ class Setting:
 # it. Variables only one service reads are listed with that service: notify's (its channels,
 # routes, quiet hours, rate limit, budget, retries, receipts) in services/notify/config.py ENV_VARS.
 SETTINGS: tuple[Setting, ...] = (
-    Setting("SANZHANG_AMQP_URL", "memory://", "Broker URL. memory:// runs on kombu's in-process transport; amqp://user:pass@host:5672/vhost uses RabbitMQ."),
+    Setting("SANZHANG_AMQP_URL", "memory://", "Broker URL. memory:// selects the embedded bus: a durable SQLite inbox per service in SANZHANG_DATA_DIR (docs/embedded-bus.md); amqp://user:pass@host:5672/vhost uses RabbitMQ."),
     Setting("SANZHANG_MONGO_URL", None, "mongodb://… selects the MongoDB store (production). Unset: SQLite files in SANZHANG_DATA_DIR."),
     Setting("SANZHANG_DATA_DIR", "data", "Folder for the SQLite databases and the demo secret."),
     Setting("SANZHANG_NAMESPACE", "sanzhang", "Prefix for exchange, queue and database names; lets several deployments share a broker."),
@@ -40,7 +40,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SANZHANG_SQLITE_SYNC", "NORMAL", "SQLite synchronous mode: NORMAL (survives process crashes) or FULL (also power loss)."),
     Setting("SANZHANG_DEMO", None, "1 loads the demo township and prints demo tokens (make run sets it)."),
     Setting("SANZHANG_FAULT_POINTS", None, "Fault suite only: crash the process at these step boundaries (stored, published, handled). Never set in production."),
-    Setting("SANZHANG_FAULT_RATE", "0.01", "Fault suite only: probability of a crash at each hit of a named point."),
+    Setting("SANZHANG_FAULT_RATE", "0.01", "Fault suite only: probability of a crash at each hit of a named point, or per point: published=0.006,handled=0.0003."),
     Setting("SANZHANG_MAX_BODY", "1048576", "Largest accepted request body in bytes (1 MiB)."),
     Setting("SANZHANG_TIMEZONE", DEFAULT_ZONE, "The local time zone: working days, holidays, quiet hours, quarters and the times people read."),
     Setting("SANZHANG_RATE_LIMIT", None, "Write requests (POST/PUT/PATCH/DELETE) per credential, N/seconds, e.g. 60/60; more answer 429 with Retry-After. Kept in memory, so per gunicorn worker. Unset or off: no limit."),

@@ -17,11 +17,22 @@ POINTS = {
     "handled": "a consumer stored its work; the message is not acked yet",
 }
 _points = frozenset(p for p in os.environ.get("SANZHANG_FAULT_POINTS", "").split(",") if p in POINTS)
-_rate = float(os.environ.get("SANZHANG_FAULT_RATE") or 0.01)
+
+
+def _rates(text: str) -> dict[str, float]:
+    """``0.01`` for every point, or ``published=0.006,handled=0.0003`` (unnamed points: 0.01): the
+    points are hit at very different rates, and a run should crash at each a few times."""
+    if "=" not in text:
+        return {p: float(text or 0.01) for p in POINTS}
+    named = {k.strip(): float(v) for k, v in (part.split("=", 1) for part in text.split(",") if part.strip())}
+    return {p: named.get(p, 0.01) for p in POINTS}
+
+
+_rate = _rates(os.environ.get("SANZHANG_FAULT_RATE") or "")
 
 
 def hit(point: str) -> None:
-    if point in _points and random.random() < _rate:
+    if point in _points and random.random() < _rate[point]:
         log.warning("fault injected at %s: the process ends now", point)
         logging.shutdown()
         os._exit(70)

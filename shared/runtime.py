@@ -1,7 +1,8 @@
 """The process's composition: stores, broker, relay, consumers and HTTP for the chosen services.
 
 ``Runtime(settings, ["intake", "dispatch", "escalation", "notify"])`` is the embedded default when
-the broker URL is memory://; the same object with one service name is a service on its own.
+the broker URL is memory://: the bus is then the durable SQLite inbox of messaging/embedded_bus.py
+in the data folder. The same object with one service name is a service on its own over RabbitMQ.
 Nothing connects until ``start()`` — gunicorn forks before it is called.
 """
 from __future__ import annotations
@@ -18,9 +19,11 @@ from .clock import Clock, SystemClock
 from .config import Settings
 from .domain import localtime
 from .messaging.consume import EventWorker
-from .messaging.publish import KombuPublisher, PikaPublisher
-from .messaging.relay import OutboxRelay
-from .messaging.topology import Names, declare_amqp, declare_memory, kombu_entities
+from .messaging.embedded_bus import EmbeddedBus
+from .messaging.embedded_consume import BusPublisher, BusWorker
+from .messaging.publish import PikaPublisher
+from .messaging.relay import EMBEDDED_LEASE, LEASE, OutboxRelay
+from .messaging.topology import Names, declare_amqp
 from .service import Context, ServiceParts
 from .storage import open_store
 
@@ -48,11 +51,6 @@ def check_handlers(parts: ServiceParts, handles: frozenset[str]) -> None:
     if unbound or unhandled:
         raise RuntimeError(f"{parts.name}: handlers and HANDLES disagree: handled but not declared "
                            f"{sorted(unbound)}, declared but not handled {sorted(unhandled)}")
-
-
-def memory_url(url: str) -> str:
-    # kombu warns about a missing host on a bare memory:// URL; the host means nothing there.
-    return "memory://localhost/" if url.rstrip("/") == "memory:" else url
 
 
 class Runtime:
@@ -83,10 +81,10 @@ class Runtime:
             for resolver in parts.api.get("auth_resolvers", []):
                 self.authenticator.resolvers.append(resolver)
         self.consume = consume
-        self.workers: list[EventWorker] = []
+        self.workers: list[EventWorker | BusWorker] = []
         self._threads: list[threading.Thread] = []
         self.relay: OutboxRelay | None = None
-        self._memory_conn = None
+        self.bus: EmbeddedBus | None = None
         self.started = False
 
     def service(self, name: str) -> ServiceParts:
@@ -98,12 +96,17 @@ class Runtime:
             return self
         publisher = self._broker()
         repos = [r for p in self.parts for r in p.repos]
-        self.relay = OutboxRelay(repos, publisher, self.clock, self.waker, poll=self.settings.outbox_poll)
+        # Embedded, a publish is a local SQLite commit of milliseconds: a short lease lets the events
+        # of a relay killed mid-publish go out again within seconds of the restart.
+        lease = EMBEDDED_LEASE if self.bus else LEASE
+        self.relay = OutboxRelay(repos, publisher, self.clock, self.waker, poll=self.settings.outbox_poll,
+                                 lease=lease)
         self.relay.start()
         if self.consume:
             for parts in self.parts:
                 if parts.handlers:
-                    worker = EventWorker(self.settings, parts.name, parts.handlers)
+                    worker = (BusWorker(self.settings, self.bus, parts.name, parts.handlers) if self.bus
+                              else EventWorker(self.settings, parts.name, parts.handlers))
                     thread = threading.Thread(target=worker.run, name=f"consumer-{parts.name}", daemon=True)
                     thread.start()
                     self.workers.append(worker)
@@ -123,18 +126,23 @@ class Runtime:
         relay = self.relay
         GAUGES.add("sanzhang_outbox_backlog", "Events stored but not yet confirmed by the broker", [],
                    lambda: [({}, relay.backlog())])
+        bus = self.bus
+        if bus is not None:
+            # The embedded bus's queue depths, as RabbitMQ shows its queues' and <service>.dead's.
+            GAUGES.add("sanzhang_bus_pending", "Events waiting in the embedded bus for a service", ["service"],
+                       lambda: [({"service": s}, n) for s, n in bus.pending_by_consumer().items()])
+            GAUGES.add("sanzhang_bus_dead", "Dead-lettered events in the embedded bus, per service", ["service"],
+                       lambda: [({"service": s}, n) for s, n in bus.dead_by_consumer().items()])
         for parts in self.parts:
             for name, (doc, labels, source) in parts.api.get("gauges", {}).items():
                 GAUGES.add(name, doc, labels, source)
 
     def _broker(self):
         if self.settings.embedded:
-            from kombu import Connection
-
-            self._memory_conn = Connection(memory_url(self.settings.amqp_url))
-            declare_memory(self._memory_conn, self.names, bindings())
-            exchange, _, _ = kombu_entities(self.names, bindings())
-            return KombuPublisher(self._memory_conn, exchange)
+            # Opening the bus frees the rows a killed predecessor held: they are redelivered at once.
+            self.bus = EmbeddedBus(self.settings.data_dir / f"{self.settings.namespace}_bus.db", bindings(),
+                                   self.clock, self.settings.sqlite_sync)
+            return BusPublisher(self.bus)
         declare_amqp(self.settings.amqp_url, self.names, self.settings.max_deliveries, bindings())
         return PikaPublisher(self.settings.amqp_url, self.names.exchange, self.settings.confirm_timeout)
 
@@ -145,14 +153,19 @@ class Runtime:
                 task.stop()
         for worker in self.workers:
             worker.should_stop = True
+            if self.bus:
+                self.bus.wake(worker.service)
         for thread in self._threads:
             thread.join(timeout=10)
         for worker in self.workers:
-            # Unacked prefetched messages go back to the queue for another replica.
-            worker.connection.release()
+            if not self.bus:
+                # Unacked prefetched messages go back to the queue for another replica.
+                worker.connection.release()
         if self.relay:
             self.relay.stop(flush=True)
             self.relay.publisher.close()
+        if self.bus:
+            self.bus.close()
         for store in self.stores.values():
             store.close()
         self.started = False
@@ -182,9 +195,5 @@ class Runtime:
         return False
 
     def _queued(self) -> bool:
-        if not self.settings.embedded:
-            return False
-        from kombu.transport.memory import Channel
-
-        return any(Channel.queues.get(self.names.queue(w.service)) is not None
-                   and Channel.queues[self.names.queue(w.service)].qsize() for w in self.workers)
+        # On RabbitMQ the queues are the broker's; embedded, rows still in the inbox are work to do.
+        return bool(self.bus) and any(self.bus.pending(w.service) for w in self.workers)

@@ -48,7 +48,7 @@ def clock():
 
 @pytest.fixture
 def system(tmp_path, clock):
-    """All four services in one process on kombu's memory transport and SQLite."""
+    """All four services in one process on the embedded bus and SQLite (the sanzhang run default)."""
     runtime = Runtime(make_settings(tmp_path), SERVICES, clock=clock).start()
     yield runtime
     runtime.stop()

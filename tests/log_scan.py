@@ -9,7 +9,7 @@ run it
   default level, with the same noisy libraries held at WARNING as ``shared.logs.configure``;
 - listens to Flask's ``request_finished`` signal of every app the run builds and reads each
   4xx/5xx body;
-- at the end reads every dead-letter queue of the in-memory bus (``<ns>.<service>.dead``).
+- at the end reads every dead table of the embedded bus (``<ns>_bus.db``, its ``<service>.dead``).
 
 Each text is searched for ``shared.domain.phones.FULL_NUMBER``; the run fails at teardown, naming the
 test, when one is found. The separately run services of tests/cluster.py log to files that the
@@ -17,7 +17,6 @@ tests using them scan themselves (test_e2e_processes, test_faults).
 """
 from __future__ import annotations
 
-import base64
 import copy
 import logging
 import os
@@ -80,21 +79,25 @@ def scan_error_body(findings: Findings, response) -> None:
 
 
 def scan_dead_letters(findings: Findings) -> None:
-    """Every message left in a dead-letter queue of kombu's in-memory transport (the embedded bus)."""
-    from kombu.transport.memory import Channel
+    """Every message in a dead table of the embedded bus (the SQLite files this run opened)."""
+    import sqlite3
 
-    for name, queue in list(Channel.queues.items()):
-        if not name.endswith(".dead"):
-            continue
-        for message in list(queue.queue):
+    from shared.messaging.embedded_bus import opened_paths
+
+    for path in opened_paths():
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        except sqlite3.Error:
+            continue  # its temporary folder is gone
+        try:
+            rows = conn.execute("SELECT consumer, body, reason FROM dead").fetchall()
+        except sqlite3.Error:
+            rows = []
+        finally:
+            conn.close()
+        for consumer, body, reason in rows:
             findings.dead_letters += 1
-            body = message.get("body", "") if isinstance(message, dict) else message
-            if isinstance(message, dict) and message.get("properties", {}).get("body_encoding") == "base64":
-                body = base64.b64decode(body)
-            if isinstance(body, bytes):
-                body = body.decode("utf-8", "replace")
-            headers = message.get("headers", {}) if isinstance(message, dict) else {}
-            findings.scan(f"dead letter in {name}", f"{body} {headers}")
+            findings.scan(f"dead letter in {consumer}.dead ({path})", f"{body} {reason}")
 
 
 RUNS: list[Findings] = []

@@ -2,12 +2,9 @@
 leak where one could happen, and that the real traffic of a system it watches stays clean."""
 from __future__ import annotations
 
-import base64
 import json
 import logging
-
-from kombu import Connection, Producer
-from kombu.transport.memory import Channel
+import sqlite3
 
 from shared.cli import _load_demo
 from shared.events import make_event
@@ -65,24 +62,25 @@ def test_dead_letters_hold_sealed_numbers_only(system):
         "submitted_at": "2026-11-02T01:00:00.000000Z"}, at=system.clock.now(), correlation_id="r" * 32)
     event["version"] = "not-a-version"                               # undecodable envelope
     assert PHONE not in json.dumps(event)                            # sealed by make_event
-    with Connection("memory://localhost/") as conn:
-        Producer(conn.default_channel).publish(json.dumps(event).encode(), exchange=system.names.exchange,
-                                               routing_key="report.submitted", content_type="application/json")
+    system.bus.append([("report.submitted", event["id"], json.dumps(event))])
     assert system.drain()
-    dead = Channel.queues[system.names.dead_queue("dispatch")]
-    assert dead.qsize() == 1
+    assert len(system.bus.dead("dispatch")) == 1
     findings = Findings()
     scan_dead_letters(findings)
     assert findings.dead_letters >= 1 and findings.found == []
 
     # What the scan would say about a message in clear text (removed again at once).
-    leaked = {"body": base64.b64encode(f'{{"reporter_phone": "{PHONE}"}}'.encode()).decode(),
-              "properties": {"body_encoding": "base64"}, "headers": {}}
-    dead.put(leaked)
+    conn = sqlite3.connect(system.bus.path)
+    with conn:
+        conn.execute("INSERT INTO dead (consumer, message_id, routing_key, body, reason, deliveries, died_at) "
+                     "VALUES ('dispatch', 'leak', 'report.submitted', ?, 'test', 1, '')",
+                     (f'{{"reporter_phone": "{PHONE}"}}',))
     try:
         scan_dead_letters(findings)
     finally:
-        dead.queue.remove(leaked)
+        with conn:
+            conn.execute("DELETE FROM dead WHERE message_id = 'leak'")
+        conn.close()
     assert any("dispatch.dead" in where for where, _, _ in findings.found)
 
 

@@ -169,15 +169,11 @@ def test_the_same_event_delivered_five_times_makes_one_case_and_one_notification
 
 
 def test_poison_message_is_dead_lettered_in_the_embedded_bus(system):
-    from kombu import Connection, Producer
-    from kombu.transport.memory import Channel
-
-    with Connection("memory://localhost/") as conn:
-        Producer(conn.default_channel).publish(b"{broken", exchange=system.names.exchange,
-                                               routing_key="report.submitted", content_type="application/json")
+    system.bus.append([("report.submitted", "poison-1", "{broken")])
     assert system.drain()
-    dead = Channel.queues.get(system.names.dead_queue("dispatch"))
-    assert dead is not None and dead.qsize() == 1
+    [dead] = system.bus.dead("dispatch")
+    assert dead["body"] == "{broken" and dead["reason"].startswith("undecodable")
+    assert system.bus.pending() == 0
 
 
 def test_no_full_phone_number_in_logs(system, web, demo, caplog):

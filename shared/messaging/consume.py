@@ -70,10 +70,8 @@ class EventWorker(ConsumerMixin):
         self.names = Names(settings.namespace)
         self.dispatcher = Dispatcher(service, handlers)
         self.prefetch = prefetch
-        url = "memory://localhost/" if settings.embedded else settings.amqp_url
-        self.connection = Connection(url, heartbeat=30 if not settings.embedded else 0,
-                                     transport_options={"polling_interval": 0.01})
-        self.memory = settings.embedded
+        # RabbitMQ only: the embedded run consumes its SQLite inbox with embedded_consume.BusWorker.
+        self.connection = Connection(settings.amqp_url, heartbeat=30, transport_options={"polling_interval": 0.01})
         self.attached = threading.Event()
         self._attempts: dict[str, int] = {}
         self._on_ready = on_ready
@@ -83,7 +81,7 @@ class EventWorker(ConsumerMixin):
 
     # kombu's ConsumerMixin hooks ---------------------------------------------------------------
     def get_consumers(self, consumer_cls, channel):
-        queue = Queue(self.names.queue(self.service), no_declare=not self.memory)
+        queue = Queue(self.names.queue(self.service), no_declare=True)
         # on_message receives the raw message: kombu's own decoding would ack and drop a body it
         # cannot parse, and a poison message must reach the dead-letter queue instead.
         return [consumer_cls(queues=[queue], on_message=self.on_message, accept=None,
@@ -120,19 +118,16 @@ class EventWorker(ConsumerMixin):
         started = time.perf_counter()
         try:
             self.dispatcher.handle(event)
-        except Exception as exc:
+        except Exception:
             EVENTS_CONSUMED.labels(self.service, event["type"], "error").inc()
             self.failed += 1
             attempts = self._count_attempt(message, event["id"])
             log.exception("handler failed for %s (attempt %s)", event["type"], attempts,
                           extra={"event_id": event["id"], "event_type": event["type"],
                                  "correlation_id": event.get("correlation_id")})
-            if self.memory and attempts >= self.settings.max_deliveries:
-                self._dead_letter(message, reason=f"failed {attempts} times: {exc.__class__.__name__}")
-            else:
-                # On RabbitMQ the quorum queue counts deliveries and dead-letters past its limit.
-                time.sleep(min(0.05 * attempts, 1.0))
-                message.requeue()
+            # The quorum queue counts deliveries and dead-letters past its limit.
+            time.sleep(min(0.05 * attempts, 1.0))
+            message.requeue()
             return
         self._attempts.pop(event["id"], None)
         faults.hit("handled")
@@ -150,16 +145,4 @@ class EventWorker(ConsumerMixin):
 
     def _dead_letter(self, message, reason: str) -> None:
         DEAD_LETTERED.labels(self.service, reason.split(":")[0]).inc()
-        if not self.memory:
-            message.reject(requeue=False)  # the queue's dead-letter exchange takes it
-            return
-        from kombu import Producer
-
-        # kombu's memory transport drops rejected messages, so the dead letter is written explicitly.
-        producer = Producer(self.connection.default_channel)
-        headers = dict(message.headers or {})
-        headers["x-sanzhang-death-reason"] = reason
-        producer.publish(message.body, exchange="", routing_key=self.names.dead_queue(self.service),
-                         headers=headers, content_type=message.content_type or "application/json",
-                         content_encoding=message.content_encoding or "utf-8")
-        message.ack()
+        message.reject(requeue=False)  # the queue's dead-letter exchange takes it

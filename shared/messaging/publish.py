@@ -144,33 +144,3 @@ class PikaPublisher:
     def close(self) -> None:
         with self._lock:
             self._reset()
-
-
-class KombuPublisher:
-    """The embedded default's publisher on kombu's in-memory transport.
-
-    The memory transport has no confirms (a put into a local queue cannot fail) and drops
-    unroutable messages, so mandatory routing is checked here against the bindings.
-    """
-
-    def __init__(self, connection, exchange):
-        from kombu import Producer
-
-        self.connection = connection
-        self.exchange = exchange
-        self._lock = threading.Lock()
-        self._producer = Producer(connection.default_channel, exchange=exchange)
-
-    def publish(self, events: list[dict]) -> None:
-        with self._lock:
-            channel = self._producer.channel
-            for event in events:
-                if not channel._lookup(self.exchange.name, event["type"]):
-                    raise Unroutable(f"no binding for {event['type']}")
-                self._producer.publish(
-                    _body(event), routing_key=event["type"], content_type="application/json",
-                    content_encoding="utf-8", message_id=event["id"], delivery_mode=2,
-                    headers={"township": event["township"]})
-
-    def close(self) -> None:
-        pass

@@ -20,13 +20,17 @@ from .publish import PublishError, Publisher
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=30)
+# The embedded bus's publish is a local SQLite commit: a relay killed mid-publish holds its claim
+# for this long, which bounds how soon after a restart those events go out again.
+EMBEDDED_LEASE = timedelta(seconds=3)
 RETRY_AFTER = timedelta(seconds=2)
 
 
 class OutboxRelay:
     def __init__(self, repos: list[Aggregates], publisher: Publisher, clock: Clock, waker: Waker,
-                 poll: float = 0.2, batch: int = 500):
+                 poll: float = 0.2, batch: int = 500, lease: timedelta = LEASE):
         self.repos = repos
+        self.lease = lease
         self.publisher = publisher
         self.clock = clock
         self.waker = waker
@@ -46,7 +50,7 @@ class OutboxRelay:
         for repo in self.repos:
             while True:
                 now = self.clock.now()
-                docs = repo.collection.claim_due("outbox_due", iso(now), iso(now + LEASE), self.batch)
+                docs = repo.collection.claim_due("outbox_due", iso(now), iso(now + self.lease), self.batch)
                 if not docs:
                     break
                 events = [e for d in docs for e in d.get("outbox", [])]

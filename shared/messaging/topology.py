@@ -80,25 +80,3 @@ def delete_amqp(url: str, names: Names, subscriptions: Subscriptions) -> None:
         ch.exchange_delete(names.dead_exchange)
     finally:
         conn.close()
-
-
-def kombu_entities(names: Names, subscriptions: Subscriptions):
-    """The same shape for kombu's in-memory transport (the embedded default)."""
-    from kombu import Exchange, Queue, binding
-
-    exchange = Exchange(names.exchange, type="topic", durable=True)
-    dead = Exchange(names.dead_exchange, type="direct", durable=True)
-    queues = {}
-    for service, keys in subscriptions.items():
-        queues[service] = Queue(names.queue(service), bindings=[binding(exchange, routing_key=k) for k in keys])
-        queues[service + ".dead"] = Queue(names.dead_queue(service), exchange=dead, routing_key=service)
-    return exchange, dead, queues
-
-
-def declare_memory(connection, names: Names, subscriptions: Subscriptions) -> None:
-    exchange, dead, queues = kombu_entities(names, subscriptions)
-    channel = connection.default_channel
-    exchange(channel).declare()
-    dead(channel).declare()
-    for queue in queues.values():
-        queue(channel).declare()
