@@ -9,13 +9,17 @@ import pytest
 
 from shared.storage.mongo import MongoStore
 from shared.storage.sqlite import SQLiteStore
+from tests.support.fakes.memory_store import MemoryStore
 
 ADAPTERS = ["sqlite", "mongomock"] + (["mongodb"] if os.environ.get("SANZHANG_MONGO_URL") else [])
 
 
-@pytest.fixture(params=ADAPTERS)
+# The unit tier's in-memory fake keeps the same contract: it is checked here beside the real adapters.
+@pytest.fixture(params=ADAPTERS + ["memory"])
 def store(request, tmp_path):
-    if request.param == "sqlite":
+    if request.param == "memory":
+        s = MemoryStore()
+    elif request.param == "sqlite":
         s = SQLiteStore(tmp_path / "contract.db")
     elif request.param == "mongomock":
         s = MongoStore(mongomock.MongoClient(), "contract")
