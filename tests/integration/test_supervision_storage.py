@@ -1,4 +1,5 @@
-"""The storage port's aggregate operation, on every adapter (the `store` fixture of tests/integration/conftest.py): grouped
+"""The storage port's aggregate operation, on every adapter (the `store` fixture of
+tests/integration/conftest.py): grouped
 counts, conditional counts, sums, min/max/avg and nearest-rank percentiles over declared columns,
 filtered by indexed fields and a time range."""
 from __future__ import annotations

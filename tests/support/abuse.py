@@ -1,4 +1,5 @@
-"""One seeded embedded system with two townships in two cities (World), the OpenAPI document and the caller each operation is for: shared by the abuse suite and the API fuzz (no tests here)."""
+"""One seeded embedded system with two townships in two cities (World), the OpenAPI document and the caller each
+operation is for: shared by the abuse suite and the API fuzz (no tests here)."""
 from __future__ import annotations
 
 import io

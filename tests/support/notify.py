@@ -98,13 +98,14 @@ class Scripted:
 
 
 class Harness:
-    """A NotifyService of its own: SQLite file, FakeClock, channels from an environment (the real
-    adapters, pointed at fakes) plus any scripted ones."""
+    """A NotifyService of its own: FakeClock, channels from an environment (the real adapters, pointed
+    at fakes) plus any scripted ones, on a SQLite file, or on `store` when given (the unit tier passes
+    the in-memory fake, tests/support/fakes/memory_store.py)."""
 
     def __init__(self, tmp_path, env: dict | None = None, *, scripted: list[Scripted] = (),
-                 start: datetime = MONDAY_9AM, contacts: bool = True):
+                 start: datetime = MONDAY_9AM, contacts: bool = True, store=None):
         self.clock = FakeClock(start)
-        self.store = SQLiteStore(tmp_path / "notify.db")
+        self.store = store if store is not None else SQLiteStore(tmp_path / "notify.db")
         self.env = dict(env or {})
         self.settings = NotifySettings.from_env(self.env)
         self.channels = build_channels(self.env, now=self.clock.now, opener=no_proxy_opener())

@@ -1,4 +1,5 @@
-"""A small hand-computed supervision dataset and helpers, shared by the figures, cards and board tests (no tests here)."""
+"""A small hand-computed supervision dataset and helpers, shared by the figures, cards and board tests (no tests
+here)."""
 from __future__ import annotations
 
 from datetime import timedelta

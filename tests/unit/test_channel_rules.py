@@ -1,4 +1,5 @@
-"""The channel adapters' pure parts: request signatures against the providers' documented examples, percent-encoding, value fitting, configuration from the environment, the console sink and token-cache lifetimes."""
+"""The channel adapters' pure parts: request signatures against the providers' documented examples, percent-
+encoding, value fitting, configuration from the environment, the console sink and token-cache lifetimes."""
 from __future__ import annotations
 
 import json

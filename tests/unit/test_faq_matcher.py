@@ -1,4 +1,5 @@
-"""The instant-answer matcher: precision on a labelled set, problems never answered, the dictionary loaded once (pure)."""
+"""The instant-answer matcher: precision on a labelled set, problems never answered, the dictionary loaded once
+(pure)."""
 from __future__ import annotations
 
 from collections import Counter

@@ -1,4 +1,5 @@
-"""Notification templates: every default fits one SMS segment (70 characters when not GSM-7), segment arithmetic, summaries shortened to fit, and template checks that name the problem."""
+"""Notification templates: every default fits one SMS segment (70 characters when not GSM-7), segment arithmetic,
+summaries shortened to fit, and template checks that name the problem."""
 from __future__ import annotations
 
 import pytest

@@ -1,13 +1,12 @@
-"""Who hears what: the recipient rules for every event notify consumes, unit-level on the console
-channel, and the breach flow through the embedded system (dispatch's real SLA timers)."""
+"""Who hears what: the recipient rules for every event notify consumes, on the console channel and the
+in-memory storage fake (the embedded breach and warning flows are in tests/system/test_notify_embedded.py)."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from shared.cli import _load_demo
-from tests.support.runtime import token
+from tests.support.fakes.memory_store import MemoryStore
 from tests.support.notify import (
     LEADS, RESIDENT_PHONE, TOWNSHIP, Harness, Scripted, assignee, case_payload, event,
 )
@@ -15,7 +14,7 @@ from tests.support.notify import (
 
 @pytest.fixture
 def h(tmp_path):
-    return Harness(tmp_path)
+    return Harness(tmp_path, store=MemoryStore())
 
 
 def who(h, event_type: str) -> list[tuple[str, str, str]]:
@@ -90,7 +89,8 @@ def test_sla_breached_with_previous_tells_previous(h):
 
 def test_township_staff_from_the_environment_all_hear_a_breach(tmp_path):
     staff = {TOWNSHIP: [{"name": "综治办王主任", "phone": "13873100101"}, {"name": "值班室", "wecom_id": "zhiban"}]}
-    h = Harness(tmp_path, {"SANZHANG_NOTIFY_TOWNSHIP_STAFF": json.dumps(staff, ensure_ascii=False)})
+    h = Harness(tmp_path, store=MemoryStore(),
+                env={"SANZHANG_NOTIFY_TOWNSHIP_STAFF": json.dumps(staff, ensure_ascii=False)})
     h.handle(event("sla.breached", case_payload("u-nb1", reason="超时未接单")))
     names = sorted(d["recipient_name"] for d in h.deliveries(event_type="sla.breached"))
     assert names == sorted(["周桂香", "值班室", "综治办王主任"])
@@ -169,7 +169,8 @@ def test_one_resident_is_one_recipient_across_reports(h):
     ("department.sla_breached", ("超过办理时限",)),
 ])
 def test_departments_hear_assignment_and_missed_deadlines(tmp_path, event_type, words):
-    h = Harness(tmp_path, {"SANZHANG_NOTIFY_DEPARTMENTS": json.dumps({"d-zjj": {"phone": "13873100201",
+    h = Harness(tmp_path, store=MemoryStore(),
+                env={"SANZHANG_NOTIFY_DEPARTMENTS": json.dumps({"d-zjj": {"phone": "13873100201",
                                                                                 "wecom_id": "zjj"}})})
     payload = {"case_id": "c" * 32, "report_id": "r" * 32, "tracking_no": "7KQ4M2XC", "department_id": "d-zjj",
                "department_name": "市住建局", "township": TOWNSHIP, "due_at": "2026-11-09T09:30:00.000000Z",
@@ -207,12 +208,14 @@ def test_routes_naming_an_unconfigured_channel_refuse_to_start(tmp_path):
     from services.notify.config import ConfigError
 
     with pytest.raises(ConfigError, match="aliyun_sms"):
-        Harness(tmp_path, {"SANZHANG_NOTIFY_ROUTES": json.dumps({"default": {"resident": ["aliyun_sms"]}})})
+        Harness(tmp_path, store=MemoryStore(),
+                env={"SANZHANG_NOTIFY_ROUTES": json.dumps({"default": {"resident": ["aliyun_sms"]}})})
 
 
 def test_a_recipient_no_channel_can_reach_is_dead_lettered(tmp_path):
     wecom = Scripted("wecom", "wecom")
-    h = Harness(tmp_path, {"SANZHANG_NOTIFY_ROUTES": json.dumps({"default": {"resident": ["wecom"]}})},
+    h = Harness(tmp_path, store=MemoryStore(),
+                env={"SANZHANG_NOTIFY_ROUTES": json.dumps({"default": {"resident": ["wecom"]}})},
                 scripted=[wecom])
     h.report()  # a phone, no WeCom id
     resolved = event("case.accepted", case_payload())  # news for the resident
