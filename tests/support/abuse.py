@@ -3,7 +3,6 @@ operation is for: shared by the abuse suite and the API fuzz (no tests here)."""
 from __future__ import annotations
 
 import io
-import json
 import struct
 import zlib
 from dataclasses import dataclass, field

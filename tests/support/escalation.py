@@ -3,9 +3,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-
-from services.escalation.directory import check_secret, hash_secret, name_key
-from services.escalation.policy import effective
 from shared.events import load_event, make_event
 from tests.support.runtime import ADMIN_HEADERS
 

@@ -13,7 +13,7 @@ from shared.cli import _load_demo
 from shared.privacy import FULL_NUMBER
 from shared.runtime import SERVICES, Runtime
 from tests.support.fakes import FakeAliyunSms, FakeWeCom
-from tests.support.notify import RESIDENT_PHONE, TOWNSHIP, Harness, Scripted, assignee, case_payload, event
+from tests.support.notify import RESIDENT_PHONE, TOWNSHIP, Harness, Scripted, case_payload, event
 from tests.support.runtime import make_settings, token
 
 

@@ -2,7 +2,6 @@
 encoding, value fitting, configuration from the environment, the console sink and token-cache lifetimes."""
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime, timezone
 from datetime import timedelta

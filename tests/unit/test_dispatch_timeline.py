@@ -5,7 +5,6 @@ from datetime import datetime, timedelta, timezone
 
 from services.dispatch.figures import figures
 from shared.clock import iso
-from tests.support.dispatch import case
 
 
 def test_figures_from_a_timeline():
