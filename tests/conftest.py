@@ -60,5 +60,21 @@ def web(system):
     return app.test_client()
 
 
+@pytest.fixture
+def demo(system):
+    """The demo township's roster loaded, the SLA sweeper stopped so a test fires timers itself."""
+    from tests.support.dispatch import demo_township
+
+    return demo_township(system)
+
+
+@pytest.fixture
+def dataset(system, web, demo, clock):
+    """Five cases through intake → dispatch with hand-computed figures (tests/support/supervision.py)."""
+    from tests.support.supervision import build_dataset
+
+    return build_dataset(system, web, clock)
+
+
 # The privacy scan of the whole run (tests/support/log_scan.py): every log line, 4xx/5xx body and dead letter.
 from tests.support.log_scan import privacy_scan, pytest_terminal_summary  # noqa: E402,F401  (fixture and summary)

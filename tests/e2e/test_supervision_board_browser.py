@@ -16,10 +16,8 @@ from werkzeug.serving import make_server
 from shared.web import create_app
 from tests.support.cdp import Browser, chromium_path
 from tests.support.runtime import token
-from tests.support.dispatch import TOWNSHIP, case, demo
-from tests.support.supervision import dataset
+from tests.support.dispatch import TOWNSHIP, case
 
-__all__ = ["demo", "dataset"]
 
 
 @pytest.fixture

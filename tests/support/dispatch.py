@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import pytest
 
 from services.dispatch.cases import case_id_for
 from shared.cli import _load_demo
@@ -26,9 +25,9 @@ def api(system) -> dict:
     return system.service("dispatch").api
 
 
-@pytest.fixture
-def demo(system):
-    """The demo township, with the background sweeper stopped so each test fires timers itself."""
+def demo_township(system) -> dict:
+    """The demo township, with the background sweeper stopped so each test fires timers itself
+    (the `demo` fixture of tests/conftest.py)."""
     api(system)["sweeper"].stop()
     return _load_demo(system)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 
 from shared.clock import iso
 from shared.ids import new_id
@@ -40,9 +39,10 @@ def unit_named(system, level, name, lead):
                 if u["level"] == level and u["name"] == name and (u.get("lead") or {}).get("name") == lead)
 
 
-@pytest.fixture
-def dataset(system, web, demo, clock):
-    """t0 = Monday 2026-11-02 09:00 (Beijing). A, B, D at 韶山村一组第1邻 (周桂香); C at 银田村一组第1邻;
+def build_dataset(system, web, clock) -> dict:
+    """The `dataset` fixture of tests/conftest.py, on the demo township.
+
+    t0 = Monday 2026-11-02 09:00 (Beijing). A, B, D at 韶山村一组第1邻 (周桂香); C at 银田村一组第1邻;
     E unlocated (the township holds it)."""
     for s in sup(system).sweepers:
         s.stop()

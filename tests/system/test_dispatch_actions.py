@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.support.runtime import ADMIN_HEADERS, token
-from tests.support.dispatch import (TOWNSHIP, api, case, demo, holder, kinds, posts, referral_reason, submit,
+from tests.support.dispatch import (TOWNSHIP, api, case, holder, kinds, posts, referral_reason, submit,
                                          sweep)
 
-__all__ = ["demo"]
 
 OTHER = "430382101"
 

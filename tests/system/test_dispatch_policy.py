@@ -7,9 +7,8 @@ from datetime import timedelta
 from services.dispatch import sla
 from shared.clock import iso
 from tests.support.runtime import ADMIN_HEADERS, token
-from tests.support.dispatch import TOWNSHIP, case, demo, holder, posts, submit
+from tests.support.dispatch import TOWNSHIP, case, holder, posts, submit
 
-__all__ = ["demo"]
 
 URL = f"/api/v1/townships/{TOWNSHIP}/sla-policy"
 

@@ -11,10 +11,9 @@ from shared.clock import FakeClock, iso
 from shared.events import load_event, make_event
 from shared.runtime import Runtime
 from tests.support.runtime import make_settings, token
-from tests.support.dispatch import (TOWNSHIP, api, case, demo, holder, kinds, local, outbox_types, posts,
+from tests.support.dispatch import (TOWNSHIP, api, case, holder, kinds, local, outbox_types, posts,
                                          referral_reason, submit, sweep)
 
-__all__ = ["demo"]  # the fixture, imported for pytest
 
 CHAIN = ("neighbourhood", "group", "area", "village", "township")
 

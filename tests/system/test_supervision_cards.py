@@ -15,10 +15,9 @@ from services.dispatch.demo_roster import demo_roster_csv
 from services.dispatch.supervision.cards import propose
 from services.dispatch.supervision.rules import DEFAULT_RULES
 from tests.support.runtime import ADMIN_HEADERS, token
-from tests.support.dispatch import TOWNSHIP, api, case, demo, holder, posts, submit
-from tests.support.supervision import YINTIAN, dataset, sup, unit_named
+from tests.support.dispatch import TOWNSHIP, api, case, holder, posts, submit
+from tests.support.supervision import YINTIAN, sup, unit_named
 
-__all__ = ["demo", "dataset"]
 
 STAFF_NAME = "镇综治中心"
 

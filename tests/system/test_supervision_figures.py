@@ -14,10 +14,9 @@ from services.dispatch.supervision.facts import lead_key
 from shared.clock import iso
 from shared.ids import new_id
 from tests.support.runtime import ADMIN_HEADERS, token
-from tests.support.dispatch import TOWNSHIP, api, case, demo, holder, posts, submit, sweep
-from tests.support.supervision import YINTIAN, act, dataset, rated, sup, unit_named
+from tests.support.dispatch import TOWNSHIP, api, case, holder, posts, submit, sweep
+from tests.support.supervision import YINTIAN, act, rated, sup, unit_named
 
-__all__ = ["demo", "dataset"]
 
 PERIOD = "from=2026-11-01&to=2026-11-30"
 
