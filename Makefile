@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean venv
+.PHONY: run test test-fast test-integration test-system test-e2e bench clean venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,8 +16,22 @@ venv: $(STAMP)
 run: $(STAMP)
 	SANZHANG_DEMO=1 $(BIN)/sanzhang run
 
+# The whole suite (what CI runs): every tier.
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The unit tier alone: pure rules and services with fakes, under a minute; run it after each change.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
+
+test-integration: $(STAMP)
+	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+test-system: $(STAMP)
+	$(BIN)/python -m pytest tests/system $(PYTEST_ARGS)
+
+test-e2e: $(STAMP)
+	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -33,8 +33,8 @@ def system_latency(rate: float, seconds: float) -> tuple[list[float], int, int]:
     from shared.auth import Principal, TokenIssuer
     from shared.clock import parse_iso
     from shared.storage import Index
-    from tests.cluster import Cluster, call, wait_until
-    from tests.conftest import ADMIN, SECRET
+    from tests.support.cluster import Cluster, call, wait_until
+    from tests.support.runtime import ADMIN, SECRET
 
     cluster = Cluster(AMQP, Path(tempfile.mkdtemp(prefix="bench-e2e-")), {"SANZHANG_LOG_LEVEL": "WARNING",
                                                                            "SANZHANG_OUTBOX_POLL": "0.2"}).start_all()

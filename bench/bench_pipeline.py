@@ -56,7 +56,7 @@ def bench_dispatch(n: int, workers: int) -> float:
     from shared.runtime import bindings
     from shared.storage import Index
     from shared.storage.sqlite import SQLiteStore
-    from tests.cluster import call
+    from tests.support.cluster import call
 
     ns = "benchp" + uuid.uuid4().hex[:6]
     data = tempfile.mkdtemp(prefix="bench-pipeline-")

@@ -1,29 +1,31 @@
-"""Shared fixtures: a whole system in one process on a fresh namespace, with an injected clock."""
+"""Fixtures shared by every tier, the tier markers, and the privacy scan of the whole run.
+
+A test's tier is its folder (tests/unit, tests/integration, tests/system, tests/e2e): the marker is
+applied here, so `pytest -m unit` and `make test-fast` select by folder and nothing needs tagging
+by hand. Helpers that are not fixtures live in tests/support/.
+"""
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
-from shared.auth import Principal
 from shared.clock import FakeClock
-from shared.config import Settings
-from shared.runtime import SERVICES, Runtime
+from tests.support.runtime import AMQP_URL, make_settings, rabbitmq_reachable
 
-AMQP_URL = os.environ.get("SANZHANG_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-SECRET = "test-secret-please-change-0123456789"
-ADMIN = "test-admin-token"
+TIERS = ("unit", "integration", "system", "e2e")
+HERE = Path(__file__).parent
 
 
-def rabbitmq_reachable() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5672), timeout=2):
-            return True
-    except OSError:
-        return False
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        try:
+            tier = Path(item.fspath).relative_to(HERE).parts[0]
+        except ValueError:
+            continue
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
 
 
 @pytest.fixture(scope="session")
@@ -34,13 +36,6 @@ def amqp_url():
     return AMQP_URL
 
 
-def make_settings(tmp_path, **overrides) -> Settings:
-    base = dict(amqp_url="memory://", data_dir=tmp_path, namespace="t" + uuid.uuid4().hex[:10],
-                secret=SECRET, admin_token=ADMIN, outbox_poll=0.05, timer_poll=0.05, max_deliveries=3)
-    base.update(overrides)
-    return Settings(**base)
-
-
 @pytest.fixture
 def clock():
     return FakeClock(datetime(2026, 11, 2, 1, 0, tzinfo=timezone.utc))  # Monday 09:00 in Shaoshan
@@ -49,6 +44,8 @@ def clock():
 @pytest.fixture
 def system(tmp_path, clock):
     """All four services in one process on the embedded bus and SQLite (the sanzhang run default)."""
+    from shared.runtime import SERVICES, Runtime
+
     runtime = Runtime(make_settings(tmp_path), SERVICES, clock=clock).start()
     yield runtime
     runtime.stop()
@@ -63,13 +60,21 @@ def web(system):
     return app.test_client()
 
 
-def token(runtime: Runtime, role: str, townships=("430382100",), **kw) -> dict:
-    tok = runtime.issuer.issue(Principal(role=role, townships=tuple(townships), **kw))
-    return {"Authorization": f"Bearer {tok}"}
+@pytest.fixture
+def demo(system):
+    """The demo township's roster loaded, the SLA sweeper stopped so a test fires timers itself."""
+    from tests.support.dispatch import demo_township
+
+    return demo_township(system)
 
 
-ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN}"}
+@pytest.fixture
+def dataset(system, web, demo, clock):
+    """Five cases through intake → dispatch with hand-computed figures (tests/support/supervision.py)."""
+    from tests.support.supervision import build_dataset
+
+    return build_dataset(system, web, clock)
 
 
-# The privacy scan of the whole run (tests/log_scan.py): every log line, 4xx/5xx body and dead letter.
-from tests.log_scan import privacy_scan, pytest_terminal_summary  # noqa: E402,F401  (fixture and summary)
+# The privacy scan of the whole run (tests/support/log_scan.py): every log line, 4xx/5xx body and dead letter.
+from tests.support.log_scan import privacy_scan, pytest_terminal_summary  # noqa: E402,F401  (fixture and summary)

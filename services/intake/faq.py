@@ -29,7 +29,7 @@ A question that reports a **problem** — something broken, a dispute, a grievan
 mentions a policy word: "低保评得不公平" needs a person, not the low-income-allowance FAQ.
 
 The threshold was calibrated on tests/data/faq_labelled.tsv (131 questions, 45 that must not be
-answered) for precision first: see tests/test_resident_answers.py, which prints the figures.
+answered) for precision first: see tests/unit/test_faq_matcher.py, which prints the figures.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable
 
-# -- calibrated constants (see the module docstring and tests/test_resident_answers.py) -------------
+# -- calibrated constants (see the module docstring and tests/unit/test_faq_matcher.py) -------------
 THRESHOLD = 0.45
 MARGIN = 0.08
 COVERAGE_SHARE = 0.6

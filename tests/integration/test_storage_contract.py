@@ -1,0 +1,177 @@
+"""One contract, every adapter: SQLite always, MongoDB on mongomock for its query semantics on small
+data, and a real MongoDB whenever SANZHANG_MONGO_URL is set."""
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+
+import pytest
+
+from shared.storage import DuplicateKey, Index, UndeclaredField, VersionConflict
+from shared.storage.mongo import MongoStore
+from shared.storage.sqlite import SQLiteStore
+from tests.integration.conftest import ADAPTERS
+
+INDEXES = [Index.on("township"), Index.on("township", "status"), Index.on("due"), Index.on("code", unique=True)]
+
+@pytest.fixture
+def coll(store):
+    return store.collection("things", INDEXES)
+
+
+def doc(i, **kw):
+    base = {"_id": f"d{i}", "township": "430382100", "status": "open", "due": None, "n": i}
+    base.update(kw)
+    return base
+
+
+def test_insert_get_and_duplicate_id(coll):
+    stored = coll.insert(doc(1, nested={"a": [1, 2]}, text="中文"))
+    assert stored["version"] == 1
+    got = coll.get("d1")
+    assert got["nested"] == {"a": [1, 2]} and got["text"] == "中文" and got["version"] == 1
+    with pytest.raises(DuplicateKey):
+        coll.insert(doc(1))
+    assert coll.get("missing") is None
+
+
+def test_unique_index_rejects_second_value_but_allows_missing(coll):
+    coll.insert(doc(1, code="A"))
+    coll.insert(doc(2))
+    coll.insert(doc(3))  # documents without the key do not collide
+    with pytest.raises(DuplicateKey):
+        coll.insert(doc(4, code="A"))
+    assert coll.count() == 3
+
+
+def test_compare_and_set(coll):
+    coll.insert(doc(1))
+    current = coll.get("d1")
+    updated = coll.replace({**current, "status": "done"}, current["version"])
+    assert updated["version"] == 2 and coll.get("d1")["status"] == "done"
+    with pytest.raises(VersionConflict):
+        coll.replace({**current, "status": "lost"}, current["version"])
+    with pytest.raises(VersionConflict):
+        coll.replace(doc(9), 1)  # a missing document is a conflict, never an insert
+    assert coll.get("d1")["status"] == "done"
+
+
+def test_upsert_puts_whole_document(coll):
+    coll.upsert(doc(1, extra="x"))
+    coll.upsert(doc(1, status="closed"))
+    got = coll.get("d1")
+    assert got["status"] == "closed" and "extra" not in got and got["version"] == 2
+
+
+def test_find_filters_sort_limit_skip(coll):
+    for i in range(10):
+        coll.insert(doc(i, status="open" if i % 2 else "closed", due=f"2026-11-0{i}T00:00:00.000000Z"))
+    coll.insert(doc(99, township="430382101"))
+    open_ = coll.find({"township": "430382100", "status": "open"}, sort=[("due", -1)])
+    assert [d["_id"] for d in open_] == ["d9", "d7", "d5", "d3", "d1"]
+    page = coll.find({"township": "430382100"}, sort=[("due", 1)], limit=3, skip=2)
+    assert [d["_id"] for d in page] == ["d2", "d3", "d4"]
+    ranged = coll.find({"due": {"$gte": "2026-11-03", "$lt": "2026-11-05"}}, sort=[("due", 1)])
+    assert [d["_id"] for d in ranged] == ["d3", "d4"]
+    assert {d["_id"] for d in coll.find({"status": {"$in": ["closed"]}, "township": "430382100"})} == {"d0", "d2", "d4", "d6", "d8"}
+    assert coll.find({"status": {"$in": []}}) == []
+    assert [d["_id"] for d in coll.find({"due": None})] == ["d99"]
+    assert len(coll.find({"due": {"$ne": None}})) == 10
+
+
+def test_queries_on_undeclared_fields_are_refused(coll):
+    with pytest.raises(UndeclaredField):
+        coll.find({"n": 1})
+    with pytest.raises(UndeclaredField):
+        coll.find({}, sort=[("n", 1)])
+    with pytest.raises(UndeclaredField):
+        coll.group_count("n")
+
+
+def test_count_and_group_count(coll):
+    for i in range(7):
+        coll.insert(doc(i, status=["open", "closed", "warned"][i % 3]))
+    assert coll.count({"township": "430382100"}) == 7
+    assert coll.group_count("status", {"township": "430382100"}) == {"open": 3, "closed": 2, "warned": 2}
+
+
+def test_delete(coll):
+    coll.insert(doc(1))
+    assert coll.delete("d1") is True
+    assert coll.delete("d1") is False
+    assert coll.get("d1") is None
+
+
+def test_claim_due_takes_only_due_documents_and_pushes_them_forward(coll):
+    coll.insert(doc(1, due="2026-11-01T00:00:00.000000Z"))
+    coll.insert(doc(2, due="2026-11-02T00:00:00.000000Z"))
+    coll.insert(doc(3, due="2026-11-09T00:00:00.000000Z"))
+    coll.insert(doc(4, due=None))
+    claimed = coll.claim_due("due", "2026-11-05T00:00:00.000000Z", "2026-11-05T00:01:00.000000Z", limit=10)
+    assert sorted(d["_id"] for d in claimed) == ["d1", "d2"]
+    assert all(d["due"] == "2026-11-05T00:01:00.000000Z" and d["version"] == 2 for d in claimed)
+    assert coll.get("d1")["due"] == "2026-11-05T00:01:00.000000Z"
+    # Leased: nothing more until the lease passes.
+    assert coll.claim_due("due", "2026-11-05T00:00:30.000000Z", "2026-11-05T00:02:00.000000Z") == []
+    again = coll.claim_due("due", "2026-11-05T00:01:00.000000Z", "2026-11-05T00:03:00.000000Z", limit=1)
+    assert len(again) == 1
+
+
+@pytest.fixture(params=[a for a in ADAPTERS if a != "mongomock"])
+def concurrent_store(request, tmp_path):
+    """mongomock is not thread-safe (a real replica set's find_one_and_update is atomic), so the
+    race is run on the adapters that face concurrency in production."""
+    if request.param == "sqlite":
+        s = SQLiteStore(tmp_path / "race.db")
+    else:
+        s = MongoStore.from_url(os.environ["SANZHANG_MONGO_URL"], "race_" + uuid.uuid4().hex[:8])
+    yield s
+    if request.param == "mongodb":
+        s.client.drop_database(s.db.name)
+    s.close()
+
+
+def test_claim_due_is_exclusive_across_threads(concurrent_store):
+    store = concurrent_store
+    coll = store.collection("timers", [Index.on("due")])
+    for i in range(300):
+        coll.insert({"_id": f"t{i}", "due": "2026-11-01T00:00:00.000000Z"})
+    got: list[str] = []
+    lock = threading.Lock()
+
+    def claimer():
+        while True:
+            batch = coll.claim_due("due", "2026-11-02T00:00:00.000000Z", "2026-11-03T00:00:00.000000Z", limit=7)
+            if not batch:
+                return
+            with lock:
+                got.extend(d["_id"] for d in batch)
+
+    threads = [threading.Thread(target=claimer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 300 and len(set(got)) == 300
+
+
+def test_sqlite_store_is_shared_by_two_processes_on_one_file(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "shared.db"
+    coll = SQLiteStore(path).collection("things", INDEXES)
+    coll.insert(doc(1))
+    code = ("import sys; from shared.storage.sqlite import SQLiteStore; from shared.storage import Index;"
+            f"c=SQLiteStore(sys.argv[1]).collection('things', {INDEXES!r});"
+            "d=c.get('d1'); c.replace({**d, 'status': 'other-process'}, d['version'])")
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, cwd=os.getcwd())
+    assert coll.get("d1")["status"] == "other-process"
+
+
+def test_sqlite_adds_new_index_columns_to_existing_tables(tmp_path):
+    path = tmp_path / "upgrade.db"
+    SQLiteStore(path).collection("things", [Index.on("township")]).insert(doc(1, status="late"))
+    upgraded = SQLiteStore(path).collection("things", [Index.on("township"), Index.on("status")])
+    assert [d["_id"] for d in upgraded.find({"status": "late"})] == ["d1"]

@@ -1,0 +1,60 @@
+"""Contact fields sealed in events and opened on load, masked copies left alone, secret rotation (pure)."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+from marshmallow import ValidationError
+
+from shared import personal
+from shared.events import load_event, make_event
+from shared.domain.phones import FULL_NUMBER
+from tests.support.runtime import SECRET
+
+
+AT = datetime(2026, 11, 2, 1, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(autouse=True)
+def sealing():
+    personal.configure(SECRET)
+    yield
+    personal.configure(SECRET)
+
+
+def submitted(phone="13912345678"):
+    return make_event("report.submitted", "430382100", {
+        "report_id": "r" * 32, "tracking_no": "ABCD2345", "category": "road", "tier": None,
+        "description": "路面塌陷", "channel": "phone", "reporter_phone": phone,
+        "submitted_at": "2026-11-02T01:00:00.000000Z"}, at=AT, correlation_id="r" * 32)
+
+
+def test_make_event_seals_contact_fields_and_load_event_opens_them():
+    event = submitted()
+    wire = json.dumps(event, ensure_ascii=False)
+    assert not FULL_NUMBER.search(wire)
+    assert event["payload"]["reporter_phone"].startswith("sealed:v1:")
+    assert load_event(json.loads(wire))["payload"]["reporter_phone"] == "13912345678"
+    contacts = make_event("org.contacts_changed", "430382100", {"leads": [
+        {"unit_id": "u-1", "name": "周桂香", "phone": "13800000003", "wecom_id": "zhougx"}]}, at=AT, correlation_id=None)
+    assert not FULL_NUMBER.search(json.dumps(contacts))
+    assert load_event(json.loads(json.dumps(contacts)))["payload"]["leads"][0]["phone"] == "13800000003"
+
+
+def test_masked_copies_are_left_as_they_are():
+    event = make_event("case.assigned", "430382100", {
+        "case_id": "c", "report_id": "r", "tracking_no": "T", "category": "road", "tier": "general",
+        "status": "assigned", "assignee": {"level": "neighbourhood", "unit_id": "u", "unit_name": "第1邻",
+                                           "lead_name": "周桂香", "lead_phone_masked": "138****0003"}},
+        at=AT, correlation_id="r")
+    assert event["payload"]["assignee"]["lead_phone_masked"] == "138****0003"
+
+
+def test_a_previous_secret_still_opens_messages_sealed_before_a_rotation():
+    old = submitted()
+    personal.configure("a-brand-new-secret-0123456789", previous=SECRET)
+    assert load_event(json.loads(json.dumps(old)))["payload"]["reporter_phone"] == "13912345678"
+    personal.configure("a-brand-new-secret-0123456789")
+    with pytest.raises(ValidationError):
+        load_event(json.loads(json.dumps(old)))  # poison for this consumer: dead-lettered, never guessed
