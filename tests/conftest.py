@@ -34,6 +34,25 @@ def amqp_url():
     return AMQP_URL
 
 
+@pytest.fixture(scope="session")
+def mongo_url():
+    """A SecantusDB server (MongoDB's wire protocol) for this session; a real MongoDB when
+    SANZHANG_MONGO_URL is set. Never skipped: if it cannot start, the tests that need it fail."""
+    if os.environ.get("SANZHANG_MONGO_URL"):
+        yield os.environ["SANZHANG_MONGO_URL"]
+        return
+    from tests.mongo_server import SecantusServer
+
+    try:
+        server = SecantusServer().start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
 def make_settings(tmp_path, **overrides) -> Settings:
     base = dict(amqp_url="memory://", data_dir=tmp_path, namespace="t" + uuid.uuid4().hex[:10],
                 secret=SECRET, admin_token=ADMIN, outbox_poll=0.05, timer_poll=0.05, max_deliveries=3)

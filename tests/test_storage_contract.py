@@ -1,12 +1,12 @@
-"""One contract, every adapter: SQLite always, MongoDB on mongomock for its query semantics on small
-data, and a real MongoDB whenever SANZHANG_MONGO_URL is set."""
+"""One contract, every adapter: SQLite, and the MongoDB adapter through pymongo over a socket —
+against SecantusDB (MongoDB's wire protocol, started by the tests) or against a real MongoDB when
+SANZHANG_MONGO_URL is set (the ``mongo_url`` fixture)."""
 from __future__ import annotations
 
 import os
 import threading
 import uuid
 
-import mongomock
 import pytest
 
 from shared.storage import DuplicateKey, Index, UndeclaredField, VersionConflict
@@ -15,21 +15,26 @@ from shared.storage.sqlite import SQLiteStore
 
 INDEXES = [Index.on("township"), Index.on("township", "status"), Index.on("due"), Index.on("code", unique=True)]
 
-ADAPTERS = ["sqlite", "mongomock"] + (["mongodb"] if os.environ.get("SANZHANG_MONGO_URL") else [])
+ADAPTERS = ["sqlite", "mongodb"]
+
+
+def open_adapter(request, tmp_path, kind: str, prefix: str):
+    if kind == "sqlite":
+        return SQLiteStore(tmp_path / f"{prefix}.db")
+    return MongoStore.from_url(request.getfixturevalue("mongo_url"), f"{prefix}_{uuid.uuid4().hex[:8]}")
+
+
+def close_adapter(s) -> None:
+    if isinstance(s, MongoStore):
+        s.client.drop_database(s.db.name)
+    s.close()
 
 
 @pytest.fixture(params=ADAPTERS)
 def store(request, tmp_path):
-    if request.param == "sqlite":
-        s = SQLiteStore(tmp_path / "contract.db")
-    elif request.param == "mongomock":
-        s = MongoStore(mongomock.MongoClient(), "contract")
-    else:
-        s = MongoStore.from_url(os.environ["SANZHANG_MONGO_URL"], "contract_" + uuid.uuid4().hex[:8])
+    s = open_adapter(request, tmp_path, request.param, "contract")
     yield s
-    if request.param == "mongodb":
-        s.client.drop_database(s.db.name)
-    s.close()
+    close_adapter(s)
 
 
 @pytest.fixture
@@ -135,18 +140,11 @@ def test_claim_due_takes_only_due_documents_and_pushes_them_forward(coll):
     assert len(again) == 1
 
 
-@pytest.fixture(params=[a for a in ADAPTERS if a != "mongomock"])
+@pytest.fixture(params=ADAPTERS)
 def concurrent_store(request, tmp_path):
-    """mongomock is not thread-safe (a real replica set's find_one_and_update is atomic), so the
-    race is run on the adapters that face concurrency in production."""
-    if request.param == "sqlite":
-        s = SQLiteStore(tmp_path / "race.db")
-    else:
-        s = MongoStore.from_url(os.environ["SANZHANG_MONGO_URL"], "race_" + uuid.uuid4().hex[:8])
+    s = open_adapter(request, tmp_path, request.param, "race")
     yield s
-    if request.param == "mongodb":
-        s.client.drop_database(s.db.name)
-    s.close()
+    close_adapter(s)
 
 
 def test_claim_due_is_exclusive_across_threads(concurrent_store):
