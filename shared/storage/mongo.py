@@ -62,9 +62,12 @@ def index_models(indexes: Iterable[Index]) -> list[IndexModel]:
     for ix in indexes:
         keys = [(f, ASCENDING) for f in ix.fields]
         # Unique keys are strings; nulls stay out of the index, as SQLite lets NULLs repeat.
+        # ``$gte: ""`` selects exactly the strings (MongoDB compares within a type only) and, being
+        # a range, is implied by an equality on a string: a plain ``{field: "x"}`` lookup may use
+        # the partial index. ``{$type: "string"}`` selects the same keys but is not implied that way.
         opts: dict[str, Any] = {"unique": True} if ix.unique else {}
         if ix.unique:
-            opts["partialFilterExpression"] = {f: {"$type": "string"} for f in ix.fields}
+            opts["partialFilterExpression"] = {f: {"$gte": ""} for f in ix.fields}
         models.append(IndexModel(keys, name=f"ix_{'_'.join(ix.fields)}", **opts))
     return models
 
