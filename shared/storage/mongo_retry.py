@@ -31,9 +31,10 @@ TRANSIENT = (AutoReconnect,)
 PAUSES = (0.05, 0.2, 0.5, 1.0, 2.0)
 
 
-def retrying(what: str, op: Callable[[int], T], pauses: tuple[float, ...] = PAUSES,
+def retrying(what: str, op: Callable[[int], T], pauses: tuple[float, ...] | None = None,
              sleep: Callable[[float], None] = time.sleep) -> T:
     """Runs ``op(attempt)`` (attempt 0 first) until it returns, retrying transient errors."""
+    pauses = PAUSES if pauses is None else pauses
     for attempt in range(len(pauses) + 1):
         try:
             return op(attempt)
