@@ -95,3 +95,61 @@ def test_an_upgrade_backfills_and_an_older_declaration_stays_ready(tmp_path):
     fresh.connection().execute('DROP INDEX "ix_things_township"')
     fresh.connection().execute('DELETE FROM "_schema"')
     assert not fresh.schema_ready()
+
+
+def test_four_services_with_three_workers_each_start_cleanly_on_fresh_data_repeatedly(amqp_url, tmp_path):
+    """The reported failure, as an operator meets it: every service on its own, several gunicorn
+    workers each, all started at once on an empty data folder."""
+    import time as _time
+
+    from tests.cluster import SERVICES, Cluster, call
+
+    for round_ in range(3):
+        data = tmp_path / f"fresh{round_}"
+        data.mkdir()
+        cluster = Cluster(amqp_url, data, extra_env={"SANZHANG_WEB_WORKERS": "3"})
+        try:
+            cluster.start_all()
+            _time.sleep(1)  # a worker that died after the first answered /readyz would show now
+            for name in SERVICES:
+                log = cluster.log_text(name)
+                assert "Traceback" not in log and "OperationalError" not in log, log[-3000:]
+                assert cluster.procs[name].poll() is None
+                status, body = call("GET", cluster.base[name] + "/readyz")
+                assert status == 200 and body["checks"][f"schema.{name}"] is True
+        finally:
+            cluster.stop_all()
+
+
+def test_readyz_is_not_200_until_the_schema_is_in_place(amqp_url, tmp_path):
+    """A service whose database is write-locked by another process (a long upgrade elsewhere) cannot
+    create its tables; it must not call itself ready until it has."""
+    import time as _time
+
+    from tests.cluster import Cluster, call
+
+    cluster = Cluster(amqp_url, tmp_path)
+    path = tmp_path / f"{cluster.namespace}_escalation.db"
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("PRAGMA journal_mode=WAL")
+    blocker.execute("BEGIN IMMEDIATE")
+    blocker.execute("CREATE TABLE held (x)")
+    try:
+        cluster.start("escalation", wait=False)
+        answers = []
+        deadline = _time.monotonic() + 6
+        while _time.monotonic() < deadline:
+            try:
+                answers.append(call("GET", cluster.base["escalation"] + "/readyz", timeout=1)[0])
+            except OSError:
+                answers.append(None)   # not listening yet, or no worker to answer
+            _time.sleep(0.2)
+        assert 200 not in answers, answers
+        blocker.execute("COMMIT")
+        cluster.wait_ready("escalation")
+        status, body = call("GET", cluster.base["escalation"] + "/readyz")
+        assert status == 200 and body["checks"]["schema.escalation"] is True
+        assert version_of(sqlite3.connect(path), "referrals") == 1
+    finally:
+        blocker.close()
+        cluster.stop_all()
