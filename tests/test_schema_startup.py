@@ -30,7 +30,12 @@ from shared.storage.sqlite import SQLiteStore
 path, decl, go = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 while not os.path.exists(go):
     time.sleep(0.002)
-store = SQLiteStore(path)
+if path.startswith("mongodb://"):
+    from shared.storage.mongo import MongoStore
+    url, db = path.rsplit("#", 1)
+    store = MongoStore.from_url(url, db)
+else:
+    store = SQLiteStore(path)
 for name, ixs in decl.items():
     c = store.collection(name, [Index.on(*fields, unique=unique) for fields, unique in ixs])
     c.insert({"_id": f"{name}-{os.getpid()}", "township": "430382100", "due": None})
@@ -42,8 +47,8 @@ def _indexes(entry) -> list[Index]:
     return [Index.on(*fields, unique=unique) for fields, unique in entry]
 
 
-def _race(path: Path, decl: dict, n: int) -> None:
-    go = path.with_suffix(".go")
+def _race(path: Path | str, decl: dict, n: int, go: Path | None = None) -> None:
+    go = go or path.with_suffix(".go")
     go.unlink(missing_ok=True)
     procs = [subprocess.Popen([sys.executable, "-c", CHILD, str(path), json.dumps(decl), str(go)], cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(n)]
@@ -95,6 +100,26 @@ def test_an_upgrade_backfills_and_an_older_declaration_stays_ready(tmp_path):
     fresh.connection().execute('DROP INDEX "ix_things_township"')
     fresh.connection().execute('DELETE FROM "_schema"')
     assert not fresh.schema_ready()
+
+
+def test_eight_processes_declare_the_same_mongodb_indexes_at_once(mongo_url, tmp_path):
+    """createIndexes is idempotent on the server: any number of processes may declare together."""
+    import uuid
+
+    from pymongo import MongoClient
+
+    db = "race_" + uuid.uuid4().hex[:8]
+    client = MongoClient(mongo_url)
+    try:
+        for round_ in range(3):
+            _race(f"{mongo_url}#{db}", V1 if round_ == 0 else V2, 8, go=tmp_path / f"go{round_}")
+        names = {ix["name"]: ix for ix in client[db]["things"].list_indexes()}
+        assert set(names) == {"_id_", "ix_township", "ix_code", "ix_township_status", "ix_breach_count"}
+        assert names["ix_code"]["unique"] and names["ix_code"]["partialFilterExpression"] == {"code": {"$gte": ""}}
+        assert client[db]["things"].count_documents({}) == 24
+    finally:
+        client.drop_database(db)
+        client.close()
 
 
 def test_four_services_with_three_workers_each_start_cleanly_on_fresh_data_repeatedly(amqp_url, tmp_path):
