@@ -176,3 +176,22 @@ def test_the_api_answers_503_json_when_no_primary_comes_back(tmp_path, clock, mo
     finally:
         runtime.stores["intake"].client.drop_database(f"{settings.namespace}_intake")
         runtime.stop()
+
+
+def test_a_photo_upload_cut_short_leaves_no_blob_that_blocks_its_retry(store):
+    """GridFS writes the chunks before the file document: chunks left by a put that never finished
+    must not make the retried upload look already stored (it would then never be readable)."""
+    from bson.binary import Binary
+
+    from shared.storage.blobs import blobs_for
+
+    blobs = blobs_for(store, "photos")
+    store.db["photos.chunks"].create_index([("files_id", 1), ("n", 1)], unique=True)
+    store.db["photos.chunks"].insert_one({"files_id": "p1", "n": 0, "data": Binary(b"half")})
+    blobs.put("p1", b"whole photo", {"township": "430382100"})
+    got = blobs.get("p1")
+    assert got.data == b"whole photo" and got.meta == {"township": "430382100"}
+    from shared.storage import DuplicateKey
+    with pytest.raises(DuplicateKey):
+        blobs.put("p1", b"other", {})          # a finished blob is still a duplicate
+    assert blobs.get("p1").data == b"whole photo"
