@@ -37,8 +37,8 @@ class SecantusServer:
     def start(self) -> "SecantusServer":
         config = self.dir / "secantusd.toml"
         config.write_text("# empty on purpose: every setting comes from the command line\n")
-        exe = Path(sys.executable).with_name("secantusd-py")
-        cmd = [str(exe) if exe.exists() else "secantusd-py", "--config", str(config), "--host", "127.0.0.1",
+        # ``python -m secantus`` is the package's own secantusd-py entry point, run by this interpreter.
+        cmd = [sys.executable, "-m", "secantus", "--config", str(config), "--host", "127.0.0.1",
                "--port", str(self.port), "--storage-path", str(self.dir / "data"), "--log-level", "WARNING"]
         log = open(self.log_path, "ab")
         try:
