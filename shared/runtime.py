@@ -173,6 +173,8 @@ class Runtime:
     # -- health ---------------------------------------------------------------------------------
     def readiness(self) -> dict[str, bool]:
         checks = {f"store.{name}": store.ping() for name, store in self.stores.items()}
+        # Ready only once every table/index this process declared is in place (issue 15).
+        checks.update({f"schema.{name}": store.schema_ready() for name, store in self.stores.items()})
         if self.consume:
             for worker in self.workers:
                 checks[f"consumer.{worker.service}"] = worker.attached.is_set()

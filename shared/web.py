@@ -14,6 +14,7 @@ from flask_smorest import Api, abort
 from werkzeug.exceptions import HTTPException
 
 from .domain.phones import mask_text
+from .storage.port import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -303,5 +304,11 @@ def _unexpected_errors(app: Flask) -> None:
     def unexpected(exc):
         if isinstance(exc, HTTPException):
             return jsonify(code=exc.code, status=exc.name, message=exc.description), exc.code
+        if isinstance(exc, StoreUnavailable):
+            # No primary within the store's retry bound (an election, a network cut): nothing was
+            # written by this request, so the client may simply send it again.
+            log.warning("store unavailable: %s", exc)
+            body = jsonify(code=503, status="Service Unavailable", message="数据库暂时不可用，请稍后重试")
+            return body, 503, {"Retry-After": "5"}
         log.exception("unhandled error")
         return jsonify(code=500, status="Internal Server Error", message="内部错误，已记录"), 500

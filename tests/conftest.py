@@ -6,6 +6,7 @@ by hand. Helpers that are not fixtures live in tests/support/.
 """
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,6 +35,25 @@ def amqp_url():
     if not rabbitmq_reachable():
         pytest.fail("RabbitMQ is not reachable at 127.0.0.1:5672 (start it: rabbitmq-server -detached)")
     return AMQP_URL
+
+
+@pytest.fixture(scope="session")
+def mongo_url():
+    """A SecantusDB server (MongoDB's wire protocol) for this session; a real MongoDB when
+    SANZHANG_MONGO_URL is set. Never skipped: if it cannot start, the tests that need it fail."""
+    if os.environ.get("SANZHANG_MONGO_URL"):
+        yield os.environ["SANZHANG_MONGO_URL"]
+        return
+    from tests.support.mongo_server import SecantusServer
+
+    try:
+        server = SecantusServer().start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 @pytest.fixture

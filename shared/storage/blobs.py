@@ -77,6 +77,14 @@ class SQLiteBlobs:
 
 
 class GridFSBlobs:
+    """A GridFS file is several documents: the chunks, then the file document that makes it visible.
+
+    A put cut short (the primary stepped down, the process died) can leave chunks without a file
+    document; gridfs then reports the next put of that id as FileExists although nothing can be
+    read. Such orphans are removed and the put made again, so a retried upload is never taken
+    for one already stored. Transient errors are retried as in the document adapter.
+    """
+
     def __init__(self, db, bucket: str = "blobs"):
         import gridfs
 
@@ -84,20 +92,39 @@ class GridFSBlobs:
         self.fs = gridfs.GridFS(db, collection=bucket)
 
     def put(self, blob_id: str, data: bytes, meta: dict[str, Any]) -> None:
-        try:
-            # The file document's _id is ours: a second put of the same id is a duplicate key.
+        from .mongo_retry import retrying
+
+        def attempt(_: int) -> None:
+            try:
+                # The file document's _id is ours: a second put of the same id is a duplicate key.
+                self.fs.put(data, _id=blob_id, filename=blob_id, metadata=dict(meta))
+                return
+            except self._errors.FileExists as exc:
+                if self.fs.exists(blob_id):
+                    raise DuplicateKey(str(exc)) from exc
+            self.fs.delete(blob_id)  # chunks of an earlier put that never finished
             self.fs.put(data, _id=blob_id, filename=blob_id, metadata=dict(meta))
-        except self._errors.FileExists as exc:
-            raise DuplicateKey(str(exc)) from exc
+
+        retrying(f"blobs.put {blob_id}", attempt)
 
     def get(self, blob_id: str) -> Blob | None:
-        try:
-            out = self.fs.get(blob_id)
-        except self._errors.NoFile:
-            return None
-        return Blob(blob_id, out.read(), dict(out.metadata or {}))
+        from .mongo_retry import retrying
+
+        def attempt(_: int) -> Blob | None:
+            try:
+                out = self.fs.get(blob_id)
+            except self._errors.NoFile:
+                return None
+            return Blob(blob_id, out.read(), dict(out.metadata or {}))
+
+        return retrying(f"blobs.get {blob_id}", attempt)
 
     def delete(self, blob_id: str) -> bool:
-        existed = self.fs.exists(blob_id)
-        self.fs.delete(blob_id)
-        return existed
+        from .mongo_retry import retrying
+
+        def attempt(_: int) -> bool:
+            existed = self.fs.exists(blob_id)
+            self.fs.delete(blob_id)
+            return existed
+
+        return retrying(f"blobs.delete {blob_id}", attempt)

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Sequence
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 from pymongo.write_concern import WriteConcern
 
+from .mongo_retry import retrying
 from .port import (DuplicateKey, Index, Metric, UndeclaredField, VersionConflict, Where, Sort, check_aggregate,
                    check_where, empty_row)
 
@@ -16,13 +17,15 @@ class MongoStore:
         self.client = client
         self.db = client.get_database(database, write_concern=WriteConcern(w=write_concern))
         self._collections: dict[str, MongoCollection] = {}
+        self._schema_seen = False
 
     @classmethod
     def from_url(cls, url: str, database: str) -> "MongoStore":
         from pymongo import MongoClient
 
         # Short selection timeout: /readyz must answer quickly when the replica set is away.
-        client = MongoClient(url, serverSelectionTimeoutMS=5000, tz_aware=True)
+        # retryWrites is pymongo's default, stated because the failover story rests on it.
+        client = MongoClient(url, serverSelectionTimeoutMS=5000, tz_aware=True, retryWrites=True)
         return cls(client, database)
 
     def collection(self, name: str, indexes: Iterable[Index] = (), columns: Iterable[str] = ()) -> "MongoCollection":
@@ -37,8 +40,36 @@ class MongoStore:
         except PyMongoError:
             return False
 
+    def schema_ready(self) -> bool:
+        """Every declared index exists on the server (checked until true once; indexes are never dropped)."""
+        if self._schema_seen:
+            return True
+        try:
+            for coll in list(self._collections.values()):
+                if not coll.index_names <= {ix["name"] for ix in coll.coll.list_indexes()}:
+                    return False
+        except PyMongoError:
+            return False
+        self._schema_seen = True
+        return True
+
     def close(self) -> None:
         self.client.close()
+
+
+def index_models(indexes: Iterable[Index]) -> list[IndexModel]:
+    models = []
+    for ix in indexes:
+        keys = [(f, ASCENDING) for f in ix.fields]
+        # Unique keys are strings; nulls stay out of the index, as SQLite lets NULLs repeat.
+        # ``$gte: ""`` selects exactly the strings (MongoDB compares within a type only) and, being
+        # a range, is implied by an equality on a string: a plain ``{field: "x"}`` lookup may use
+        # the partial index. ``{$type: "string"}`` selects the same keys but is not implied that way.
+        opts: dict[str, Any] = {"unique": True} if ix.unique else {}
+        if ix.unique:
+            opts["partialFilterExpression"] = {f: {"$gte": ""} for f in ix.fields}
+        models.append(IndexModel(keys, name=f"ix_{'_'.join(ix.fields)}", **opts))
+    return models
 
 
 class MongoCollection:
@@ -47,51 +78,70 @@ class MongoCollection:
         self.name = name
         self.queryable = {f for ix in indexes for f in ix.fields} | {"_id", "version"}
         self.aggregatable = self.queryable | set(columns)
-        for ix in indexes:
-            keys = [(f, ASCENDING) for f in ix.fields]
-            # Unique keys are strings; nulls stay out of the index, as SQLite lets NULLs repeat.
-            opts: dict[str, Any] = {"unique": True} if ix.unique else {}
-            if ix.unique:
-                opts["partialFilterExpression"] = {f: {"$type": "string"} for f in ix.fields}
-            coll.create_index(keys, name=f"ix_{'_'.join(ix.fields)}", **opts)
+        self.index_names = {f"ix_{'_'.join(ix.fields)}" for ix in indexes}
+        models = index_models(indexes)
+        if models:
+            # createIndexes with the same keys, name and options is a no-op on the server, so any
+            # number of processes may declare at once; an index whose options changed under the
+            # same name is refused (IndexOptionsConflict) and stops the start, by design.
+            retrying(f"{name}.create_indexes", lambda _: self.coll.create_indexes(models))
+
+    def _call(self, what: str, op):
+        return retrying(f"{self.name}.{what}", op)
 
     def insert(self, doc: dict) -> dict:
         doc = dict(doc)
         doc.setdefault("version", 1)
-        try:
-            self.coll.insert_one(dict(doc))
-        except DuplicateKeyError as exc:
-            raise DuplicateKey(str(exc)) from exc
+
+        def attempt(n: int) -> None:
+            try:
+                self.coll.insert_one(dict(doc))
+            except DuplicateKeyError as exc:
+                # On a retry the earlier try may have landed before the connection dropped.
+                if n > 0 and self.coll.find_one({"_id": doc["_id"]}) == doc:
+                    return
+                raise DuplicateKey(str(exc)) from exc
+
+        self._call("insert", attempt)
         return doc
 
     def replace(self, doc: dict, expected_version: int, previous: dict | None = None) -> dict:
         doc = dict(doc)
         doc["version"] = expected_version + 1
-        try:
-            result = self.coll.replace_one({"_id": doc["_id"], "version": expected_version}, doc)
-        except DuplicateKeyError as exc:
-            raise DuplicateKey(str(exc)) from exc
-        if result.matched_count != 1:
-            raise VersionConflict(f"{self.name}/{doc['_id']} is not at version {expected_version}")
+
+        def attempt(n: int) -> None:
+            try:
+                result = self.coll.replace_one({"_id": doc["_id"], "version": expected_version}, doc)
+            except DuplicateKeyError as exc:
+                raise DuplicateKey(str(exc)) from exc
+            if result.matched_count != 1:
+                if n > 0 and self.coll.find_one({"_id": doc["_id"]}) == doc:
+                    return  # our earlier try landed: the version moved because of us
+                raise VersionConflict(f"{self.name}/{doc['_id']} is not at version {expected_version}")
+
+        self._call("replace", attempt)
         return doc
 
     def upsert(self, doc: dict) -> dict:
         body = {k: v for k, v in doc.items() if k not in ("_id", "version")}
-        try:
-            stored = self.coll.find_one_and_update(
-                {"_id": doc["_id"]}, {"$set": body, "$inc": {"version": 1}},
-                upsert=True, return_document=ReturnDocument.AFTER)
-        except DuplicateKeyError as exc:
-            raise DuplicateKey(str(exc)) from exc
-        # $set leaves fields the new document dropped; remove them so upsert means "put".
-        stale = [k for k in stored if k not in doc and k not in ("_id", "version")]
-        if stale:
-            stored = self.coll.find_one_and_update({"_id": doc["_id"]}, {"$unset": {k: "" for k in stale}},
-                                                   return_document=ReturnDocument.AFTER)
-        return stored
+        # One statement: the whole document is put (fields it dropped are gone) and the version
+        # counted up, atomically — a pipeline update, so a retry never finds half a put.
+        put = [{"$replaceWith": {"$mergeObjects": [
+            {"$literal": body},
+            {"_id": doc["_id"], "version": {"$add": [{"$ifNull": ["$version", 0]}, 1]}}]}}]
+
+        def attempt(_: int) -> dict:
+            try:
+                return self.coll.find_one_and_update({"_id": doc["_id"]}, put, upsert=True,
+                                                     return_document=ReturnDocument.AFTER)
+            except DuplicateKeyError as exc:
+                raise DuplicateKey(str(exc)) from exc
+
+        return self._call("upsert", attempt)
 
     def delete(self, doc_id: str) -> bool:
-        return self.coll.delete_one({"_id": doc_id}).deleted_count == 1
+        # A retry after a delete that landed answers False: "not there now" either way.
+        return self._call("delete", lambda _: self.coll.delete_one({"_id": doc_id}).deleted_count == 1)
 
     def claim_due(self, field: str, now: str, lease_until: str, limit: int = 100) -> list[dict]:
         if field not in self.queryable:
@@ -99,17 +149,19 @@ class MongoCollection:
         claimed = []
         for _ in range(limit):
             # find_one_and_update is atomic per document: the replica set's own claim primitive.
-            doc = self.coll.find_one_and_update(
-                {field: {"$ne": None, "$lte": now}},
+            # ``$lte`` on a string matches strings only (MongoDB's type bracketing), so null and
+            # missing never match and the filter is one index range on ``field``.
+            doc = self._call("claim_due", lambda _: self.coll.find_one_and_update(
+                {field: {"$lte": now}},
                 {"$set": {field: lease_until}, "$inc": {"version": 1}},
-                sort=[(field, ASCENDING)], return_document=ReturnDocument.AFTER)
+                sort=[(field, ASCENDING)], return_document=ReturnDocument.AFTER))
             if doc is None:
                 break
             claimed.append(doc)
         return claimed
 
     def get(self, doc_id: str) -> dict | None:
-        return self.coll.find_one({"_id": doc_id})
+        return self._call("get", lambda _: self.coll.find_one({"_id": doc_id}))
 
     def _filter(self, where: Where | None) -> dict:
         check_where(where, self.queryable)
@@ -117,26 +169,35 @@ class MongoCollection:
 
     def find(self, where: Where | None = None, sort: Sort | None = None,
              limit: int | None = None, skip: int = 0) -> list[dict]:
-        cursor = self.coll.find(self._filter(where))
+        query = self._filter(where)
+        order = None
         if sort:
             for field, _ in sort:
                 if field not in self.queryable:
                     raise UndeclaredField(field)
-            cursor = cursor.sort([(f, DESCENDING if d < 0 else ASCENDING) for f, d in sort])
-        if skip:
-            cursor = cursor.skip(skip)
-        if limit is not None:
-            cursor = cursor.limit(limit)
-        return list(cursor)
+            order = [(f, DESCENDING if d < 0 else ASCENDING) for f, d in sort]
+
+        def attempt(_: int) -> list[dict]:
+            cursor = self.coll.find(query)
+            if order:
+                cursor = cursor.sort(order)
+            if skip:
+                cursor = cursor.skip(skip)
+            if limit is not None:
+                cursor = cursor.limit(limit)
+            return list(cursor)
+
+        return self._call("find", attempt)
 
     def count(self, where: Where | None = None) -> int:
-        return self.coll.count_documents(self._filter(where))
+        query = self._filter(where)
+        return self._call("count", lambda _: self.coll.count_documents(query))
 
     def group_count(self, by: str, where: Where | None = None) -> dict[Any, int]:
         if by not in self.queryable:
             raise UndeclaredField(by)
         pipeline = [{"$match": self._filter(where)}, {"$group": {"_id": f"${by}", "n": {"$sum": 1}}}]
-        return {row["_id"]: row["n"] for row in self.coll.aggregate(pipeline)}
+        return {row["_id"]: row["n"] for row in self._call("group_count", lambda _: list(self.coll.aggregate(pipeline)))}
 
     def aggregate(self, by: Sequence[str], metrics: Mapping[str, Metric], where: Where | None = None) -> list[dict]:
         """A $group pipeline for counts and sums; per percentile field, $sort → $group/$push → $arrayElemAt."""
@@ -163,7 +224,8 @@ class MongoCollection:
                     group[name] = {"$sum": {"$cond": [cond, 1, 0]}}
                 else:
                     group[name] = {f"${m.op}": f"${m.field}"}
-            for result in self.coll.aggregate([{"$match": match}, {"$group": group}], allowDiskUse=True):
+            pipeline = [{"$match": match}, {"$group": group}]
+            for result in self._call("aggregate", lambda _: list(self.coll.aggregate(pipeline, allowDiskUse=True))):
                 key = key_of(result)
                 rows[key] = {**dict(zip(by, key)), **{n: result.get(n) for n in plain}}
         by_field: dict[str, list[tuple[str, int]]] = {}
@@ -181,7 +243,7 @@ class MongoCollection:
             pipeline = [{"$match": cond}, {"$sort": {field: 1}},
                         {"$group": {"_id": gid, "vals": {"$push": f"${field}"}, "n": {"$sum": 1}}},
                         {"$project": project}]
-            for result in self.coll.aggregate(pipeline, allowDiskUse=True):
+            for result in self._call("aggregate", lambda _: list(self.coll.aggregate(pipeline, allowDiskUse=True))):
                 key = key_of(result)
                 row = rows.setdefault(key, empty_row(by, metrics) | dict(zip(by, key)))
                 for name, _ in wanted:

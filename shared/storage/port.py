@@ -27,6 +27,11 @@ class VersionConflict(StorageError):
     """A compare-and-set lost to another writer (or the document is gone)."""
 
 
+class StoreUnavailable(StorageError):
+    """The database did not answer within the adapter's retry bound (e.g. no primary); nothing was
+    written by the failed try. HTTP answers 503; a consumer leaves the message to be redelivered."""
+
+
 class UndeclaredField(StorageError):
     """A query named a field that is not an index: it would scan the collection."""
 
@@ -136,6 +141,9 @@ class Store(Protocol):
         """``columns``: fields aggregated but never filtered on (no index of their own)."""
         ...
     def ping(self) -> bool: ...
+    def schema_ready(self) -> bool:
+        """Every collection declared by this process is in place in the database (readiness)."""
+        ...
     def close(self) -> None: ...
 
 

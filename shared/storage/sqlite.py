@@ -1,7 +1,8 @@
 """SQLite adapter: the embedded default. JSON documents with real, indexed columns for queried fields.
 
 WAL mode lets several processes on one host read while one writes; every write is a single
-statement, so compare-and-set and claims are atomic without explicit transactions.
+statement, so compare-and-set and claims are atomic without explicit transactions. Creating and
+upgrading tables is the one multi-statement step: sqlite_schema runs it under SQLite's write lock.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from . import sqlite_schema
 from .port import (RANGE_OPS, DuplicateKey, Index, Metric, StorageError, UndeclaredField, VersionConflict,
                    Where, Sort, check_aggregate, check_where, empty_row)
 
@@ -73,6 +75,14 @@ class SQLiteStore:
         except sqlite3.Error:
             return False
 
+    def schema_ready(self) -> bool:
+        """Every collection this process declared has its table, columns and indexes in the file."""
+        try:
+            conn = self.connection()
+            return all(sqlite_schema.covered(conn, c.declared) for c in list(self._collections.values()))
+        except sqlite3.Error:
+            return False
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
@@ -93,21 +103,17 @@ class SQLiteCollection:
         self._create(indexes)
 
     def _create(self, indexes: tuple[Index, ...]) -> None:
-        conn = self.store.connection()
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {self.table} "
-                     "(_id TEXT PRIMARY KEY, version INTEGER NOT NULL, doc TEXT NOT NULL)")
-        existing = {row[1] for row in conn.execute(f"PRAGMA table_info({self.table})")}
-        for col in self.columns:
-            if col not in existing:
-                # A column added by an upgrade is backfilled from the documents already stored.
-                conn.execute(f"ALTER TABLE {self.table} ADD COLUMN {_ident(col)}")
-                conn.execute(f"UPDATE {self.table} SET {_ident(col)} = json_extract(doc, ?)", (f"$.{col}",))
+        statements = []
         for ix in indexes:
-            cols = [c for c in ix.fields]
-            ix_name = _ident(f"ix_{self.name}_{'_'.join(cols)}")
+            name = f"ix_{self.name}_{'_'.join(ix.fields)}"
             unique = "UNIQUE " if ix.unique else ""
-            conn.execute(f"CREATE {unique}INDEX IF NOT EXISTS {ix_name} ON {self.table} "
-                         f"({', '.join(_ident(c) for c in cols)})")
+            statements.append((name, f"CREATE {unique}INDEX IF NOT EXISTS {_ident(name)} ON {self.table} "
+                                     f"({', '.join(_ident(c) for c in ix.fields)})"))
+        self.declared = sqlite_schema.Declared(self.name, self.table, tuple(self.columns), tuple(statements))
+        # The store's write lock keeps this process's own threads out of SQLite's busy handler;
+        # other processes queue on BEGIN IMMEDIATE inside ensure().
+        with self.store.write_lock:
+            sqlite_schema.ensure(self.store.connection(), self.declared, _ident)
 
     # -- writes -------------------------------------------------------------------------------
     def _row(self, doc: dict) -> list[Any]:

@@ -11,9 +11,12 @@ from shared.domain.phones import FULL_NUMBER
 from tests.support.cluster import SERVICES, Cluster, call, wait_until
 from tests.support.runtime import ADMIN, SECRET
 
-@pytest.fixture
-def cluster(amqp_url, tmp_path):
-    c = Cluster(amqp_url, tmp_path).start_all()
+@pytest.fixture(params=["sqlite", "mongodb"])
+def cluster(request, amqp_url, tmp_path):
+    # "mongodb": every service stores through pymongo over a socket, in SecantusDB (or the real
+    # MongoDB of SANZHANG_MONGO_URL); "sqlite": a file per service under tmp_path.
+    mongo = request.getfixturevalue("mongo_url") if request.param == "mongodb" else None
+    c = Cluster(amqp_url, tmp_path, mongo_url=mongo).start_all()
     try:
         yield c.base, tmp_path
     finally:

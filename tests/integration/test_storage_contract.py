@@ -1,5 +1,6 @@
-"""One contract, every adapter: SQLite always, MongoDB on mongomock for its query semantics on small
-data, and a real MongoDB whenever SANZHANG_MONGO_URL is set."""
+"""One contract, every adapter: SQLite, and the MongoDB adapter through pymongo over a socket —
+against SecantusDB (MongoDB's wire protocol, started by the tests) or against a real MongoDB when
+SANZHANG_MONGO_URL is set (the ``mongo_url`` fixture)."""
 from __future__ import annotations
 
 import os
@@ -11,7 +12,7 @@ import pytest
 from shared.storage import DuplicateKey, Index, UndeclaredField, VersionConflict
 from shared.storage.mongo import MongoStore
 from shared.storage.sqlite import SQLiteStore
-from tests.integration.conftest import ADAPTERS
+from tests.support.stores import ADAPTERS, close_adapter, open_adapter
 
 INDEXES = [Index.on("township"), Index.on("township", "status"), Index.on("due"), Index.on("code", unique=True)]
 
@@ -118,18 +119,11 @@ def test_claim_due_takes_only_due_documents_and_pushes_them_forward(coll):
     assert len(again) == 1
 
 
-@pytest.fixture(params=[a for a in ADAPTERS if a != "mongomock"])
+@pytest.fixture(params=ADAPTERS)
 def concurrent_store(request, tmp_path):
-    """mongomock is not thread-safe (a real replica set's find_one_and_update is atomic), so the
-    race is run on the adapters that face concurrency in production."""
-    if request.param == "sqlite":
-        s = SQLiteStore(tmp_path / "race.db")
-    else:
-        s = MongoStore.from_url(os.environ["SANZHANG_MONGO_URL"], "race_" + uuid.uuid4().hex[:8])
+    s = open_adapter(request, tmp_path, request.param, "race")
     yield s
-    if request.param == "mongodb":
-        s.client.drop_database(s.db.name)
-    s.close()
+    close_adapter(s)
 
 
 def test_claim_due_is_exclusive_across_threads(concurrent_store):

@@ -54,7 +54,7 @@ def wait_until(fn, timeout=30.0, what="condition", interval=0.2):
 
 class Cluster:
     def __init__(self, amqp_url: str, data_dir: Path, extra_env: dict | None = None,
-                 per_service_env: dict[str, dict] | None = None):
+                 per_service_env: dict[str, dict] | None = None, mongo_url: str | None = None):
         self.amqp_url = amqp_url
         self.data_dir = data_dir
         self.namespace = "e2e" + uuid.uuid4().hex[:8]
@@ -62,7 +62,7 @@ class Cluster:
         self.base = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
         self.procs: dict[str, subprocess.Popen] = {}
         self.extra_env = extra_env or {}
-        self.mongo_url = os.environ.get("SANZHANG_MONGO_URL") or None
+        self.mongo_url = mongo_url or os.environ.get("SANZHANG_MONGO_URL") or None
         self.per_service_env = per_service_env or {}
         self._logs = {}
 

@@ -1,4 +1,4 @@
-"""Photos: the blob port's contract on SQLite and on GridFS (mongomock), uploads checked by size and by
+"""Photos: the blob port's contract on SQLite and on GridFS (over the wire, SecantusDB), uploads checked by size and by
 magic bytes (never by file name), served only within the report's township, and Open311's media_url."""
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import struct
 import uuid
 import zlib
 
-import mongomock
 import pytest
-from mongomock.gridfs import enable_gridfs_integration
 
 from services.intake.photos import MAX_BYTES, sniff
 from shared.cli import _load_demo
@@ -42,19 +40,18 @@ WEBP = b"RIFF\x24\x00\x00\x00WEBPVP8 \x18\x00\x00\x00" + b"\x00" * 24
 
 
 # -- the blob port, one contract for both adapters --------------------------------------------------------
-@pytest.fixture(params=["sqlite", "mongomock"] + (["mongodb"] if os.environ.get("SANZHANG_MONGO_URL") else []))
+@pytest.fixture(params=["sqlite", "mongodb"])
 def blobs(request, tmp_path):
     if request.param == "sqlite":
         store = SQLiteStore(tmp_path / "blobs.db")
         yield blobs_for(store, "photos")
         store.close()
-    elif request.param == "mongomock":
-        enable_gridfs_integration()   # real gridfs on mongomock's collections
-        yield blobs_for(MongoStore(mongomock.MongoClient(), "blobs"), "photos")
     else:
-        store = MongoStore.from_url(os.environ["SANZHANG_MONGO_URL"], "blobs_" + uuid.uuid4().hex[:8])
+        # SecantusDB over the wire (or a real MongoDB via SANZHANG_MONGO_URL): pymongo's own gridfs.
+        store = MongoStore.from_url(request.getfixturevalue("mongo_url"), "blobs_" + uuid.uuid4().hex[:8])
         yield blobs_for(store, "photos")
         store.client.drop_database(store.db.name)
+        store.close()
 
 
 def test_blob_contract(blobs):
