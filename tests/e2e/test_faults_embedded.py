@@ -34,8 +34,10 @@ LOAD = 1000
 # From the restart of a killed process until every service has stored its work (every report its
 # case, its view showing the assignment, notify's delivery record of the message): start-up (about
 # 2 s here), at most the embedded relay's 3 s lease on events it was publishing when it died, and
-# the backlog's own handling. Measured 2.6–4.8 s (docs/embedded-bus.md).
-RECOVERY_BOUND = 15.0
+# the backlog's own handling. Measured 2.6–4.8 s after a kill, 0.7–16.6 s after in-process crashes
+# (docs/embedded-bus.md). The bound catches a stall (a lease that never ends, a row nobody takes up),
+# not a slow machine: CI once measured 16.6 s with the other core busy, so it sits well above that.
+RECOVERY_BOUND = 45.0
 # A message whose send the kill interrupted is notify's to finish: its sweeper takes the delivery
 # up when the send lease ends (SANZHANG_NOTIFY_SEND_LEASE, 60 s by default, 10 s here), so every
 # message is out within start-up + that lease.
