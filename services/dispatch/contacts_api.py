@@ -144,7 +144,7 @@ def _writing_routes(bp: Blueprint, book: ContactBook) -> None:
         except LookupError:
             abort(404, message="未找到")
 
-    @bp.route("/townships/<string:code>/contacts/import", methods=["POST"])
+    @bp.route("/townships/<string:code>/contacts-import", methods=["POST"])
     @require("operator", "staff")
     @bp.arguments(RosterQuery, location="query")
     @bp.response(201, ContactsImportOut)

@@ -127,7 +127,7 @@ class World:
                          headers=ADMIN_HEADERS), 201)
         self.ok(web.post(f"/api/v1/townships/{B}/roster?filename=roster.csv", data=demo_roster_csv(),
                          headers=ADMIN_HEADERS), 201)
-        self.ok(web.post(f"/api/v1/townships/{B}/contacts/import?filename=contacts.csv", data=demo_contacts_csv(),
+        self.ok(web.post(f"/api/v1/townships/{B}/contacts-import?filename=contacts.csv", data=demo_contacts_csv(),
                          headers=ADMIN_HEADERS), 201)
         contact_ids = {t: rt.service("dispatch").api["contact_book"].list(t)[0]["_id"] for t in (A, B)}
 

@@ -67,7 +67,7 @@ def roster(web, staff) -> dict:
 
 
 def contacts(web, staff) -> dict:
-    resp = upload(web, f"/api/v1/townships/{TOWNSHIP}/contacts/import", demo_contacts_csv(), "contacts.csv", staff)
+    resp = upload(web, f"/api/v1/townships/{TOWNSHIP}/contacts-import", demo_contacts_csv(), "contacts.csv", staff)
     assert resp.status_code == 201, resp.json
     return resp.json
 
@@ -117,7 +117,7 @@ def test_a_bad_contacts_file_is_refused_whole_with_each_row_named(system, web, s
     roster(web, staff)
     contacts(web, staff)
     data = "村(社区),姓名,电话\r\n韶山村,毛建国,13873300001\r\n红星村,张三,13873300002\r\n韶山村,,1\r\n".encode("gbk")
-    resp = upload(web, f"/api/v1/townships/{TOWNSHIP}/contacts/import", data, "c.csv", staff)
+    resp = upload(web, f"/api/v1/townships/{TOWNSHIP}/contacts-import", data, "c.csv", staff)
     assert resp.status_code == 422
     rows = [(e["row"], e["column"]) for e in resp.json["errors"]["file"]]
     assert rows == [(3, "村(社区)"), (4, "姓名"), (4, "电话")]
