@@ -36,7 +36,7 @@ class ContactBook:
         """The whole file is checked first; a good one replaces the township's contacts."""
         contacts = parse_contacts(data, filename, township, self._villages(township), self._township_name(township))
         count = self.org.replace_post_contacts(township, contacts)
-        self.org._contacts_changed(township, actor, {"contacts": count})
+        self.org.publish_contacts(township, actor, {"contacts": count})
         return {"township": township, "counts": {"contacts": count}, "unreachable": self.reachability(township)}
 
     def add(self, township: str, body: dict, actor: str) -> dict:
@@ -44,20 +44,20 @@ class ContactBook:
         if self.org.post_contacts.get(contact.id):
             raise ContactConflict(contact.id)
         self.org.post_contacts.upsert(contact_doc(contact))
-        self.org._contacts_changed(township, actor, {"contact_added": contact.id})
+        self.org.publish_contacts(township, actor, {"contact_added": contact.id})
         return self.org.post_contacts.get(contact.id)
 
     def update(self, township: str, contact_id_: str, body: dict, actor: str) -> dict:
         current = self._own(township, contact_id_)
         contact = self._checked(township, body)
         self.org.post_contacts.upsert({**contact_doc(contact), "_id": current["_id"]})
-        self.org._contacts_changed(township, actor, {"contact_updated": current["_id"]})
+        self.org.publish_contacts(township, actor, {"contact_updated": current["_id"]})
         return self.org.post_contacts.get(current["_id"])
 
     def delete(self, township: str, contact_id_: str, actor: str) -> None:
         current = self._own(township, contact_id_)
         self.org.post_contacts.delete(current["_id"])
-        self.org._contacts_changed(township, actor, {"contact_deleted": current["_id"]})
+        self.org.publish_contacts(township, actor, {"contact_deleted": current["_id"]})
 
     # -- helpers --------------------------------------------------------------------------------
     def _own(self, township: str, contact_id_: str) -> dict:

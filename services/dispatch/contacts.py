@@ -232,6 +232,25 @@ def _precedence(raw, add) -> int | None:
     return int(text)
 
 
+def preview_posts(org, contacts: list[PostContact] | None, township_name: str) -> list[dict]:
+    """The posts of a roster `org` read but not stored (the roster's preview), in the shape
+    shared.domain.reachability.unreachable_posts takes: each unit with its lead, the villages and
+    the township with `contacts` (None: none known)."""
+    people: dict[str, list] = {}
+    for c in sorted(contacts or [], key=lambda c: (c.precedence, c.name)):
+        people.setdefault(c.unit_id, []).append({"name": c.name, "duty": c.duty, "phone": c.phone,
+                                                 "wecom_id": c.wecom_id, "precedence": c.precedence})
+    township_id = township_unit_id(org.township)
+    posts = [{"unit_id": township_id, "level": "township", "unit_name": township_name, "parent_id": None,
+              "people": people.get(township_id, [])}]
+    for unit in org.units.values():
+        lead = [{"name": unit.lead.name, "phone": unit.lead.phone, "wecom_id": unit.lead.wecom_id,
+                 "precedence": 1}] if unit.lead else []
+        posts.append({"unit_id": unit.id, "level": unit.level, "unit_name": unit.name,
+                      "parent_id": unit.parent_id or township_id, "people": lead + people.get(unit.id, [])})
+    return posts
+
+
 def village_units(township: str, names) -> dict[str, str]:
     """Village name → unit id (ids derive from the org path, so a name alone names its unit)."""
     return {name: roster_unit_id(township, name) for name in names}

@@ -131,6 +131,10 @@ class OrgRepository:
         self._contacts_changed(unit["township"], actor, {"filled": unit_id})
         return self.units.get(unit_id)
 
+    def publish_contacts(self, township: str, actor: str, counts: dict) -> None:
+        """Re-publishes the township's directory to notify after its contacts changed (contact_book.py)."""
+        self._contacts_changed(township, actor, counts)
+
     def _contacts_changed(self, township: str, actor: str, counts: dict) -> None:
         now = self.clock.now()
         event = make_event("org.contacts_changed", township, self.directory(township), at=now, correlation_id=None)

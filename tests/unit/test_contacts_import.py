@@ -12,7 +12,10 @@ import openpyxl
 import pytest
 
 from services.dispatch.contact_book import ContactBook, ContactConflict
-from services.dispatch.contacts import ContactsError, contacts_sheet, parse_contacts, village_units
+from services.dispatch.contacts import (ContactsError, contacts_sheet, parse_contacts, preview_posts,
+                                       village_units)
+from services.dispatch.roster import import_roster
+from shared.domain.reachability import routes_for, unreachable_posts
 from services.dispatch.demo_roster import demo_contacts_csv, demo_roster_csv, load_demo
 from services.dispatch.org import OrgRepository
 from services.dispatch.roster import RosterError
@@ -231,3 +234,17 @@ def test_the_book_refuses_bad_values_and_other_townships_contacts(org):
     with pytest.raises(LookupError):
         book.update(TOWNSHIP, "c-nosuch", {"name": "x", "phone": "13873300005"}, actor="staff")
     assert book.reachability(TOWNSHIP) == []
+
+
+def test_a_roster_read_but_not_stored_gives_the_same_posts_for_the_preview(org):
+    data = workbook(GOOD[:1])
+    roster_org = import_roster(TOWNSHIP, data, "roster.xlsx")
+    sheet, _ = contacts_sheet(data)
+    contacts = parse(sheet, "c.xlsx")
+    routes = routes_for(None, TOWNSHIP)
+    preview = unreachable_posts(preview_posts(roster_org, contacts, "清溪镇"), routes)
+    assert [(r["level"], r["unit_name"]) for r in preview] == [("township", "清溪镇")]
+    org.ensure_township(TOWNSHIP, "清溪镇")
+    org.import_roster(TOWNSHIP, data, "roster.xlsx", actor="staff")
+    assert ContactBook(org).reachability(TOWNSHIP) == preview
+    assert len(unreachable_posts(preview_posts(roster_org, None, "清溪镇"), routes)) == 2
