@@ -6,7 +6,7 @@ notify reaches the new people from the next message on.
 """
 from __future__ import annotations
 
-from shared.domain.ids import township_unit_id
+from shared.domain.ids import new_id, township_unit_id
 from shared.domain.reachability import routes_for, unreachable_posts
 
 from .contacts import ContactsError, PostContact, check_contact, contact_id, parse_contacts, village_units
@@ -41,15 +41,17 @@ class ContactBook:
 
     def add(self, township: str, body: dict, actor: str) -> dict:
         contact = self._checked(township, body)
-        if self.org.post_contacts.get(contact.id):
-            raise ContactConflict(contact.id)
-        self.org.post_contacts.upsert(contact_doc(contact))
-        self.org.publish_contacts(township, actor, {"contact_added": contact.id})
-        return self.org.post_contacts.get(contact.id)
+        self._refuse_twin(contact, None)
+        # The id an import would give, unless a renamed contact holds it: ids only need to be unique.
+        doc_id = contact.id if self.org.post_contacts.get(contact.id) is None else "c-" + new_id()[:16]
+        self.org.post_contacts.upsert({**contact_doc(contact), "_id": doc_id})
+        self.org.publish_contacts(township, actor, {"contact_added": doc_id})
+        return self.org.post_contacts.get(doc_id)
 
     def update(self, township: str, contact_id_: str, body: dict, actor: str) -> dict:
         current = self._own(township, contact_id_)
         contact = self._checked(township, body)
+        self._refuse_twin(contact, current["_id"])
         self.org.post_contacts.upsert({**contact_doc(contact), "_id": current["_id"]})
         self.org.publish_contacts(township, actor, {"contact_updated": current["_id"]})
         return self.org.post_contacts.get(current["_id"])
@@ -60,6 +62,12 @@ class ContactBook:
         self.org.publish_contacts(township, actor, {"contact_deleted": current["_id"]})
 
     # -- helpers --------------------------------------------------------------------------------
+    def _refuse_twin(self, contact: PostContact, own_id: str | None) -> None:
+        """One person once per post: the same name at the same village (or among the staff) is a conflict."""
+        for other in self.org.post_contacts.find({"unit_id": contact.unit_id}):
+            if other["name"] == contact.name and other["_id"] != own_id:
+                raise ContactConflict(other["_id"])
+
     def _own(self, township: str, contact_id_: str) -> dict:
         current = self.org.post_contacts.get(contact_id_)
         if current is None or current["township"] != township:

@@ -121,6 +121,7 @@ def _writing_routes(bp: Blueprint, book: ContactBook) -> None:
     @require("operator", "staff")
     @bp.arguments(ContactIn)
     @bp.response(200, ContactOut)
+    @bp.alt_response(409, description="该岗位已有同名联系人")
     def update_contact(body, code, contact_id):
         """修改一位联系人（整条替换）"""
         _township_code(code)
@@ -131,6 +132,8 @@ def _writing_routes(bp: Blueprint, book: ContactBook) -> None:
             abort(404, message="未找到")
         except ContactsError as exc:
             abort(422, message="联系人有误，未保存", errors={"json": _json_errors(exc)})
+        except ContactConflict:
+            abort(409, message="该村(社区)或镇干部中已有同名联系人", errors={"json": {"name": ["已存在"]}})
 
     @bp.route("/townships/<string:code>/contacts/<string:contact_id>", methods=["DELETE"])
     @require("operator", "staff")

@@ -222,6 +222,20 @@ def test_one_by_one_add_update_delete_each_republishing_the_directory(org):
     assert [c["name"] for c in book.list(TOWNSHIP)] == ["毛建国"]
 
 
+def test_a_renamed_contact_keeps_its_id_and_its_old_name_is_free_again(org):
+    book = ContactBook(org)
+    org.ensure_township(TOWNSHIP, "清溪镇")
+    first = book.add(TOWNSHIP, {"name": "刘晓东", "phone": "13873300005"}, actor="staff")
+    other = book.add(TOWNSHIP, {"name": "谭振宇", "phone": "13873300006"}, actor="staff")
+    with pytest.raises(ContactConflict):
+        book.update(TOWNSHIP, other["_id"], {"name": "刘晓东", "phone": "13873300006"}, actor="staff")
+    renamed = book.update(TOWNSHIP, first["_id"], {"name": "刘小东", "phone": "13873300005"}, actor="staff")
+    assert renamed["_id"] == first["_id"] and renamed["name"] == "刘小东"
+    again = book.add(TOWNSHIP, {"name": "刘晓东", "wecom_id": "lxd"}, actor="staff")
+    assert again["_id"] != first["_id"]
+    assert sorted(c["name"] for c in book.list(TOWNSHIP)) == ["刘小东", "刘晓东", "谭振宇"]
+
+
 def test_the_book_refuses_bad_values_and_other_townships_contacts(org):
     book = ContactBook(org)
     org.ensure_township(TOWNSHIP, "清溪镇")
