@@ -50,7 +50,8 @@ class ContactBook:
 
     def update(self, township: str, contact_id_: str, body: dict, actor: str) -> dict:
         current = self._own(township, contact_id_)
-        contact = self._checked(township, body)
+        # A PUT without an order of precedence keeps the contact's place.
+        contact = self._checked(township, {**body, "precedence": body.get("precedence") or current["precedence"]})
         self._refuse_twin(contact, current["_id"])
         self.org.post_contacts.upsert({**contact_doc(contact), "_id": current["_id"]})
         self.org.publish_contacts(township, actor, {"contact_updated": current["_id"]})

@@ -230,7 +230,7 @@ def test_a_renamed_contact_keeps_its_id_and_its_old_name_is_free_again(org):
     with pytest.raises(ContactConflict):
         book.update(TOWNSHIP, other["_id"], {"name": "刘晓东", "phone": "13873300006"}, actor="staff")
     renamed = book.update(TOWNSHIP, first["_id"], {"name": "刘小东", "phone": "13873300005"}, actor="staff")
-    assert renamed["_id"] == first["_id"] and renamed["name"] == "刘小东"
+    assert renamed["_id"] == first["_id"] and renamed["name"] == "刘小东" and renamed["precedence"] == 1
     again = book.add(TOWNSHIP, {"name": "刘晓东", "wecom_id": "lxd"}, actor="staff")
     assert again["_id"] != first["_id"]
     assert sorted(c["name"] for c in book.list(TOWNSHIP)) == ["刘小东", "刘晓东", "谭振宇"]
