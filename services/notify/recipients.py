@@ -143,6 +143,12 @@ class RecipientRules:
         if not unit_id:
             return []
         post = self.posts.get(unit_id)
+        if post is not None and role == "previous":
+            # News for a holder the case has left (released, or its time ran out): nothing for
+            # anyone above to act on, so no climbing; township staff hear of a breach on their own.
+            return self._reachable_people(township, post, role, None) or [
+                Recipient(unit_id, role, kind_of(post["level"]), _forwarded(post)["name"] or assignee.get("lead_name"),
+                          _address({}))]
         if post is not None:
             return self._reach(township, post, role)
         contact = self.contacts.get(unit_id) or {}

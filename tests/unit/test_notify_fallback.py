@@ -144,3 +144,11 @@ def test_the_console_records_the_address_a_real_channel_would_have_used(phone, w
                                                         "case.assigned:assignee", {}, "text", TOWNSHIP))
     [entry] = entries
     assert (entry["address"], entry["unreachable"]) == (address, address is None)
+
+
+def test_news_for_a_holder_the_case_has_left_does_not_climb(tmp_path):
+    h = harness(tmp_path)
+    h.handle(event("case.reassigned", case_payload("u-nb1", previous=at("u-nb3", "neighbourhood", "第3邻"))))
+    old = h.one(recipient_role="previous")
+    assert old["recipient_id"] == "u-nb3" and old["forwarded_from"] is None and old["address_missing"]
+    assert h.one(recipient_role="assignee")["recipient_id"] == "u-nb1"
