@@ -138,7 +138,8 @@ def cmd_import_roster(args) -> int:
         result = org.import_roster(args.township, path.read_bytes(), path.name, actor="cli")
     except ImportRejected as exc:
         for err in exc.errors:
-            print(f"第{err['row']}行 {err.get('column') or ''}: {err['message']}", file=sys.stderr)
+            sheet = f"[{err['sheet']}] " if err.get("sheet") else ""  # the roster workbook's contacts sheet
+            print(f"{sheet}第{err['row']}行 {err.get('column') or ''}: {err['message']}", file=sys.stderr)
         return 1
     # The org.contacts_changed event waits in the outbox; the next dispatch process publishes it.
     print(json.dumps(result, ensure_ascii=False))

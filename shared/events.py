@@ -242,8 +242,12 @@ class CaseSignedOff(_CaseRef):
 
 
 class OrgContacts(_Payload):
-    """Leads' contacts, so notify can reach them without reading dispatch's database."""
+    """Leads' contacts, so notify can reach them without reading dispatch's database; `posts` is
+    every unit with its parent and the people who answer for it (a lead post's lead, a village
+    committee's duty contacts, the township's staff), first to contact first — what notify climbs
+    when a holder has no usable address. Older producers send no `posts`."""
     leads = fields.List(fields.Dict(), required=True)
+    posts = fields.List(fields.Dict(), load_default=None, allow_none=True)
 
 
 PAYLOADS: dict[str, type[Schema]] = {

@@ -9,6 +9,7 @@ from shared.auth import current_principal, require, require_township
 from shared.events import TOWNSHIP_CODE
 from shared.web import spreadsheet_body
 
+from .contacts import ContactsError
 from .roster import RosterError
 
 MAX_ROSTER_BYTES = 20 * 1024 * 1024
@@ -50,6 +51,7 @@ class ImportOut(Schema):
     import_id = fields.String()
     township = fields.String()
     counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    unreachable = fields.List(fields.Dict(), metadata={"description": "无人可联系的岗位（见 GET …/reachability）"})
 
 
 class UnitOut(Schema):
@@ -67,7 +69,7 @@ def _masked(phone):
     return mask_phone(phone)
 
 
-def build_blueprint(org, cases_repo) -> Blueprint:
+def build_blueprint(org, cases_repo, reachability=None) -> Blueprint:
     bp = Blueprint("dispatch", __name__, url_prefix="/api/v1", description="派单：组织架构、花名册导入与工单")
 
     @bp.route("/admin/townships", methods=["POST"])
@@ -98,9 +100,10 @@ def build_blueprint(org, cases_repo) -> Blueprint:
         if len(data) > MAX_ROSTER_BYTES:
             abort(413, message="花名册文件过大")
         try:
-            return org.import_roster(code, data, filename, actor=principal.role)
-        except RosterError as exc:
+            answer = org.import_roster(code, data, filename, actor=principal.role)
+        except (RosterError, ContactsError) as exc:
             abort(422, message="花名册有误，未导入任何数据", errors={"file": exc.errors})
+        return {**answer, "unreachable": reachability(code) if reachability else []}
 
     @bp.route("/townships/<string:code>/org", methods=["GET"])
     @bp.response(200, UnitOut(many=True))

@@ -11,6 +11,8 @@ from .demo_roster import load_demo
 from .api import build_blueprint
 from .case_api import build_case_blueprint
 from .chain import Escalator
+from .contact_book import ContactBook
+from .contacts_api import build_contacts_blueprint
 from .desk import CaseDesk
 from .firing import SlaTimers
 from .department_events import handlers as department_handlers
@@ -60,6 +62,9 @@ def build(ctx: Context) -> ServiceParts:
     cases = CaseFacts(ctx.store.collection("cases", CASE_INDEXES + CASE_FIGURE_INDEXES, columns=CASE_FIGURE_COLUMNS),
                       ctx.clock, ctx.waker, village_of=village_lookup(org))
     policies = Policies(org)
+    # Which channels reach a lead or the township's staff is notify's table; dispatch reads it to
+    # tell which posts nobody can be reached at (shared/domain/reachability.py).
+    book = ContactBook(org, (ctx.settings.extra or {}).get("SANZHANG_NOTIFY_ROUTES"))
     escalator = Escalator(org, policies)
     handlers = DispatchHandlers(org, cases, policies, ctx.clock)
     desk = CaseDesk(org, cases, policies, escalator, ctx.clock)
@@ -68,12 +73,14 @@ def build(ctx: Context) -> ServiceParts:
     sweeper = DueSweeper("sla-timers", cases.collection, "timer_due", timers.fire, ctx.clock,
                          poll=ctx.settings.timer_poll)
     supervision = Supervision(ctx, org, cases, escalator)
+    supervision.reachability = book.reachability
     # The resident's loop: reopening on 不满意, following and merging duplicates (resident_loop.py).
     resident_loop = ResidentLoop(org, cases, policies, escalator, ctx.clock)
     return ServiceParts(
         name="dispatch",
-        blueprints=[build_blueprint(org, cases), build_case_blueprint(desk), build_policy_blueprint(policies),
-                    *supervision.blueprints(), build_merge_blueprint(resident_loop)],
+        blueprints=[build_blueprint(org, cases, book.reachability), build_case_blueprint(desk),
+                    build_policy_blueprint(policies), *supervision.blueprints(), build_merge_blueprint(resident_loop),
+                    build_contacts_blueprint(book)],
         handlers=merge_handlers(handlers.handlers(), supervision.handlers(), resident_loop.handlers(),
                                 department_handlers(cases, ctx.clock)),
         repos=[cases, org.imports],
@@ -81,5 +88,5 @@ def build(ctx: Context) -> ServiceParts:
         api={"org": org, "cases": cases, "policies": policies, "desk": desk, "timers": timers,
              "sweeper": sweeper, "escalator": escalator, "supervision": supervision, "resident_loop": resident_loop,
              "gauges": _gauges(cases.collection),
-             "load_demo": lambda: load_demo(org)},
+             "contact_book": book, "load_demo": lambda: load_demo(org, book)},
     )

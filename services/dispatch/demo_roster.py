@@ -112,7 +112,31 @@ def _lead_cells(lead, phones) -> tuple[str, str, str]:
     return (name, next(phones), wecom_id)
 
 
-def load_demo(org) -> dict:
-    """Loads the demo township and its roster into dispatch's org repository (the CLI's demo run)."""
+# Each village committee's duty contacts and the township's staff (村(社区) empty): name, duty,
+# WeCom id, order of precedence. Phones are handed out in order, as for the leads.
+_CONTACTS = (
+    ("韶山村", "毛建国", "值班", "maojianguo", 1), ("韶山村", "彭志强", "书记", "pengzhiqiang", 2),
+    ("银田村", "胡立平", "值班", "hulipin", 1), ("银田村", "文国华", "主任", "wenguohua", 2),
+    ("", "刘晓东", "值班", "liuxiaodong", 1), ("", "谭振宇", "分管领导", "tanzhenyu", 2),
+)
+
+
+def demo_contacts_csv() -> bytes:
+    """The demo township's village committee and staff contacts, as the contacts sheet would hold them."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(("村(社区)", "姓名", "职务", "电话", "企业微信", "顺序"))
+    for n, (village, name, duty, wecom_id, order) in enumerate(_CONTACTS, start=1):
+        writer.writerow((village, name, duty, f"1387330{n:04d}", wecom_id, order))
+    return out.getvalue().encode("gbk")
+
+
+def load_demo(org, book=None) -> dict:
+    """Loads the demo township, its roster and (given the contact book) its village committee and
+    staff contacts into dispatch (the CLI's demo run): someone is reachable at every level."""
     org.ensure_township(DEMO_TOWNSHIP, DEMO_TOWNSHIP_NAME, DEMO_TOWNSHIP[:6])
-    return org.import_roster(DEMO_TOWNSHIP, demo_roster_csv(), "demo.csv", actor="demo")
+    answer = org.import_roster(DEMO_TOWNSHIP, demo_roster_csv(), "demo.csv", actor="demo")
+    if book is not None:
+        answer["counts"]["contacts"] = book.import_file(DEMO_TOWNSHIP, demo_contacts_csv(), "contacts.csv",
+                                                        actor="demo")["counts"]["contacts"]
+    return answer

@@ -12,6 +12,7 @@ from shared.domain.levels import COLLECTIVE_LEVELS, POST_TITLES
 from shared.events import make_event
 from shared.storage import Index, Store
 
+from .contacts import workbook_contacts
 from .roster import Org, import_roster
 
 
@@ -30,6 +31,8 @@ class OrgRepository:
                                                            Index.on("neighbourhood_id")])
         self.imports = Aggregates(store.collection("roster_imports", [Index.on("township"), Index.on("outbox_due")]),
                                   clock, wake)
+        # Village committees' and township staff's contacts (contact_book.py), one document a person.
+        self.post_contacts = store.collection("post_contacts", [Index.on("township"), Index.on("unit_id")])
 
     # -- townships ------------------------------------------------------------------------------
     def ensure_township(self, code: str, name: str, city: str | None = None) -> dict:
@@ -45,13 +48,15 @@ class OrgRepository:
 
     # -- roster import --------------------------------------------------------------------------
     def import_roster(self, township: str, data: bytes, filename: str, actor: str) -> dict:
-        """Parses and validates the whole file first; only a good file touches the store."""
+        """Parses and validates the whole file (and its contacts sheet) first; only a good file touches the store."""
         org = import_roster(township, data, filename)
+        name = (self.townships.get(township) or {}).get("name") or township
+        contacts = workbook_contacts(org, data, name)
         if not self.townships.get(township):
             self.ensure_township(township, township)
-        return self.store_org(org, actor)
+        return self.store_org(org, actor, contacts)
 
-    def store_org(self, org: Org, actor: str) -> dict:
+    def store_org(self, org: Org, actor: str, contacts: list | None = None) -> dict:
         township = org.township
         now = self.clock.now()
         current_units = {u["_id"]: u for u in self.units.find({"township": township})}
@@ -88,9 +93,11 @@ class OrgRepository:
                                   if u.lead is None and u.level not in COLLECTIVE_LEVELS)
         counts["removed_units"] = len(removed_units)
         counts["removed_households"] = len(removed_households)
+        if contacts is not None:
+            counts["contacts"] = self.replace_post_contacts(township, contacts)
+        self._drop_orphan_contacts(township)
         import_id = new_id()
-        event = make_event("org.contacts_changed", township, {"leads": self.contacts(township)},
-                           at=now, correlation_id=None)
+        event = make_event("org.contacts_changed", township, self.directory(township), at=now, correlation_id=None)
         self.imports.add({"_id": import_id, "township": township, "at": iso(now), "actor": actor,
                           "counts": counts}, [event])
         return {"import_id": import_id, "township": township, "counts": counts}
@@ -124,10 +131,13 @@ class OrgRepository:
         self._contacts_changed(unit["township"], actor, {"filled": unit_id})
         return self.units.get(unit_id)
 
+    def publish_contacts(self, township: str, actor: str, counts: dict) -> None:
+        """Re-publishes the township's directory to notify after its contacts changed (contact_book.py)."""
+        self._contacts_changed(township, actor, counts)
+
     def _contacts_changed(self, township: str, actor: str, counts: dict) -> None:
         now = self.clock.now()
-        event = make_event("org.contacts_changed", township, {"leads": self.contacts(township)},
-                           at=now, correlation_id=None)
+        event = make_event("org.contacts_changed", township, self.directory(township), at=now, correlation_id=None)
         self.imports.add({"_id": new_id(), "township": township, "at": iso(now), "actor": actor,
                           "kind": "post", "counts": counts}, [event])
 
@@ -141,6 +151,45 @@ class OrgRepository:
                             "name": lead.get("name"), "phone": lead.get("phone"),
                             "wecom_id": lead.get("wecom_id"), "parent_id": unit.get("parent_id")})
         return out
+
+    def directory(self, township: str) -> dict:
+        """The org.contacts_changed payload: the leads (as before) and every post with its people."""
+        return {"leads": self.contacts(township), "posts": self.posts(township)}
+
+    def posts(self, township: str) -> list[dict]:
+        """Every unit of the township with the people who answer for it, first to contact first:
+        a lead post's lead, a village committee's and the township's contacts by precedence."""
+        people: dict[str, list] = {}
+        for c in sorted(self.post_contacts.find({"township": township}), key=lambda c: (c["precedence"], c["name"])):
+            people.setdefault(c["unit_id"], []).append(
+                {"contact_id": c["_id"], "name": c["name"], "duty": c.get("duty"), "phone": c.get("phone"),
+                 "wecom_id": c.get("wecom_id"), "precedence": c["precedence"]})
+        out = []
+        for unit in sorted(self.units.find({"township": township}), key=lambda u: (_DEPTH.get(u["level"], 9), u["name"])):
+            lead = unit.get("lead") or {}
+            own = [{"name": lead.get("name"), "duty": POST_TITLES.get(unit["level"]), "phone": lead.get("phone"),
+                    "wecom_id": lead.get("wecom_id"), "precedence": 1}] if lead.get("name") else []
+            out.append({"unit_id": unit["_id"], "level": unit["level"], "unit_name": unit["name"],
+                        "parent_id": unit.get("parent_id"), "people": own + people.get(unit["_id"], [])})
+        return out
+
+    def replace_post_contacts(self, township: str, contacts: list) -> int:
+        """The township's contacts become exactly `contacts` (PostContact rows): a re-import is the truth."""
+        keep = set()
+        for c in contacts:
+            self.post_contacts.upsert(contact_doc(c))
+            keep.add(c.id)
+        for old in self.post_contacts.find({"township": township}):
+            if old["_id"] not in keep:
+                self.post_contacts.delete(old["_id"])
+        return len(keep)
+
+    def _drop_orphan_contacts(self, township: str) -> None:
+        """A village gone from the roster takes its committee's contacts with it."""
+        units = {u["_id"] for u in self.units.find({"township": township})}
+        for c in self.post_contacts.find({"township": township}):
+            if c["unit_id"] not in units:
+                self.post_contacts.delete(c["_id"])
 
     # -- look-ups -------------------------------------------------------------------------------
     def locate(self, township: str, household_id: str | None, address: str | None,
@@ -175,6 +224,14 @@ class OrgRepository:
 
     def tree(self, township: str) -> list[dict]:
         return self.units.find({"township": township})
+
+
+_DEPTH = {"township": 0, "village": 1, "area": 2, "group": 3, "neighbourhood": 4}
+
+
+def contact_doc(c) -> dict:
+    return {"_id": c.id, "township": c.township, "unit_id": c.unit_id, "level": c.level, "unit_name": c.unit_name,
+            "name": c.name, "duty": c.duty, "phone": c.phone, "wecom_id": c.wecom_id, "precedence": c.precedence}
 
 
 # Key households (寡、孤、独: the roster's 重点户) are contacted by their 邻长 weekly, others monthly.

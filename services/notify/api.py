@@ -53,6 +53,9 @@ class DeliveryOut(Schema):
     error = fields.String(allow_none=True)
     error_detail = fields.String(allow_none=True)
     fallback_of = fields.String(allow_none=True)
+    forwarded_from = fields.Dict(allow_none=True, metadata={
+        "description": "原收件岗位无有效联系方式时，消息转给了下一位能处理的人：原岗位 {unit_id, level, unit_name, title, name, label}"})
+    address_missing = fields.Boolean(metadata={"description": "收件人没有任何联系方式（控制台渠道仍会记录，真实渠道无法送达）"})
     merged_into = fields.String(allow_none=True)
     merged_count = fields.Function(lambda d: len(d.get("merged") or []))
     created_at = fields.String()

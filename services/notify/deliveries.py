@@ -34,6 +34,16 @@ def _count(stored: dict, changes: dict) -> None:
         NOTIFICATIONS.labels(stored.get("channel") or "none", status).inc()
 
 
+def _forward_note(text: str, forwarded: dict | None, signature: str) -> str:
+    """A message that reaches the next person because nobody at its post could be reached says so,
+    right after the signature: 【三长制】原收件人（第1邻邻长周桂香）无有效联系方式，转您处理。…"""
+    if not forwarded:
+        return text
+    note = f"原收件人（{forwarded['label']}）无有效联系方式，转您处理。"
+    sign = f"【{signature}】" if signature else ""
+    return sign + note + text[len(sign):] if sign and text.startswith(sign) else note + text
+
+
 class Deliveries:
     """Part of NotifyService (services/notify/service.py), which holds the stores, channels and settings.
     Sending (``_process``) is in sending.py; quiet hours and limits in limits.py."""
@@ -53,9 +63,12 @@ class Deliveries:
     def _open(self, event: dict, r: Recipient, params: dict) -> dict | None:
         township = event["township"]
         key = f"{event['type']}:{r.role}"
+        if r.forwarded_from:
+            params = {**params, "forwarded_from": r.forwarded_from["label"]}
         text = render(key, params, signature=self.settings.signature, overrides=self._overrides(township))
         if text is None:
             return None
+        text = _forward_note(text, r.forwarded_from, self.settings.signature)
         now = self.clock.now()
         notice_id = derived_id("notice", event["id"], r.recipient_id)
         route = list(self.settings.routes.for_(township, r.kind))
@@ -74,6 +87,7 @@ class Deliveries:
             "counted": False, "budget_taken": 0, "provider_message_id": None, "error": None,
             "error_detail": None, "created_at": iso(now), "sent_at": None, "delivered_at": None,
             "next_attempt_at": None, "merged": [], "merged_into": None, "fallback_of": None,
+            "forwarded_from": r.forwarded_from, "address_missing": not any(r.contact.values()),
         }
         channel = self._first_reachable(doc, route)
         if channel is None:

@@ -47,6 +47,9 @@ class NotifyService(RecipientRules, Deliveries, Sending, Limits, Digests, Receip
         self.channels = channels
         self.clock = clock
         self.contacts = store.collection("contacts", [Index.on("township")])
+        # Every post with its parent and people (org.contacts_changed "posts"): what a message climbs
+        # when its recipient has no usable address (recipients.py _reach).
+        self.posts = store.collection("posts", [Index.on("township")])
         self.residents = store.collection("residents", [Index.on("township")])
         self.deliveries = store.collection("deliveries", DELIVERY_INDEXES)
         self.counters = store.collection("counters", [Index.on("expires_at")])

@@ -23,6 +23,7 @@ CASE_VARIABLES = frozenset({
     "name", "tracking_no", "category_name", "summary", "unit_name", "level_title", "holder_name",
     "from_unit", "reason", "note", "due_local", "promise_local", "department_name",
     "rate_url",  # report.rating_requested: the township's rating link for this report (…/r/<查询码>)
+    "forwarded_from",  # the post a message was meant for when nobody there could be reached (else empty)
 })
 DEPARTMENT_VARIABLES = frozenset({
     "name", "department_name", "tracking_no", "category_name", "summary", "due_local", "township",

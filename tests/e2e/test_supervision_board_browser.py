@@ -48,6 +48,11 @@ def test_the_board_in_a_browser(system, web, dataset, server, browser, tmp_path)
     # A review first, so the board has proposed cards to show.
     assert web.post(f"/api/v1/townships/{TOWNSHIP}/reviews", json={"quarter": "2026Q4"},
                     headers={"Authorization": f"Bearer {staff}"}).status_code == 201
+    # 银田村's committee left without contacts: the board lists it under 无人可联系的岗位.
+    for c in web.get(f"/api/v1/townships/{TOWNSHIP}/contacts", headers={"Authorization": f"Bearer {staff}"}).json:
+        if c["unit_name"] == "银田村":
+            assert web.delete(f"/api/v1/townships/{TOWNSHIP}/contacts/{c['id']}",
+                              headers={"Authorization": f"Bearer {staff}"}).status_code == 204
 
     browser.goto(f"{server}/board/{TOWNSHIP}")
     assert browser.wait("!document.getElementById('login').hidden")  # asks for the token once
@@ -70,6 +75,9 @@ def test_the_board_in_a_browser(system, web, dataset, server, browser, tmp_path)
     assert (standings["周桂香"], standings["彭立新"], standings["胡秀兰"]) == ("7", "6", "-2")
     assert "蓝牌" in browser.eval("document.getElementById('cards').textContent")
     assert "胡秀兰" in browser.eval("document.getElementById('cards').textContent")
+    unreachable = browser.eval("[...document.querySelectorAll('#unreachable-table tr')].slice(1)"
+                               ".map(r => r.textContent)")
+    assert len(unreachable) == 1 and "银田村" in unreachable[0] and "未登记联系人" in unreachable[0]
 
     if os.environ.get("SANZHANG_BOARD_SCREENSHOT"):
         browser.screenshot(os.environ["SANZHANG_BOARD_SCREENSHOT"])

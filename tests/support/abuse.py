@@ -11,7 +11,7 @@ from pathlib import Path
 
 from services.dispatch import transitions
 from services.dispatch.cases import case_id_for
-from services.dispatch.demo_roster import demo_roster_csv
+from services.dispatch.demo_roster import demo_contacts_csv, demo_roster_csv
 from shared.auth import Principal
 from shared.cli import _load_demo
 from shared.clock import FakeClock
@@ -127,6 +127,9 @@ class World:
                          headers=ADMIN_HEADERS), 201)
         self.ok(web.post(f"/api/v1/townships/{B}/roster?filename=roster.csv", data=demo_roster_csv(),
                          headers=ADMIN_HEADERS), 201)
+        self.ok(web.post(f"/api/v1/townships/{B}/contacts-import?filename=contacts.csv", data=demo_contacts_csv(),
+                         headers=ADMIN_HEADERS), 201)
+        contact_ids = {t: rt.service("dispatch").api["contact_book"].list(t)[0]["_id"] for t in (A, B)}
 
         a_nb1, a_nb2 = self.unit(A, "韶山村", "一片", "一组", "第1邻"), self.unit(A, "韶山村", "一片", "一组", "第2邻")
         b_nb1 = self.unit(B, "韶山村", "一片", "一组", "第1邻")
@@ -210,11 +213,12 @@ class World:
             "followup_id": followup["id"], "case_id": case_id, "supervision_id": supervision_id,
             "card_id": cards[0]["_id"], "unit_id": a_nb1["_id"], "city": CITY_A, "department_id": f"{CITY_A}-zjj",
             "key_id": key_ids[f"{CITY_A}-zjj"], "extension_id": extension_id, "service_request_id": report["tracking_no"],
-            "referred_case_id": referred_case, "report_id": report["id"],
+            "referred_case_id": referred_case, "report_id": report["id"], "contact_id": contact_ids[A],
         })
         self.b_ids.update({"ref": b_report["tracking_no"], "code": B, "case_id": b_case, "city": CITY_B,
                            "supervision_id": b_detail["supervisions"][-1]["id"], "unit_id": b_nb1["_id"],
-                           "department_id": f"{CITY_B}-zjj", "key_id": key_ids[f"{CITY_B}-zjj"]})
+                           "department_id": f"{CITY_B}-zjj", "key_id": key_ids[f"{CITY_B}-zjj"],
+                           "contact_id": contact_ids[B]})
 
 
 def operations(spec: dict):

@@ -88,4 +88,6 @@ def board(sup, township: str, now: datetime) -> dict:
         "standings": sup.cards.standings(township, quarter),
         "cards": sup.cards.list(township, quarter),
         "overdue_visits": sup.visits.overdue(township, limit=200),
+        # 无人可联系的岗位: posts that can hold a case with nobody the configured channels reach.
+        "unreachable_posts": sup.reachability(township) if getattr(sup, "reachability", None) else [],
     }

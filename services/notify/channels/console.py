@@ -30,7 +30,10 @@ class ConsoleChannel:
 
     def send(self, msg: OutboundMessage) -> SendResult:
         # The sink stands in for the recipient's handset, so it gets the text as written;
-        # the address is masked because nothing here needs to reach anyone.
+        # the address is masked because nothing here needs to reach anyone. The address a real
+        # channel would have used is recorded, and a missing one said loudly: the console
+        # "delivers" everything, so without this a person nobody can reach would look reached.
+        address = _address(msg)
         self._sink({
             "channel": self.name,
             "at": self._now().isoformat(),
@@ -43,10 +46,23 @@ class ConsoleChannel:
             "phone": phones.mask(msg.phone),
             "wecom_user": msg.wecom_user,
             "openid": msg.openid,
+            "address": address,
+            "unreachable": address is None,
         })
         log.info(
-            "console message_id=%s recipient=%s phone=%s template=%s text=%s",
-            msg.message_id, msg.recipient_id, phones.mask(msg.phone) or "-", msg.template,
-            scrub(msg.text),
+            "console message_id=%s recipient=%s phone=%s address=%s template=%s text=%s",
+            msg.message_id, msg.recipient_id, phones.mask(msg.phone) or "-",
+            address or "NONE (unreachable: no phone, WeCom id or openid)", msg.template, scrub(msg.text),
         )
         return SendResult(provider_message_id=f"console-{msg.message_id}", status="delivered")
+
+
+def _address(msg: OutboundMessage) -> str | None:
+    """What a real channel would have sent to: the phone (masked), else the WeCom id, else the openid."""
+    if phones.normalise(msg.phone):
+        return phones.mask(phones.normalise(msg.phone))
+    if msg.wecom_user:
+        return f"wecom:{msg.wecom_user}"
+    if msg.openid:
+        return f"openid:{msg.openid}"
+    return None

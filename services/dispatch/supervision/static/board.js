@@ -80,6 +80,7 @@
     $("updated").textContent = local(d.now);
     renderKpis(d); renderCases(); renderTrend(d.weekly); renderLevels(d.open_by_level, d.age_buckets);
     renderLevelTable(d.figures_by_level); renderStandings(d.standings); renderCards(d.cards); renderVisits(d.overdue_visits);
+    renderUnreachable(d.unreachable_posts || []);
   }
 
   function kpi(id, label, value, note, cls) {
@@ -253,6 +254,17 @@
           "</td><td>" + esc([v.village, v.group, v.neighbourhood].join("")) + "</td><td>" + esc(v.lead_name || "（空缺）") +
           "</td><td>" + esc(local(v.overdue_since)) + "</td></tr>";
       }).join("") + (rows.length > 50 ? "<tr><td colspan=4 class=muted>另有 " + (rows.length - 50) + " 户</td></tr>" : "") +
+      "</table>";
+  }
+
+  // Posts that can hold a case but where nobody is reachable by the enabled channels.
+  function renderUnreachable(rows) {
+    if (!rows.length) { $("unreachable").innerHTML = '<div class="empty">每个岗位都有人可联系</div>'; return; }
+    $("unreachable").innerHTML = "<table id='unreachable-table'><tr><th>岗位</th><th>原因</th></tr>" +
+      rows.slice(0, 50).map(function (r) {
+        return "<tr><td>" + esc(r.unit_name) + " <span class='muted'>" + esc(r.title) + "</span></td><td>" +
+          esc(r.reason) + "</td></tr>";
+      }).join("") + (rows.length > 50 ? "<tr><td colspan=2 class=muted>另有 " + (rows.length - 50) + " 个岗位</td></tr>" : "") +
       "</table>";
   }
 
