@@ -8,8 +8,12 @@ binary .xls, damaged files, binary or unknown encodings.
 ``read_rows`` yields ``(row number, raw cell values)`` with the spreadsheet's own numbering (the
 first row is 1; a CSV record that spans lines is one row), blank rows included, so callers can cite
 rows exactly as Excel shows them. The rows come lazily: a caller that stops at its row limit does not
-pay for the rest. Header-row detection and merged-cell filling belong here too, as steps between
-the file and these rows, so every importer gets them at once.
+pay for the rest.
+
+``read_table`` is what the importers use: the same rows, shaped as township offices keep their
+sheets (shared/domain/sheet_table.py): the header row found among the first rows (title rows
+above it skipped), merged cells filled from their range's top-left value, trailing totals and notes
+rows (合计、备注、制表人…) set aside and reported, hidden rows and columns read and reported.
 """
 from __future__ import annotations
 
