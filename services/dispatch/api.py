@@ -1,7 +1,7 @@
 """dispatch's HTTP edge: townships, the roster, and reading cases. Decode, validate, call, map."""
 from __future__ import annotations
 
-from flask import request
+from flask import jsonify, request
 from flask_smorest import Blueprint, abort
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
@@ -44,12 +44,34 @@ class RosterQuery(Schema):
         unknown = RAISE
 
     filename = fields.String(validate=validate.Regexp(r".+\.(xlsx|csv)$", error="文件名须以 .xlsx 或 .csv 结尾"))
+    dry_run = fields.Boolean(load_default=False, metadata={
+        "description": "true：只预览将发生的变化（200），不写入任何数据；确认无误后去掉此参数再提交同一文件"})
+
+
+class NoticeOut(Schema):
+    row = fields.Integer(allow_none=True)
+    column = fields.String(allow_none=True)
+    message = fields.String()
 
 
 class ImportOut(Schema):
-    import_id = fields.String()
+    import_id = fields.String(allow_none=True, metadata={"description": "未作任何更改时为 null"})
     township = fields.String()
+    changed = fields.Boolean(metadata={"description": "false：与当前台账一致，未写入任何数据"})
     counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    notices = fields.List(fields.Nested(NoticeOut), metadata={"description": "读取时的提示：表头位置、未导入的合计/备注行、隐藏的行和列"})
+
+
+class RosterPreviewOut(Schema):
+    dry_run = fields.Boolean()
+    township = fields.String()
+    changed = fields.Boolean()
+    summary = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "posts_added, posts_removed, leads_changed, vacancies, households_added, households_removed, "
+                       "households_moved, households_changed, unreachable_posts 的数量"})
+    changes = fields.Dict(keys=fields.String(), values=fields.List(fields.Dict()), metadata={
+        "description": "同上各项的明细（每项最多列出200条；电话脱敏）"})
+    notices = fields.List(fields.Nested(NoticeOut))
 
 
 class UnitOut(Schema):
@@ -82,10 +104,12 @@ def build_blueprint(org, cases_repo) -> Blueprint:
     @require("operator", "staff")
     @bp.arguments(RosterQuery, location="query")
     @bp.response(201, ImportOut)
+    @bp.alt_response(200, schema=RosterPreviewOut, description="dry_run=true：预览将发生的变化，未写入任何数据")
     @bp.alt_response(422, description="花名册有误：整份拒收，逐行列出错误")
     @bp.doc(requestBody=spreadsheet_body("花名册"))
     def import_roster(query, code):
-        """导入花名册（XLSX 或 CSV，UTF-8 或 GBK）。上传 multipart 字段 file，或以原始正文提交并给出 filename。"""
+        """导入花名册（XLSX 或 CSV，UTF-8 或 GBK）。上传 multipart 字段 file，或以原始正文提交并给出 filename。
+        先加 dry_run=true 预览（不写入），确认后不带该参数再提交同一文件；重复导入同一文件不会产生任何更改。"""
         _township_code(code)
         principal = require_township(code)
         upload = request.files.get("file")
@@ -98,6 +122,8 @@ def build_blueprint(org, cases_repo) -> Blueprint:
         if len(data) > MAX_ROSTER_BYTES:
             abort(413, message="花名册文件过大")
         try:
+            if query["dry_run"]:
+                return jsonify(RosterPreviewOut().dump(org.preview_roster(code, data, filename)))
             return org.import_roster(code, data, filename, actor=principal.role)
         except RosterError as exc:
             abort(422, message="花名册有误，未导入任何数据", errors={"file": exc.errors})

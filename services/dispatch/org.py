@@ -12,12 +12,15 @@ from shared.domain.levels import COLLECTIVE_LEVELS, POST_TITLES
 from shared.events import make_event
 from shared.storage import Index, Store
 
-from .roster import Org, import_roster
+from .reachability import LEAD_CHANNELS
+from .roster import Org, load_roster
+from .roster_preview import RosterPlan, describe
 
 
 class OrgRepository:
-    def __init__(self, store: Store, clock: Clock, wake):
+    def __init__(self, store: Store, clock: Clock, wake, lead_channels: tuple[str, ...] = LEAD_CHANNELS):
         self.clock = clock
+        self.lead_channels = lead_channels  # what a lead must be reachable on (the preview's unreachable posts)
         self.townships = store.collection("townships", [Index.on("city")])
         self.units = store.collection("units", [Index.on("township"), Index.on("township", "level"),
                                                  Index.on("parent_id")])
@@ -46,54 +49,69 @@ class OrgRepository:
     # -- roster import --------------------------------------------------------------------------
     def import_roster(self, township: str, data: bytes, filename: str, actor: str) -> dict:
         """Parses and validates the whole file first; only a good file touches the store."""
-        org = import_roster(township, data, filename)
+        loaded = load_roster(township, data, filename)
         if not self.townships.get(township):
             self.ensure_township(township, township)
-        return self.store_org(org, actor)
+        return {**self.store_org(loaded.org, actor), "notices": loaded.notices}
 
-    def store_org(self, org: Org, actor: str) -> dict:
+    def preview_roster(self, township: str, data: bytes, filename: str) -> dict:
+        """The dry run: what importing the file would change, nothing written; raises RosterError as
+        import_roster does, so a file that previews cleanly imports cleanly."""
+        loaded = load_roster(township, data, filename)
+        preview = describe(self.plan(loaded.org), self.lead_channels)
+        return {"dry_run": True, "township": township, **preview, "notices": loaded.notices}
+
+    def plan(self, org: Org) -> RosterPlan:
+        """The unit and household documents the org would leave, beside the stored ones."""
         township = org.township
         now = self.clock.now()
         current_units = {u["_id"]: u for u in self.units.find({"township": township})}
-        kept_units = set()
+        current_households = {h["_id"]: h for h in self.households.find({"township": township})}
+        units = []
         for unit in org.units.values():
             lead = asdict(unit.lead) if unit.lead else None
-            parent = unit.parent_id or township_unit_id(township)
             doc = {"_id": unit.id, "township": township, "level": unit.level, "name": unit.name,
-                   "parent_id": parent, "lead": lead}
+                   "parent_id": unit.parent_id or township_unit_id(township), "lead": lead}
             doc.update(_vacancy_kept(current_units.get(unit.id), lead))
-            self.units.upsert(doc)
-            kept_units.add(unit.id)
-        current_households = {h["_id"]: h for h in self.households.find({"township": township})}
-        kept_households = set()
-        for hh in org.households:
-            self.households.upsert({"_id": hh.id, "township": township, "neighbourhood_id": hh.neighbourhood_id,
-                                    "head": hh.head, "address": hh.address,
-                                    "address_key": normalise_address(hh.address),
-                                    "phone": phones.normalise(hh.phone) if hh.phone else None,
-                                    "key_household": hh.key_household,
-                                    **_visits_kept(current_households.get(hh.id), hh.key_household, now)})
-            kept_households.add(hh.id)
-        # Posts and households gone from the new file are gone from the org (re-import = the truth).
-        removed_units = [u["_id"] for u in current_units.values()
-                         if u["level"] != "township" and u["_id"] not in kept_units]
-        for unit_id in removed_units:
-            self.units.delete(unit_id)
-        removed_households = [h_id for h_id in current_households if h_id not in kept_households]
-        for hh_id in removed_households:
-            self.households.delete(hh_id)
+            units.append(doc)
+        households = [{"_id": hh.id, "township": township, "neighbourhood_id": hh.neighbourhood_id,
+                       "head": hh.head, "address": hh.address, "address_key": normalise_address(hh.address),
+                       "phone": phones.normalise(hh.phone) if hh.phone else None,
+                       "key_household": hh.key_household,
+                       **_visits_kept(current_households.get(hh.id), hh.key_household, now)}
+                      for hh in org.households]
+        return RosterPlan(org, current_units, current_households, units, households)
+
+    def store_org(self, org: Org, actor: str) -> dict:
+        """Writes what differs from the store; the same org again writes nothing (``changed`` False,
+        no import recorded, no event). Posts and households gone from the new file are gone from
+        the org (re-import = the truth)."""
+        township = org.township
+        plan = self.plan(org)
         counts = {level: len(org.units_at(level)) for level in ("village", "area", "group", "neighbourhood")}
         counts["household"] = len(org.households)
         counts["vacancies"] = sum(1 for u in org.units.values()
                                   if u.lead is None and u.level not in COLLECTIVE_LEVELS)
+        removed_units, removed_households = plan.removed_units(), plan.removed_households()
         counts["removed_units"] = len(removed_units)
         counts["removed_households"] = len(removed_households)
+        if not plan.changed:
+            return {"import_id": None, "township": township, "changed": False, "counts": counts}
+        for doc in plan.unit_writes():
+            self.units.upsert(doc)
+        for doc in plan.household_writes():
+            self.households.upsert(doc)
+        for unit_id in removed_units:
+            self.units.delete(unit_id)
+        for hh_id in removed_households:
+            self.households.delete(hh_id)
         import_id = new_id()
+        now = self.clock.now()
         event = make_event("org.contacts_changed", township, {"leads": self.contacts(township)},
                            at=now, correlation_id=None)
         self.imports.add({"_id": import_id, "township": township, "at": iso(now), "actor": actor,
                           "counts": counts}, [event])
-        return {"import_id": import_id, "township": township, "counts": counts}
+        return {"import_id": import_id, "township": township, "changed": True, "counts": counts}
 
     # -- posts: a red card vacates one, the township fills it (动态补齐) -------------------------
     def vacate(self, unit_id: str, *, actor: str, reason: str, card_id: str | None = None) -> dict:
