@@ -15,7 +15,7 @@ from .api_support import (MAX_MATRIX_BYTES, STAFF, check_city, city_admin, city_
 from .directory import DirectoryError
 from .matrix import MatrixError
 from .schemas import (CityIn, CityOut, CredentialIn, CredentialIssued, CredentialOut, DepartmentIn, DepartmentOut,
-                      DepartmentPatch, MatrixImportQuery, MatrixOut, MatrixRowIn, MatrixRowQuery, WebhookIn,
+                      DepartmentPatch, MatrixImportQuery, MatrixOut, MatrixPreviewOut, MatrixRowIn, MatrixRowQuery, WebhookIn,
                       WebhookOut)
 from .service import BadField, EscalationService
 
@@ -216,11 +216,12 @@ def _matrix_routes(admin: Blueprint, service: EscalationService) -> None:
     @require(*STAFF)
     @admin.arguments(MatrixImportQuery, location="query", unknown=RAISE)
     @admin.response(200, MatrixOut)
-    @admin.alt_response(422, description="清单有误：整份拒收，逐行列出错误（表头为第1行）")
+    @admin.alt_response(200, schema=MatrixPreviewOut, description="dry_run=true：预览新增、修改、删除的行，未写入")
+    @admin.alt_response(422, description="清单有误：整份拒收，逐行列出错误（行号、单元格与表格一致）")
     @admin.doc(requestBody=spreadsheet_body("责任清单"))
     def import_matrix(query, city):
         """导入责任清单（XLSX 或 CSV，UTF-8/GBK），整份替换本市清单。列：类别、镇(街道)代码、牵头部门、配合部门、备注。
-        上传 multipart 字段 file，或以原始正文提交并给出 filename。"""
+        上传 multipart 字段 file，或以原始正文提交并给出 filename。先加 dry_run=true 预览，确认后再提交。"""
         check_city(city)
         principal = city_admin(city)
         upload = request.files.get("file")
@@ -233,6 +234,8 @@ def _matrix_routes(admin: Blueprint, service: EscalationService) -> None:
         if len(data) > MAX_MATRIX_BYTES:
             return fail(413, "责任清单文件过大")
         try:
+            if query["dry_run"]:
+                return respond(200, MatrixPreviewOut().dump(service.preview_matrix(city, data, filename)))
             service.import_matrix(city, data, filename, actor=principal.name or principal.role)
         except MatrixError as exc:
             body = error_body(422, "责任清单有误，未导入任何数据")

@@ -25,7 +25,7 @@ from shared.storage import DuplicateKey, Index, Store, VersionConflict
 from . import model
 from .directory import Directory
 from .idempotency import IdempotencyStore
-from .matrix import MatrixRepository, check_row, missing_categories, parse_matrix
+from .matrix import MatrixRepository, check_row, matrix_changes, missing_categories, read_matrix
 from .model import Hidden
 from .policy import ClockPolicy, effective
 from .webhooks import WebhookOutbox
@@ -346,8 +346,22 @@ class EscalationService:
         return lookup
 
     def import_matrix(self, city: str, data: bytes, filename: str, actor: str) -> dict:
-        rows = parse_matrix(city, data, filename, self.lookup_department(city))
+        """Replaces the city's matrix in one write; the same rows again write nothing."""
+        rows, _ = read_matrix(city, data, filename, self.lookup_department(city))
+        if not self.preview_of(city, rows)["changed"]:
+            return self.matrix.get(city)
         return self.matrix.replace(city, rows, actor, source=f"import:{filename}")
+
+    def preview_matrix(self, city: str, data: bytes, filename: str) -> dict:
+        """The dry run: rows added, changed and removed against the stored matrix; nothing written."""
+        rows, notices = read_matrix(city, data, filename, self.lookup_department(city))
+        return {"dry_run": True, "city": city, **self.preview_of(city, rows), "notices": notices}
+
+    def preview_of(self, city: str, rows: list[dict]) -> dict:
+        names = {d["_id"]: d["name"] for d in self.directory.of_city(city)}
+        changes = matrix_changes(self.matrix.get(city)["rows"], rows, lambda dept: names.get(dept, dept))
+        summary = {key: len(items) for key, items in changes.items()}
+        return {"changed": any(summary.values()), "summary": summary, "changes": changes}
 
     def put_matrix_row(self, city: str, body: dict, actor: str) -> dict:
         row, problems = check_row(city, body["category"], body.get("township"), body["lead"], body.get("co", []),
