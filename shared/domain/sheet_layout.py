@@ -28,13 +28,26 @@ class Layout:
     hidden_rows: set[int] = field(default_factory=set)
     hidden_columns: set[int] = field(default_factory=set)
 
-    def merges_by_row(self) -> dict[int, list[tuple[int, int, int, int]]]:
-        """Each row a merge covers (below its first row) → the merges covering it."""
-        out: dict[int, list[tuple[int, int, int, int]]] = {}
-        for merge in self.merges:
-            for row in range(merge[0], merge[2] + 1):
-                out.setdefault(row, []).append(merge)
-        return out
+    def cover(self) -> "_Cover":
+        return _Cover(self.merges)
+
+
+class _Cover:
+    """The merges covering each row, asked for in ascending row order: merges start and end as the
+    rows pass, so a merge over 50 000 rows costs nothing on the rows it is not on."""
+
+    def __init__(self, merges: list[tuple[int, int, int, int]]):
+        self.pending = sorted(merges)
+        self.active: list[tuple[int, int, int, int]] = []
+        self.next = 0
+
+    def at(self, row: int) -> list[tuple[int, int, int, int]]:
+        while self.next < len(self.pending) and self.pending[self.next][0] <= row:
+            self.active.append(self.pending[self.next])
+            self.next += 1
+        if self.active:
+            self.active = [m for m in self.active if m[2] >= row]
+        return self.active
 
 
 def column_number(letters: str) -> int:

@@ -138,10 +138,10 @@ def _chain(head: list, tail: Iterator) -> Iterator:
 def _filled(rows: Iterator[tuple[int, list]], layout: Layout, merged: dict) -> Iterator[tuple[int, list]]:
     """Rows with each merged range's cells given the top-left cell's value; ``merged`` records
     (row, 0-based column) → the top-left cell's name for every cell filled so."""
-    by_row = layout.merges_by_row()
     origin: dict[tuple[int, int], object] = {}
+    cover = layout.cover()
     for number, cells in rows:
-        for r1, c1, r2, c2 in by_row.get(number, ()):
+        for r1, c1, r2, c2 in cover.at(number):
             if len(cells) < c2:
                 cells.extend([None] * (c2 - len(cells)))
             if number == r1:
