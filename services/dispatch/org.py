@@ -74,11 +74,10 @@ class OrgRepository:
                    "parent_id": unit.parent_id or township_unit_id(township), "lead": lead}
             doc.update(_vacancy_kept(current_units.get(unit.id), lead))
             units.append(doc)
-        households = [{"_id": hh.id, "township": township, "neighbourhood_id": hh.neighbourhood_id,
-                       "head": hh.head, "address": hh.address, "address_key": normalise_address(hh.address),
-                       "phone": phones.normalise(hh.phone) if hh.phone else None,
-                       "key_household": hh.key_household,
-                       **_visits_kept(current_households.get(hh.id), hh.key_household, now)}
+        # A household moved to another 邻 gets a new id (ids follow the path); its visits go with it.
+        by_person = {(h["head"], h.get("address_key")): h for h in current_households.values()}
+        households = [_household_doc(hh, current_households.get(hh.id)
+                                     or by_person.get((hh.head, normalise_address(hh.address))), now)
                       for hh in org.households]
         return RosterPlan(org, current_units, current_households, units, households)
 
@@ -216,6 +215,13 @@ def _vacancy_kept(current: dict | None, lead: dict | None) -> dict:
     if current.get("vacated") and (not lead or any(_same_person(lead, r) for r in current.get("removed_leads", []))):
         kept.update(lead=None, vacated=current["vacated"])
     return kept
+
+
+def _household_doc(hh, current: dict | None, now) -> dict:
+    return {"_id": hh.id, "township": hh.township, "neighbourhood_id": hh.neighbourhood_id,
+            "head": hh.head, "address": hh.address, "address_key": normalise_address(hh.address),
+            "phone": phones.normalise(hh.phone) if hh.phone else None, "key_household": hh.key_household,
+            **_visits_kept(current, hh.key_household, now)}
 
 
 def _visits_kept(current: dict | None, key_household: bool, now) -> dict:

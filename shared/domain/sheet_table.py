@@ -22,6 +22,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
+from . import phones
 from .sheet_layout import Layout, column_letter, read_layout
 from .spreadsheet import cell_text, read_rows
 
@@ -70,7 +71,8 @@ class Table:
                 yield from held
                 held = []
             yield number, cells
-        self.skipped = [{"row": n, "text": _row_text(c)} for n, c in held if _row_text(c)]
+        # A note may name someone with their number (制表人：王红 138…): reported masked.
+        self.skipped = [{"row": n, "text": phones.mask_text(_row_text(c))} for n, c in held if _row_text(c)]
 
     def cell(self, row: int, index: int | None) -> str | None:
         return None if index is None else f"{column_letter(index)}{row}"

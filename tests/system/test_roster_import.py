@@ -57,8 +57,10 @@ def test_dry_run_then_commit_then_the_same_file_again(system, web):
     assert len(imports(system)) == 1
 
 
-def test_the_preview_names_every_kind_of_change(system, web):
+def test_the_preview_names_every_kind_of_change(system, web, clock):
     assert upload(web, system, ledger()).status_code == 201
+    first_due = {h["head"]: h["visit_due"] for h in stored(system)[1]}
+    clock.advance(days=3)
     blocks = copy.deepcopy(BLOCKS)
     blocks[0]["邻长"], blocks[0]["邻长电话"] = "李春生", "13873100009"       # a lead changed
     moved = blocks[0]["households"].pop()                                      # 李长庚 moves to 第2邻
@@ -85,6 +87,11 @@ def test_the_preview_names_every_kind_of_change(system, web):
     assert unreachable["path"] == "韶山村/一片/一组/第2邻" and "固定电话" in unreachable["reason"]
     assert "13873100009" not in str(preview)  # phones masked
     assert stored(system) == before
+
+    assert upload(web, system, ledger(blocks=blocks)).json["changed"] is True
+    households = {h["head"]: h for h in stored(system)[1]}
+    assert households["李长庚"]["visit_due"] == first_due["李长庚"]  # a moved household keeps its visit record
+    assert households["新住户"]["visit_due"] > first_due["毛德生"]   # a new one is first due from now
 
 
 def test_a_bad_file_is_refused_whole_with_its_cells_dry_run_or_not(system, web):
