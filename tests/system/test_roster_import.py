@@ -4,6 +4,7 @@ the cells to fix."""
 from __future__ import annotations
 
 import copy
+import json
 
 from tests.support.ledgers import BLOCKS, ledger
 from tests.support.runtime import token
@@ -104,3 +105,25 @@ def test_a_bad_file_is_refused_whole_with_its_cells_dry_run_or_not(system, web):
         assert resp.status_code == 422, resp.json
         assert resp.json["errors"]["file"] == [{"row": 7, "column": "地址", "cell": "L7", "message": "「地址」不能为空"}]
     assert stored(system) == before
+
+
+def test_the_cli_previews_with_dry_run_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    from shared.cli import main
+
+    monkeypatch.setenv("SANZHANG_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SANZHANG_AMQP_URL", "memory://")
+    path = tmp_path / "台账.xlsx"
+    path.write_bytes(ledger())
+    assert main(["import-roster", "--township", TOWNSHIP, "--name", "清溪镇", "--dry-run", str(path)]) == 0
+    preview = json.loads(capsys.readouterr().out)
+    assert preview["dry_run"] is True and preview["summary"]["households_added"] == 5
+    assert main(["import-roster", "--township", TOWNSHIP, "--name", "清溪镇", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["changed"] is True
+    assert main(["import-roster", "--township", TOWNSHIP, "--dry-run", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["changed"] is False
+
+    blocks = copy.deepcopy(BLOCKS)
+    blocks[1]["households"][1] = ("文淑华", "", None)
+    path.write_bytes(ledger(blocks=blocks))
+    assert main(["import-roster", "--township", TOWNSHIP, "--dry-run", str(path)]) == 1
+    assert capsys.readouterr().err.strip() == "第7行 L7 地址: 「地址」不能为空"
