@@ -40,10 +40,14 @@ def fold(text: str) -> str:
 
 
 def is_marker(cells: list) -> bool:
-    """A totals or notes row: its first filled cell starts with 合计/总计/… or 备注：/制表人：…"""
-    first = next((t for t in (cell_text(v) for v in cells) if t), "")
-    text = fold(first)
-    return bool(_TOTALS.match(text) or _NOTES.match(text))
+    """A totals or notes row: its first filled cell starts with 合计/总计/… or 备注：/制表人：… A bare
+    备注 or 说明 counts only on a row of at most two texts: in a row of data it is a value (a 类别)."""
+    filled = [t for t in (cell_text(v) for v in cells) if t]
+    text = fold(filled[0]) if filled else ""
+    if _TOTALS.match(text):
+        return True
+    note = _NOTES.match(text)
+    return bool(note) and (note.group(2) != "" or len(set(filled)) <= 2)
 
 
 @dataclass
@@ -54,7 +58,7 @@ class Table:
     merged: dict[tuple[int, int], str] = field(default_factory=dict)
     skipped: list[dict] = field(default_factory=list)
     marker_rows: set[int] = field(default_factory=set)
-    _rest: Iterator = iter(())
+    _rest: Iterator = field(default_factory=lambda: iter(()))
 
     def rows(self) -> Iterator[tuple[int, list]]:
         """The data rows below the header (blank ones included), trailing notes held back into ``skipped``."""

@@ -88,6 +88,8 @@ def test_a_marker_row_followed_by_data_is_handed_over_and_flagged():
     (["合计", "356户"], True), (["总计：12"], True), (["备注"], True), (["注：重点户每周走访"], True),
     (["制表人：王红"], True), ([None, "填表日期：2026年1月"], True),
     (["说明书在哪领？", "到村部"], False), (["注销户口怎么办"], False), (["韶山村", "合计"], False), ([], False),
+    (["说明", "低保怎么申请？", "到村部申请。"], False),   # a knowledge base row whose 类别 is 说明
+    (["制表人：王红", "审核人：李强", "日期：2026年1月"], True),
 ])
 def test_what_counts_as_a_totals_or_notes_row(cells, marker):
     assert is_marker(cells) is marker
