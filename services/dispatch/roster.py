@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field, fields, replace
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 from shared.domain import phones
 from shared.domain.addresses import normalise_address
@@ -253,7 +253,7 @@ def _read(data: bytes, filename: str) -> tuple[list[RosterRow], _Errors, list[di
 
 def _rows_from_table(table: Table, errors: _Errors) -> list[RosterRow]:
     if table.header_row is None:
-        errors.add(1, None, "文件为空")
+        errors.add(1, None, "文件为空（或前10行都是空行，找不到表头）")
         return []
     columns = _map_header(table, errors)
     if columns is None:

@@ -81,7 +81,7 @@ class Table:
     def cell(self, row: int, index: int | None) -> str | None:
         return None if index is None else f"{column_letter(index)}{row}"
 
-    def notices(self, first_data_row: int | None = None) -> list[dict]:
+    def notices(self) -> list[dict]:
         """What the reader did beyond reading (reported to the person, not errors); call after rows()."""
         out = []
         if self.header_row and self.header_row > 1:
