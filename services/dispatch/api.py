@@ -6,6 +6,7 @@ from flask_smorest import Blueprint, abort
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from shared.auth import current_principal, require, require_township
+from shared.domain.spreadsheet import StalePreview
 from shared.events import TOWNSHIP_CODE
 from shared.web import spreadsheet_body
 
@@ -46,6 +47,8 @@ class RosterQuery(Schema):
     filename = fields.String(validate=validate.Regexp(r".+\.(xlsx|csv)$", error="文件名须以 .xlsx 或 .csv 结尾"))
     dry_run = fields.Boolean(load_default=False, metadata={
         "description": "true：只预览将发生的变化（200），不写入任何数据；确认无误后去掉此参数再提交同一文件"})
+    base = fields.String(validate=validate.Regexp(r"^[0-9a-f]{16}$", error="base 应为预览返回的16位标识"), metadata={
+        "description": "可选：预览返回的 base。提交时带上，若预览之后台账已被修改则拒收（409），请重新预览"})
 
 
 class NoticeOut(Schema):
@@ -66,6 +69,7 @@ class RosterPreviewOut(Schema):
     dry_run = fields.Boolean()
     township = fields.String()
     changed = fields.Boolean()
+    base = fields.String(metadata={"description": "提交时作为 base 参数带上，可确保提交的正是预览时的情况"})
     summary = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
         "description": "posts_added, posts_removed, leads_changed, vacancies, households_added, households_removed, "
                        "households_moved, households_changed, unreachable_posts 的数量"})
@@ -105,6 +109,7 @@ def build_blueprint(org, cases_repo) -> Blueprint:
     @bp.arguments(RosterQuery, location="query")
     @bp.response(201, ImportOut)
     @bp.alt_response(200, schema=RosterPreviewOut, description="dry_run=true：预览将发生的变化，未写入任何数据")
+    @bp.alt_response(409, description="带了 base，但预览之后台账已被修改：请重新预览")
     @bp.alt_response(422, description="花名册有误：整份拒收，逐行列出错误")
     @bp.doc(requestBody=spreadsheet_body("花名册"))
     def import_roster(query, code):
@@ -124,9 +129,11 @@ def build_blueprint(org, cases_repo) -> Blueprint:
         try:
             if query["dry_run"]:
                 return jsonify(RosterPreviewOut().dump(org.preview_roster(code, data, filename)))
-            return org.import_roster(code, data, filename, actor=principal.role)
+            return org.import_roster(code, data, filename, actor=principal.role, base=query.get("base"))
         except RosterError as exc:
             abort(422, message="花名册有误，未导入任何数据", errors={"file": exc.errors})
+        except StalePreview as exc:
+            abort(409, message=str(exc))
 
     @bp.route("/townships/<string:code>/org", methods=["GET"])
     @bp.response(200, UnitOut(many=True))

@@ -8,6 +8,7 @@ from shared.clock import Clock, iso
 from shared.domain import phones
 from shared.domain.addresses import normalise_address
 from shared.domain.ids import new_id, township_unit_id
+from shared.domain.spreadsheet import StalePreview
 from shared.domain.levels import COLLECTIVE_LEVELS, POST_TITLES
 from shared.events import make_event
 from shared.storage import Index, Store
@@ -47,12 +48,13 @@ class OrgRepository:
         return self.townships.get(code)
 
     # -- roster import --------------------------------------------------------------------------
-    def import_roster(self, township: str, data: bytes, filename: str, actor: str) -> dict:
-        """Parses and validates the whole file first; only a good file touches the store."""
+    def import_roster(self, township: str, data: bytes, filename: str, actor: str, base: str | None = None) -> dict:
+        """Parses and validates the whole file first; only a good file touches the store. With a
+        preview's ``base``, refuses (StalePreview) if the org changed since that preview."""
         loaded = load_roster(township, data, filename)
         if not self.townships.get(township):
             self.ensure_township(township, township)
-        return {**self.store_org(loaded.org, actor), "notices": loaded.notices}
+        return {**self.store_org(loaded.org, actor, base), "notices": loaded.notices}
 
     def preview_roster(self, township: str, data: bytes, filename: str) -> dict:
         """The dry run: what importing the file would change, nothing written; raises RosterError as
@@ -81,12 +83,14 @@ class OrgRepository:
                       for hh in org.households]
         return RosterPlan(org, current_units, current_households, units, households)
 
-    def store_org(self, org: Org, actor: str) -> dict:
+    def store_org(self, org: Org, actor: str, base: str | None = None) -> dict:
         """Writes what differs from the store; the same org again writes nothing (``changed`` False,
         no import recorded, no event). Posts and households gone from the new file are gone from
         the org (re-import = the truth)."""
         township = org.township
         plan = self.plan(org)
+        if base is not None and base != plan.base:
+            raise StalePreview()
         counts = {level: len(org.units_at(level)) for level in ("village", "area", "group", "neighbourhood")}
         counts["household"] = len(org.households)
         counts["vacancies"] = sum(1 for u in org.units.values()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from shared.domain import phones
 from shared.domain.levels import COLLECTIVE_LEVELS, POST_TITLES
+from shared.domain.spreadsheet import content_base
 
 from .reachability import lead_contacts, unreachable_posts
 from .roster import Org
@@ -45,6 +46,17 @@ class RosterPlan:
         return [hid for hid in self.current_households if hid not in kept]
 
     @property
+    def base(self) -> str:
+        """A token for the stored org the plan was made against (what a roster owns: names, parents,
+        leads, households; not the visit timers a sweep moves). A commit given a preview's base
+        refuses when it no longer matches."""
+        units = sorted((u["_id"], u.get("name"), u.get("parent_id"), u.get("lead"), bool(u.get("vacated")))
+                       for u in self.current_units.values() if u["level"] != "township")
+        households = sorted((h["_id"], h.get("neighbourhood_id"), h.get("phone"), bool(h.get("key_household")))
+                            for h in self.current_households.values())
+        return content_base([units, households])
+
+    @property
     def changed(self) -> bool:
         return bool(self.unit_writes() or self.household_writes() or self.removed_units()
                     or self.removed_households())
@@ -71,7 +83,7 @@ def describe(plan: RosterPlan, channels: tuple[str, ...] | None = None) -> dict:
                               for plan_unit, reason in _unreachable(plan, channels)],
     }
     summary = {key: len(items) for key, items in changes.items()}
-    return {"changed": plan.changed, "summary": summary,
+    return {"changed": plan.changed, "base": plan.base, "summary": summary,
             "changes": {key: items[:MAX_LISTED] for key, items in changes.items()}}
 
 

@@ -8,6 +8,7 @@ from flask_smorest import Blueprint, abort
 from marshmallow import RAISE
 
 from shared.auth import require
+from shared.domain.spreadsheet import StalePreview
 from shared.web import spreadsheet_body
 
 from .api_support import (MAX_MATRIX_BYTES, STAFF, check_city, city_admin, city_reader, department_or_404,
@@ -217,6 +218,7 @@ def _matrix_routes(admin: Blueprint, service: EscalationService) -> None:
     @admin.arguments(MatrixImportQuery, location="query", unknown=RAISE)
     @admin.response(200, MatrixOut)
     @admin.alt_response(200, schema=MatrixPreviewOut, description="dry_run=true：预览新增、修改、删除的行，未写入")
+    @admin.alt_response(409, description="带了 base，但预览之后清单已被修改：请重新预览")
     @admin.alt_response(422, description="清单有误：整份拒收，逐行列出错误（行号、单元格与表格一致）")
     @admin.doc(requestBody=spreadsheet_body("责任清单"))
     def import_matrix(query, city):
@@ -236,7 +238,9 @@ def _matrix_routes(admin: Blueprint, service: EscalationService) -> None:
         try:
             if query["dry_run"]:
                 return respond(200, MatrixPreviewOut().dump(service.preview_matrix(city, data, filename)))
-            service.import_matrix(city, data, filename, actor=principal.name or principal.role)
+            service.import_matrix(city, data, filename, actor=principal.name or principal.role, base=query.get("base"))
+        except StalePreview as exc:
+            return fail(409, str(exc))
         except MatrixError as exc:
             body = error_body(422, "责任清单有误，未导入任何数据")
             body["errors"] = {"file": exc.errors}

@@ -20,6 +20,7 @@ from shared.auth import Principal
 from shared.clock import Clock, iso
 from shared.domain.categories import CATEGORIES
 from shared.domain.phones import mask as mask_phone
+from shared.domain.spreadsheet import StalePreview, content_base
 from shared.storage import DuplicateKey, Index, Store, VersionConflict
 
 from . import model
@@ -345,10 +346,14 @@ class EscalationService:
             return doc if doc is not None and doc.get("active", True) else None
         return lookup
 
-    def import_matrix(self, city: str, data: bytes, filename: str, actor: str) -> dict:
-        """Replaces the city's matrix in one write; the same rows again write nothing."""
+    def import_matrix(self, city: str, data: bytes, filename: str, actor: str, base: str | None = None) -> dict:
+        """Replaces the city's matrix in one write; the same rows again write nothing. With a
+        preview's ``base``, refuses (StalePreview) if the matrix changed since that preview."""
         rows, _ = read_matrix(city, data, filename, self.lookup_department(city))
-        if not self.preview_of(city, rows)["changed"]:
+        preview = self.preview_of(city, rows)
+        if base is not None and base != preview["base"]:
+            raise StalePreview()
+        if not preview["changed"]:
             return self.matrix.get(city)
         return self.matrix.replace(city, rows, actor, source=f"import:{filename}")
 
@@ -359,9 +364,10 @@ class EscalationService:
 
     def preview_of(self, city: str, rows: list[dict]) -> dict:
         names = {d["_id"]: d["name"] for d in self.directory.of_city(city)}
-        changes = matrix_changes(self.matrix.get(city)["rows"], rows, lambda dept: names.get(dept, dept))
+        current = self.matrix.get(city)["rows"]
+        changes = matrix_changes(current, rows, lambda dept: names.get(dept, dept))
         summary = {key: len(items) for key, items in changes.items()}
-        return {"changed": any(summary.values()), "summary": summary, "changes": changes}
+        return {"changed": any(summary.values()), "base": content_base(current), "summary": summary, "changes": changes}
 
     def put_matrix_row(self, city: str, body: dict, actor: str) -> dict:
         row, problems = check_row(city, body["category"], body.get("township"), body["lead"], body.get("co", []),

@@ -7,6 +7,7 @@ from flask_smorest import Blueprint, abort
 from marshmallow import RAISE, Schema, fields, validate
 
 from shared.auth import require, require_township
+from shared.domain.spreadsheet import StalePreview
 from shared.web import spreadsheet_body
 
 from .knowledge import KbError, KnowledgeBase
@@ -52,11 +53,14 @@ class KbImportQuery(Schema):
     replace = fields.Boolean(load_default=False, metadata={"description": "true：删除文件中没有的条目"})
     dry_run = fields.Boolean(load_default=False, metadata={
         "description": "true：只预览新增、修改、删除的条目（200），不写入；确认后去掉此参数再提交同一文件"})
+    base = fields.String(validate=validate.Regexp(r"^[0-9a-f]{16}$", error="base 应为预览返回的16位标识"), metadata={
+        "description": "可选：预览返回的 base；若预览之后知识库已被修改则拒收（409）"})
 
 
 class KbPreviewOut(Schema):
     dry_run = fields.Boolean()
     township = fields.String()
+    base = fields.String(metadata={"description": "提交时作为 base 参数带上，可确保提交的正是预览时的情况"})
     changed = fields.Boolean(metadata={"description": "false：与当前知识库一致，提交也不会有任何更改"})
     summary = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "added, changed, removed, unchanged 的条数"})
     changes = fields.Dict(keys=fields.String(), values=fields.List(fields.Dict()))
@@ -220,6 +224,7 @@ def _kb_file_routes(bp: Blueprint, kb: KnowledgeBase) -> None:
     @bp.arguments(KbImportQuery, location="query")
     @bp.response(201, KbImportOut)
     @bp.alt_response(200, schema=KbPreviewOut, description="dry_run=true：预览新增、修改、删除的条目，未写入")
+    @bp.alt_response(409, description="带了 base，但预览之后知识库已被修改：请重新预览")
     @bp.alt_response(422, description="文件有误：整份拒收，逐行列出错误")
     @bp.doc(requestBody=spreadsheet_body("常见问题表"))
     def kb_import(query, code):
@@ -237,9 +242,11 @@ def _kb_file_routes(bp: Blueprint, kb: KnowledgeBase) -> None:
         try:
             if query["dry_run"]:
                 return jsonify(KbPreviewOut().dump(kb.preview_file(code, data, filename, replace=query["replace"])))
-            return kb.import_file(code, data, filename, _actor(principal), replace=query["replace"])
+            return kb.import_file(code, data, filename, _actor(principal), replace=query["replace"], base=query.get("base"))
         except KbError as exc:
             abort(422, message="常见问题表有误，未导入任何数据", errors={"file": exc.errors})
+        except StalePreview as exc:
+            abort(409, message=str(exc))
 
     @bp.route("/townships/<string:code>/kb/match", methods=["POST"])
     @require(*STAFF)

@@ -18,7 +18,7 @@ import threading
 from shared.clock import Clock, iso
 from shared.domain.ids import short_hash
 from shared.domain.sheet_table import Table, fold, read_table
-from shared.domain.spreadsheet import ImportRejected, SpreadsheetError, cell_text
+from shared.domain.spreadsheet import ImportRejected, SpreadsheetError, StalePreview, cell_text, content_base
 from shared.storage import Index
 
 from .faq import Match, Matcher
@@ -119,11 +119,21 @@ class KnowledgeBase:
         removed = [{"code": c, "question": e["question"]} for c, e in current.items() if replace and c not in kept]
         changes = {"added": added, "changed": changed, "removed": removed}
         return {"dry_run": True, "township": township, "changed": bool(added or changed or removed),
+                "base": self.base(township),
                 "summary": {**{k: len(v) for k, v in changes.items()}, "unchanged": unchanged},
                 "changes": changes, "notices": notices}
 
-    def import_file(self, township: str, data: bytes, filename: str, actor: str, replace: bool = False) -> dict:
+    def base(self, township: str) -> str:
+        """A token for the entries as they stand (a preview returns it; see import_file)."""
+        return content_base(sorted([e["code"], *(e.get(k) for k in COMPARED)] for e in self.list(township)))
+
+    def import_file(self, township: str, data: bytes, filename: str, actor: str, replace: bool = False,
+                    base: str | None = None) -> dict:
+        """Entries created, updated or (replace) removed; with a preview's ``base``, refuses
+        (StalePreview) if the knowledge base changed since that preview."""
         rows = read_sheet(data, filename)
+        if base is not None and base != self.base(township):
+            raise StalePreview()
         counts = {"created": 0, "updated": 0, "unchanged": 0, "removed": 0}
         kept = set()
         for row in rows:

@@ -18,7 +18,9 @@ rows (合计、备注、制表人…) set aside and reported, hidden rows and co
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 from typing import Iterator
 
 import openpyxl
@@ -29,6 +31,7 @@ NO_SHEET = "xlsx文件中没有工作表"
 DAMAGED = "文件内容已损坏或格式不正确，无法读取"
 NOT_TEXT = "无法识别的文件格式，请上传.xlsx或CSV文件"
 UNKNOWN_ENCODING = "无法识别CSV文件的编码，请另存为UTF-8或GBK编码"
+STALE_PREVIEW = "预览之后数据已被修改（可能有其他人刚导入或调整过），请重新预览后再提交"
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # the legacy binary .xls (and every other OLE2 document)
 _ENCODINGS = ("utf-8-sig", "gb18030")
@@ -41,6 +44,20 @@ class ImportRejected(Exception):
     def __init__(self, message: str, errors: list[dict]):
         super().__init__(message)
         self.errors = errors
+
+
+class StalePreview(Exception):
+    """A commit made with a preview's ``base`` after the stored data changed since that preview."""
+
+    def __init__(self):
+        super().__init__(STALE_PREVIEW)
+
+
+def content_base(value) -> str:
+    """A 16-hex token for stored data as an import sees it: a preview returns it, and a commit given
+    it refuses with StalePreview when the data no longer hashes the same."""
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 
 
 class SpreadsheetError(Exception):

@@ -215,8 +215,10 @@ def test_dry_run_previews_the_change_and_writes_nothing_then_commit_is_idempoten
     assert [n["row"] for n in preview["notices"]] == [2, 14]  # the header on row 2; the notes row set aside
     assert web.get(f"/api/v1/cities/{CITY}/matrix", headers=ADMIN_HEADERS).json == before
 
-    done = import_file(web, office_matrix(), "清单.xlsx")
+    done = import_file(web, office_matrix(), f"清单.xlsx&base={preview['base']}")  # committed as previewed
     assert done.status_code == 200, done.json
+    stale = import_file(web, xlsx(full_rows()), f"清单.xlsx&base={preview['base']}")  # that preview is past
+    assert stale.status_code == 409 and "请重新预览" in stale.json["message"]
     environment = next(r for r in done.json["rows"] if r["category"] == "environment" and not r["township"])
     assert environment["lead"] == dept_id("cg")  # the merged cell gave it road's lead
     again = import_file(web, office_matrix(), "清单.xlsx&dry_run=true").json

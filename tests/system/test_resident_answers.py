@@ -242,6 +242,13 @@ def test_knowledge_base_dry_run_shows_the_change_and_writes_nothing(system, web)
     assert preview["changes"]["changed"] == [{"code": "sfz", "question": "身份证丢了怎么补办？", "fields": ["answer"]}]
     assert preview["changes"]["removed"] == [{"code": "hkb", "question": "户口簿怎么迁入？"}]
     assert web.get(f"/api/v1/townships/{TOWNSHIP}/kb", headers=staff).json == entries
+    web.delete(f"/api/v1/townships/{TOWNSHIP}/kb/hkb", headers=staff)  # meanwhile, an entry is deleted by hand
+    stale = web.post(f"{url}?filename=kb.xlsx&replace=true&base={preview['base']}", data=second, headers=staff,
+                     content_type="application/octet-stream")
+    assert stale.status_code == 409 and "请重新预览" in stale.json["message"]
+    assert len(web.get(f"/api/v1/townships/{TOWNSHIP}/kb", headers=staff).json) == 1
+    assert web.post(f"{url}?filename=kb.xlsx", data=first, headers=staff,
+                    content_type="application/octet-stream").json["created"] == 1
     same = web.post(f"{url}?filename=kb.xlsx&dry_run=true", data=first, headers=staff,
                     content_type="application/octet-stream").json
     assert same["changed"] is False and same["summary"]["unchanged"] == 2

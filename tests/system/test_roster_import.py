@@ -95,6 +95,22 @@ def test_the_preview_names_every_kind_of_change(system, web, clock):
     assert households["新住户"]["visit_due"] > first_due["毛德生"]   # a new one is first due from now
 
 
+def test_a_commit_with_the_previews_base_is_refused_after_the_org_changed(system, web):
+    assert upload(web, system, ledger()).status_code == 201
+    blocks = copy.deepcopy(BLOCKS)
+    blocks[0]["邻长"] = "李春生"
+    base = upload(web, system, ledger(blocks=blocks), dry_run="true").json["base"]
+    # Meanwhile someone else imports another change: the preview no longer says what would happen.
+    other = copy.deepcopy(BLOCKS)
+    other[1]["households"].pop()
+    assert upload(web, system, ledger(blocks=other)).status_code == 201
+    stale = upload(web, system, ledger(blocks=blocks), base=base)
+    assert stale.status_code == 409 and "请重新预览" in stale.json["message"]
+    fresh = upload(web, system, ledger(blocks=blocks), dry_run="true").json
+    assert fresh["base"] != base and fresh["summary"]["households_added"] == 1
+    assert upload(web, system, ledger(blocks=blocks), base=fresh["base"]).json["changed"] is True
+
+
 def test_a_bad_file_is_refused_whole_with_its_cells_dry_run_or_not(system, web):
     assert upload(web, system, ledger()).status_code == 201
     before = stored(system)
