@@ -185,7 +185,7 @@ class _Errors:
         if len(self.items) < MAX_ERRORS:
             index = self.indexes.get(column) if column else None
             cell = cell or (self.table.cell(row, index) if self.table and row else None)
-            origin = self.table.merged.get((row, index)) if self.table and index is not None else None
+            origin = self.table.merged_from(row, index) if self.table and row else None
             if origin:
                 message += f"（此格在Excel中与{origin}合并，取的是{origin}的内容）"
             self.items.append({"row": row, "column": column, "cell": cell, "message": message})

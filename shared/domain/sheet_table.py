@@ -7,7 +7,8 @@ importer:
   importer's known headers; title rows above it ("XX镇三长制联户台账（2026年）") are skipped and
   reported ("表头在第2行");
 - **merged cells filled** from their range's top-left value (.xlsx): a 村 cell merged over forty
-  households gives all forty their village; each filled cell is remembered, for hints;
+  households gives all forty their village; ``merged_from(row, index)`` names the range's first
+  cell for a cell inside one, for hints;
 - **trailing totals and notes rows** (合计、总计、备注、填表说明、制表人…, and plain text lines after
   them) set aside and reported, not handed to the importer; such a row in the middle of the data is
   handed over (it is then an error the importer names) and flagged, so the error can say what it is;
@@ -55,7 +56,6 @@ class Table:
     header_row: int | None
     header: list[str]
     layout: Layout
-    merged: dict[tuple[int, int], str] = field(default_factory=dict)
     skipped: list[dict] = field(default_factory=list)
     marker_rows: set[int] = field(default_factory=set)
     _rest: Iterator = field(default_factory=lambda: iter(()))
@@ -81,6 +81,18 @@ class Table:
     def cell(self, row: int, index: int | None) -> str | None:
         return None if index is None else f"{column_letter(index)}{row}"
 
+    def merged_from(self, row: int, index: int | None) -> str | None:
+        """The first cell of the merged range a cell lies inside (not being that first cell), e.g.
+        "A3" for A7 under a 村 merged over A3:A40; None otherwise. Looked up on demand (for an
+        error's hint), so a sheet of 100 000 merged rows keeps nothing per cell."""
+        if index is None:
+            return None
+        col = index + 1
+        for r1, c1, r2, c2 in self.layout.merges:
+            if r1 <= row <= r2 and c1 <= col <= c2 and (row, col) != (r1, c1):
+                return f"{column_letter(c1 - 1)}{r1}"
+        return None
+
     def notices(self) -> list[dict]:
         """What the reader did beyond reading (reported to the person, not errors); call after rows()."""
         out = []
@@ -105,8 +117,7 @@ def read_table(data: bytes, filename: str, headers: Iterable[str],
     known = {key(h) for h in headers}
     rows = read_rows(data, filename)
     layout = read_layout(data) if _is_xlsx(data, filename) else Layout()
-    merged: dict[tuple[int, int], str] = {}
-    stream = _filled(rows, layout, merged)
+    stream = _filled(rows, layout)
     first: list[tuple[int, list]] = []
     for item in stream:
         first.append(item)
@@ -114,9 +125,9 @@ def read_table(data: bytes, filename: str, headers: Iterable[str],
             break
     at = _header_index(first, known, key)
     if at is None:
-        return Table(None, [], layout, merged, _rest=iter(()))
+        return Table(None, [], layout, _rest=iter(()))
     number, cells = first[at]
-    return Table(number, [cell_text(v) for v in cells], layout, merged, _rest=_chain(first[at + 1:], stream))
+    return Table(number, [cell_text(v) for v in cells], layout, _rest=_chain(first[at + 1:], stream))
 
 
 def _is_xlsx(data: bytes, filename: str) -> bool:
@@ -141,9 +152,8 @@ def _chain(head: list, tail: Iterator) -> Iterator:
     yield from tail
 
 
-def _filled(rows: Iterator[tuple[int, list]], layout: Layout, merged: dict) -> Iterator[tuple[int, list]]:
-    """Rows with each merged range's cells given the top-left cell's value; ``merged`` records
-    (row, 0-based column) → the top-left cell's name for every cell filled so."""
+def _filled(rows: Iterator[tuple[int, list]], layout: Layout) -> Iterator[tuple[int, list]]:
+    """Rows with each merged range's empty cells given the top-left cell's value."""
     origin: dict[tuple[int, int], object] = {}
     cover = layout.cover()
     for number, cells in rows:
@@ -156,7 +166,6 @@ def _filled(rows: Iterator[tuple[int, list]], layout: Layout, merged: dict) -> I
             for c in range(c1, c2 + 1):
                 if (number, c) != (r1, c1) and cell_text(cells[c - 1]) == "" and value is not None:
                     cells[c - 1] = value
-                    merged[(number, c - 1)] = f"{column_letter(c1 - 1)}{r1}"
         yield number, cells
 
 
