@@ -131,15 +131,20 @@ def cmd_import_roster(args) -> int:
     logs.configure("sanzhang", settings.log_level)
     runtime = Runtime(settings, ["dispatch"], consume=False)
     org = runtime.service("dispatch").api["org"]
-    if args.name:
+    if args.name and not args.dry_run:
         org.ensure_township(args.township, args.name)
     path = Path(args.file)
     try:
-        result = org.import_roster(args.township, path.read_bytes(), path.name, actor="cli")
+        if args.dry_run:  # the preview: what would change, nothing written
+            result = org.preview_roster(args.township, path.read_bytes(), path.name)
+        else:
+            result = org.import_roster(args.township, path.read_bytes(), path.name, actor="cli")
     except ImportRejected as exc:
         for err in exc.errors:
             sheet = f"[{err['sheet']}] " if err.get("sheet") else ""  # the roster workbook's contacts sheet
-            print(f"{sheet}第{err['row']}行 {err.get('column') or ''}: {err['message']}", file=sys.stderr)
+            where = " ".join(str(p) for p in (f"第{err['row']}行" if err.get("row") else None,
+                                               err.get("cell"), err.get("column")) if p)
+            print(f"{sheet}{where}: {err['message']}", file=sys.stderr)
         return 1
     # The org.contacts_changed event waits in the outbox; the next dispatch process publishes it.
     print(json.dumps(result, ensure_ascii=False))
@@ -184,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     imp = sub.add_parser("import-roster", help="import a township roster (XLSX or CSV)")
     imp.add_argument("--township", required=True)
     imp.add_argument("--name", help="the township's name, to register it")
+    imp.add_argument("--dry-run", action="store_true", help="show what the import would change; write nothing")
     imp.add_argument("file")
     imp.set_defaults(func=cmd_import_roster)
     bus = sub.add_parser("bus", help="the embedded bus: events waiting per service, dead letters")

@@ -1,11 +1,12 @@
 """dispatch's HTTP edge: townships, the roster, and reading cases. Decode, validate, call, map."""
 from __future__ import annotations
 
-from flask import request
+from flask import jsonify, request
 from flask_smorest import Blueprint, abort
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from shared.auth import current_principal, require, require_township
+from shared.domain.spreadsheet import StalePreview
 from shared.events import TOWNSHIP_CODE
 from shared.web import spreadsheet_body
 
@@ -45,13 +46,38 @@ class RosterQuery(Schema):
         unknown = RAISE
 
     filename = fields.String(validate=validate.Regexp(r".+\.(xlsx|csv)$", error="文件名须以 .xlsx 或 .csv 结尾"))
+    dry_run = fields.Boolean(load_default=False, metadata={
+        "description": "true：只预览将发生的变化（200），不写入任何数据；确认无误后去掉此参数再提交同一文件"})
+    base = fields.String(validate=validate.Regexp(r"^[0-9a-f]{16}$", error="base 应为预览返回的16位标识"), metadata={
+        "description": "可选：预览返回的 base。提交时带上，若预览之后台账已被修改则拒收（409），请重新预览"})
+
+
+class NoticeOut(Schema):
+    row = fields.Integer(allow_none=True)
+    column = fields.String(allow_none=True)
+    message = fields.String()
 
 
 class ImportOut(Schema):
-    import_id = fields.String()
+    import_id = fields.String(allow_none=True, metadata={"description": "未作任何更改时为 null"})
     township = fields.String()
+    changed = fields.Boolean(metadata={"description": "false：与当前台账一致，未写入任何数据"})
     counts = fields.Dict(keys=fields.String(), values=fields.Integer())
     unreachable = fields.List(fields.Dict(), metadata={"description": "无人可联系的岗位（见 GET …/reachability）"})
+    notices = fields.List(fields.Nested(NoticeOut), metadata={"description": "读取时的提示：表头位置、未导入的合计/备注行、隐藏的行和列"})
+
+
+class RosterPreviewOut(Schema):
+    dry_run = fields.Boolean()
+    township = fields.String()
+    changed = fields.Boolean()
+    base = fields.String(metadata={"description": "提交时作为 base 参数带上，可确保提交的正是预览时的情况"})
+    summary = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "posts_added, posts_removed, leads_changed, vacancies, households_added, households_removed, "
+                       "households_moved, households_changed, unreachable_posts 的数量"})
+    changes = fields.Dict(keys=fields.String(), values=fields.List(fields.Dict()), metadata={
+        "description": "同上各项的明细（每项最多列出200条；电话脱敏）"})
+    notices = fields.List(fields.Nested(NoticeOut))
 
 
 class UnitOut(Schema):
@@ -84,10 +110,13 @@ def build_blueprint(org, cases_repo, reachability=None) -> Blueprint:
     @require("operator", "staff")
     @bp.arguments(RosterQuery, location="query")
     @bp.response(201, ImportOut)
+    @bp.alt_response(200, schema=RosterPreviewOut, description="dry_run=true：预览将发生的变化，未写入任何数据")
+    @bp.alt_response(409, description="带了 base，但预览之后台账已被修改：请重新预览")
     @bp.alt_response(422, description="花名册有误：整份拒收，逐行列出错误")
     @bp.doc(requestBody=spreadsheet_body("花名册"))
     def import_roster(query, code):
-        """导入花名册（XLSX 或 CSV，UTF-8 或 GBK）。上传 multipart 字段 file，或以原始正文提交并给出 filename。"""
+        """导入花名册（XLSX 或 CSV，UTF-8 或 GBK）。上传 multipart 字段 file，或以原始正文提交并给出 filename。
+        先加 dry_run=true 预览（不写入），确认后不带该参数再提交同一文件；重复导入同一文件不会产生任何更改。"""
         _township_code(code)
         principal = require_township(code)
         upload = request.files.get("file")
@@ -100,9 +129,13 @@ def build_blueprint(org, cases_repo, reachability=None) -> Blueprint:
         if len(data) > MAX_ROSTER_BYTES:
             abort(413, message="花名册文件过大")
         try:
-            answer = org.import_roster(code, data, filename, actor=principal.role)
+            if query["dry_run"]:
+                return jsonify(RosterPreviewOut().dump(org.preview_roster(code, data, filename)))
+            answer = org.import_roster(code, data, filename, actor=principal.role, base=query.get("base"))
         except (RosterError, ContactsError) as exc:
             abort(422, message="花名册有误，未导入任何数据", errors={"file": exc.errors})
+        except StalePreview as exc:
+            abort(409, message=str(exc))
         return {**answer, "unreachable": reachability(code) if reachability else []}
 
     @bp.route("/townships/<string:code>/org", methods=["GET"])

@@ -57,14 +57,15 @@ HANDLES = frozenset({
 
 
 def build(ctx: Context) -> ServiceParts:
-    org = OrgRepository(ctx.store, ctx.clock, ctx.waker)
+    routes_json = (ctx.settings.extra or {}).get("SANZHANG_NOTIFY_ROUTES")
+    org = OrgRepository(ctx.store, ctx.clock, ctx.waker, routes_json)
     # Cases carry their derived figure columns, written with every change (supervision/facts.py).
     cases = CaseFacts(ctx.store.collection("cases", CASE_INDEXES + CASE_FIGURE_INDEXES, columns=CASE_FIGURE_COLUMNS),
                       ctx.clock, ctx.waker, village_of=village_lookup(org))
     policies = Policies(org)
     # Which channels reach a lead or the township's staff is notify's table; dispatch reads it to
     # tell which posts nobody can be reached at (shared/domain/reachability.py).
-    book = ContactBook(org, (ctx.settings.extra or {}).get("SANZHANG_NOTIFY_ROUTES"))
+    book = ContactBook(org, routes_json)
     escalator = Escalator(org, policies)
     handlers = DispatchHandlers(org, cases, policies, ctx.clock)
     desk = CaseDesk(org, cases, policies, escalator, ctx.clock)

@@ -8,17 +8,24 @@ from shared.clock import Clock, iso
 from shared.domain import phones
 from shared.domain.addresses import normalise_address
 from shared.domain.ids import new_id, township_unit_id
+from shared.domain.spreadsheet import StalePreview
 from shared.domain.levels import COLLECTIVE_LEVELS, POST_TITLES
 from shared.events import make_event
 from shared.storage import Index, Store
 
-from .contacts import workbook_contacts
-from .roster import Org, import_roster
+from shared.domain.reachability import routes_for, unreachable_posts
+
+from .contacts import preview_posts, workbook_contacts
+from .roster import Org, load_roster
+from .roster_preview import RosterPlan, describe
 
 
 class OrgRepository:
-    def __init__(self, store: Store, clock: Clock, wake):
+    def __init__(self, store: Store, clock: Clock, wake, routes_json: str | None = None):
         self.clock = clock
+        # notify's SANZHANG_NOTIFY_ROUTES: which channels reach a lead or the staff, for the posts
+        # nobody could reach (shared/domain/reachability.py); unset means the console.
+        self.routes_json = routes_json
         self.townships = store.collection("townships", [Index.on("city")])
         self.units = store.collection("units", [Index.on("township"), Index.on("township", "level"),
                                                  Index.on("parent_id")])
@@ -47,60 +54,95 @@ class OrgRepository:
         return self.townships.get(code)
 
     # -- roster import --------------------------------------------------------------------------
-    def import_roster(self, township: str, data: bytes, filename: str, actor: str) -> dict:
-        """Parses and validates the whole file (and its contacts sheet) first; only a good file touches the store."""
-        org = import_roster(township, data, filename)
-        name = (self.townships.get(township) or {}).get("name") or township
-        contacts = workbook_contacts(org, data, name)
+    def import_roster(self, township: str, data: bytes, filename: str, actor: str, base: str | None = None) -> dict:
+        """Parses and validates the whole file (and its contacts sheet) first; only a good file touches
+        the store. With a preview's ``base``, refuses (StalePreview) if the org changed since that preview."""
+        loaded = load_roster(township, data, filename)
+        contacts = workbook_contacts(loaded.org, data, self._name(township))
         if not self.townships.get(township):
             self.ensure_township(township, township)
-        return self.store_org(org, actor, contacts)
+        return {**self.store_org(loaded.org, actor, base, contacts), "notices": loaded.notices}
 
-    def store_org(self, org: Org, actor: str, contacts: list | None = None) -> dict:
+    def preview_roster(self, township: str, data: bytes, filename: str) -> dict:
+        """The dry run: what importing the file would change, nothing written; raises RosterError as
+        import_roster does, so a file that previews cleanly imports cleanly."""
+        loaded = load_roster(township, data, filename)
+        contacts = workbook_contacts(loaded.org, data, self._name(township))
+        plan = self.plan(loaded.org)
+        preview = describe(plan, self._unreachable_after(plan, contacts))
+        return {"dry_run": True, "township": township, **preview, "notices": loaded.notices}
+
+    def _name(self, township: str) -> str:
+        return (self.townships.get(township) or {}).get("name") or township
+
+    def _unreachable_after(self, plan: RosterPlan, contacts: list | None) -> list[dict]:
+        """Posts nobody could reach once the file is imported: its leads (a post kept vacant by a red
+        card stays a vacancy), and the contacts sheet's people, or the stored contacts without one."""
+        township = plan.org.township
+        if contacts is None:
+            contacts = [_StoredContact(c) for c in self.post_contacts.find({"township": township})]
+        vacant = {d["_id"] for d in plan.units if not d.get("lead")}
+        posts = [p if p["unit_id"] not in vacant or p["level"] in COLLECTIVE_LEVELS
+                 else {**p, "people": [x for x in p["people"] if x.get("precedence") != 1]}
+                 for p in preview_posts(plan.org, contacts, self._name(township))]
+        return unreachable_posts(posts, routes_for(self.routes_json, township))
+
+    def plan(self, org: Org) -> RosterPlan:
+        """The unit and household documents the org would leave, beside the stored ones."""
         township = org.township
         now = self.clock.now()
         current_units = {u["_id"]: u for u in self.units.find({"township": township})}
-        kept_units = set()
+        current_households = {h["_id"]: h for h in self.households.find({"township": township})}
+        units = []
         for unit in org.units.values():
             lead = asdict(unit.lead) if unit.lead else None
-            parent = unit.parent_id or township_unit_id(township)
             doc = {"_id": unit.id, "township": township, "level": unit.level, "name": unit.name,
-                   "parent_id": parent, "lead": lead}
+                   "parent_id": unit.parent_id or township_unit_id(township), "lead": lead}
             doc.update(_vacancy_kept(current_units.get(unit.id), lead))
-            self.units.upsert(doc)
-            kept_units.add(unit.id)
-        current_households = {h["_id"]: h for h in self.households.find({"township": township})}
-        kept_households = set()
-        for hh in org.households:
-            self.households.upsert({"_id": hh.id, "township": township, "neighbourhood_id": hh.neighbourhood_id,
-                                    "head": hh.head, "address": hh.address,
-                                    "address_key": normalise_address(hh.address),
-                                    "phone": phones.normalise(hh.phone) if hh.phone else None,
-                                    "key_household": hh.key_household,
-                                    **_visits_kept(current_households.get(hh.id), hh.key_household, now)})
-            kept_households.add(hh.id)
-        # Posts and households gone from the new file are gone from the org (re-import = the truth).
-        removed_units = [u["_id"] for u in current_units.values()
-                         if u["level"] != "township" and u["_id"] not in kept_units]
-        for unit_id in removed_units:
-            self.units.delete(unit_id)
-        removed_households = [h_id for h_id in current_households if h_id not in kept_households]
-        for hh_id in removed_households:
-            self.households.delete(hh_id)
+            units.append(doc)
+        # A household moved to another 邻 gets a new id (ids follow the path); its visits go with it.
+        by_person = {(h["head"], h.get("address_key")): h for h in current_households.values()}
+        households = [_household_doc(hh, current_households.get(hh.id)
+                                     or by_person.get((hh.head, normalise_address(hh.address))), now)
+                      for hh in org.households]
+        return RosterPlan(org, current_units, current_households, units, households)
+
+    def store_org(self, org: Org, actor: str, base: str | None = None, contacts: list | None = None) -> dict:
+        """Writes what differs from the store; the same org again writes nothing (``changed`` False,
+        no import recorded, no event). Posts and households gone from the new file are gone from
+        the org (re-import = the truth). ``contacts`` (a contacts sheet's rows) replace the stored
+        village committees' and township staff's contacts; None leaves them as they are."""
+        township = org.township
+        plan = self.plan(org)
+        if base is not None and base != plan.base:
+            raise StalePreview()
         counts = {level: len(org.units_at(level)) for level in ("village", "area", "group", "neighbourhood")}
         counts["household"] = len(org.households)
         counts["vacancies"] = sum(1 for u in org.units.values()
                                   if u.lead is None and u.level not in COLLECTIVE_LEVELS)
+        removed_units, removed_households = plan.removed_units(), plan.removed_households()
         counts["removed_units"] = len(removed_units)
         counts["removed_households"] = len(removed_households)
+        contacts_changed = contacts is not None and self.post_contacts_differ(township, contacts)
+        if not plan.changed and not contacts_changed:
+            return {"import_id": None, "township": township, "changed": False, "counts": counts}
+        for doc in plan.unit_writes():
+            self.units.upsert(doc)
+        for doc in plan.household_writes():
+            self.households.upsert(doc)
+        for unit_id in removed_units:
+            self.units.delete(unit_id)
+        for hh_id in removed_households:
+            self.households.delete(hh_id)
         if contacts is not None:
             counts["contacts"] = self.replace_post_contacts(township, contacts)
         self._drop_orphan_contacts(township)
         import_id = new_id()
+        now = self.clock.now()
         event = make_event("org.contacts_changed", township, self.directory(township), at=now, correlation_id=None)
         self.imports.add({"_id": import_id, "township": township, "at": iso(now), "actor": actor,
                           "counts": counts}, [event])
-        return {"import_id": import_id, "township": township, "counts": counts}
+        return {"import_id": import_id, "township": township, "changed": True, "counts": counts}
 
     # -- posts: a red card vacates one, the township fills it (动态补齐) -------------------------
     def vacate(self, unit_id: str, *, actor: str, reason: str, card_id: str | None = None) -> dict:
@@ -184,6 +226,11 @@ class OrgRepository:
                 self.post_contacts.delete(old["_id"])
         return len(keep)
 
+    def post_contacts_differ(self, township: str, contacts: list) -> bool:
+        stored = {c["_id"]: {k: v for k, v in c.items() if k != "version"}
+                  for c in self.post_contacts.find({"township": township})}
+        return stored != {c.id: contact_doc(c) for c in contacts}
+
     def _drop_orphan_contacts(self, township: str) -> None:
         """A village gone from the roster takes its committee's contacts with it."""
         units = {u["_id"] for u in self.units.find({"township": township})}
@@ -257,6 +304,13 @@ def _vacancy_kept(current: dict | None, lead: dict | None) -> dict:
     return kept
 
 
+def _household_doc(hh, current: dict | None, now) -> dict:
+    return {"_id": hh.id, "township": hh.township, "neighbourhood_id": hh.neighbourhood_id,
+            "head": hh.head, "address": hh.address, "address_key": normalise_address(hh.address),
+            "phone": phones.normalise(hh.phone) if hh.phone else None, "key_household": hh.key_household,
+            **_visits_kept(current, hh.key_household, now)}
+
+
 def _visits_kept(current: dict | None, key_household: bool, now) -> dict:
     """A re-import keeps each household's visit record; a new one is first due one interval from now."""
     from datetime import timedelta
@@ -290,3 +344,11 @@ def has_lead(unit: dict) -> bool:
         return True  # the committee or the township's staff hold what reaches them
     lead = unit.get("lead") or {}
     return bool(lead.get("name"))
+
+
+class _StoredContact:
+    """A stored contact document read as the contacts sheet's rows are (preview_posts takes either)."""
+
+    def __init__(self, doc: dict):
+        self.unit_id, self.name, self.duty = doc["unit_id"], doc["name"], doc.get("duty")
+        self.phone, self.wecom_id, self.precedence = doc.get("phone"), doc.get("wecom_id"), doc["precedence"]

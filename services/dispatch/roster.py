@@ -1,7 +1,10 @@
 """Township roster importer: one spreadsheet row per household, read into the 村→片→组→邻→户 tree.
 
 Pure: bytes in, an `Org` or a `RosterError` out. A bad file is rejected whole, with every error
-(up to MAX_ERRORS) numbered as the spreadsheet shows its rows: the header is row 1.
+(up to MAX_ERRORS) numbered as the spreadsheet shows its rows and columns ("cell": "C5"). The sheet
+is read as offices keep it (shared/domain/sheet_table.py): the header row is found among the first
+rows, merged 村/片/组 cells give every household their value, trailing 合计/备注 rows are set aside;
+what the reader did is returned as notices (`load_roster`).
 
 Ids are derived from content (township and the names on the path), so importing the same or an
 updated file again names the same units and households, and storage updates instead of duplicating.
@@ -11,13 +14,14 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field, fields, replace
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 from shared.domain import phones
 from shared.domain.addresses import normalise_address
 from shared.domain.levels import LEAD_LEVELS, POST_TITLES
 from shared.domain.levels import ROSTER_LEVELS as LEVELS
-from shared.domain.spreadsheet import ImportRejected, SpreadsheetError, cell_text, read_rows
+from shared.domain.sheet_table import Table, read_table
+from shared.domain.spreadsheet import ImportRejected, SpreadsheetError, cell_text
 
 MAX_ROWS = 100_000
 MAX_ERRORS = 200
@@ -66,6 +70,11 @@ POSTS = {
 _KEY_HOUSEHOLD = {"": False, "否": False, "N": False, "0": False, "是": True, "Y": True, "1": True}
 # WeCom's own rule for a userid: letters, digits and _-@., starting with a letter or digit.
 _WECOM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-@.]{0,63}")
+# A long number Excel shows as 1.38E+10: saved so (CSV), its last digits are gone for good.
+_SCIENTIFIC = re.compile(r"([0-9])(?:\.([0-9]+))?[Ee]\+?([0-9]+)")
+SCIENTIFIC_PHONE = ("电话号码被Excel存成了科学计数法（如1.38E+10），后几位已丢失；"
+                    "请把该列设为“文本”格式，重新填写完整号码")
+MARKER_ROW = "此行像是合计或备注行，请删除，或移到表格最后"
 
 
 # -- data shapes ----------------------------------------------------------------------------------
@@ -157,16 +166,29 @@ class RosterError(ImportRejected):
 
 
 class _Errors:
-    """Counts every error but keeps only the first MAX_ERRORS: a file of bad rows must not cost a dict per cell."""
+    """Counts every error but keeps only the first MAX_ERRORS: a file of bad rows must not cost a dict per cell.
+    Once the header is mapped (`locate`), each error names its cell as Excel does ("cell": "C5"), and
+    one on a cell filled from a merged range says so."""
 
     def __init__(self):
         self.items: list[dict] = []
         self.count = 0
+        self.indexes: dict[str, int] = {}  # column header → 0-based index in the sheet
+        self.table: Table | None = None
 
-    def add(self, row: int, column: str | None, message: str) -> None:
+    def locate(self, table: Table, columns: dict[str, int]) -> None:
+        self.table = table
+        self.indexes = {HEADERS[f]: i for f, i in columns.items()}
+
+    def add(self, row: int, column: str | None, message: str, cell: str | None = None) -> None:
         self.count += 1
         if len(self.items) < MAX_ERRORS:
-            self.items.append({"row": row, "column": column, "message": message})
+            index = self.indexes.get(column) if column else None
+            cell = cell or (self.table.cell(row, index) if self.table and row else None)
+            origin = self.table.merged_from(row, index) if self.table and row else None
+            if origin:
+                message += f"（此格在Excel中与{origin}合并，取的是{origin}的内容）"
+            self.items.append({"row": row, "column": column, "cell": cell, "message": message})
 
     def merge(self, other: _Errors) -> None:
         # Each side holds its own first errors by row, so sorting the union and cutting keeps the first overall.
@@ -207,65 +229,68 @@ def _check_township(township: str) -> None:
 
 def parse_roster(data: bytes, filename: str) -> list[RosterRow]:
     """Reads the rows of an .xlsx or .csv roster, cells stripped; build_org normalises and checks them."""
-    rows, errors = _read(data, filename)
+    rows, errors, _ = _read(data, filename)
     errors.raise_if_any()
     return rows
 
 
-def _read(data: bytes, filename: str) -> tuple[list[RosterRow], _Errors]:
+def _read(data: bytes, filename: str) -> tuple[list[RosterRow], _Errors, list[dict]]:
+    """Rows, errors, and the reader's notices (header moved, rows set aside, hidden rows and columns)."""
     errors = _Errors()
     if not data:
         errors.add(1, None, "文件为空")
-        return [], errors
+        return [], errors, []
     try:
-        rows = _rows_from_table(read_rows(data, filename), errors)
+        table = read_table(data, filename, HEADERS.values(), key=_header_key)
+        rows = _rows_from_table(table, errors)
     except SpreadsheetError as exc:
         # Whatever was collected before this is moot: the file itself is the problem.
         errors = _Errors()
         errors.add(1, None, str(exc))
-        return [], errors
-    return rows, errors
+        return [], errors, []
+    return rows, errors, table.notices()
 
 
-def _rows_from_table(table: Iterator[tuple[int, list]], errors: _Errors) -> list[RosterRow]:
-    first = next(table, None)
-    header = [cell_text(v) for v in first[1]] if first else []
-    if not any(header):
-        if any(any(cell_text(v) for v in cells) for _, cells in table):
-            errors.add(1, None, "第1行必须是表头")
-        else:
-            errors.add(1, None, "文件为空")
+def _rows_from_table(table: Table, errors: _Errors) -> list[RosterRow]:
+    if table.header_row is None:
+        errors.add(1, None, "文件为空（或前10行都是空行，找不到表头）")
         return []
-    columns = _map_header(header, errors)
+    columns = _map_header(table, errors)
     if columns is None:
         return []
+    errors.locate(table, columns)
     rows = []
-    for number, cells in table:
+    for number, cells in table.rows():
         values = {f: cell_text(cells[i]) if i < len(cells) else "" for f, i in columns.items()}
         if not any(values.values()):
             continue  # Excel leaves formatted empty rows behind; they are not households
+        if number in table.marker_rows:
+            errors.add(number, None, MARKER_ROW)
+            continue
         if len(rows) == MAX_ROWS:
             raise _FileError(f"花名册超过{MAX_ROWS}行的上限，请按村（社区）拆分后分别导入")
         rows.append(_row(number, values, errors))
-    if not rows:
-        errors.add(2, None, "文件没有数据行")
+    if not rows and not errors.count:
+        errors.add(table.header_row + 1, None, "文件没有数据行")
     return rows
 
 
-def _map_header(header: list[str], errors: _Errors) -> dict[str, int] | None:
+def _map_header(table: Table, errors: _Errors) -> dict[str, int] | None:
     by_key = {_header_key(h): f for f, h in HEADERS.items()}
     columns: dict[str, int] = {}
     before = errors.count
-    for index, text in enumerate(header):
+    at = table.header_row
+    for index, text in enumerate(table.header):
         name = by_key.get(_header_key(text))
         if name is None:
             continue  # extra columns (备注 and the like) are the township's business
         if name in columns:
-            errors.add(1, HEADERS[name], f"列「{HEADERS[name]}」重复出现")
+            errors.add(at, HEADERS[name], f"列「{HEADERS[name]}」重复出现", table.cell(at, index))
         columns[name] = index
+    where = f"（按第{at}行作为表头读取；表头须是一行，每列一个列名）" if columns else f"（第{at}行不像表头：前几行中没有找到列名）"
     for name in REQUIRED_COLUMNS:
         if name not in columns:
-            errors.add(1, HEADERS[name], f"缺少必填列「{HEADERS[name]}」")
+            errors.add(at, HEADERS[name], f"缺少必填列「{HEADERS[name]}」{where}")
     return columns if errors.count == before else None
 
 
@@ -292,15 +317,24 @@ def build_org(township: str, rows: list[RosterRow]) -> Org:
 
 
 def import_roster(township: str, data: bytes, filename: str) -> Org:
+    return load_roster(township, data, filename).org
+
+
+class Loaded(NamedTuple):
+    org: Org
+    notices: list[dict]  # {"row", "column", "message"}: what the reader did, reported but not errors
+
+
+def load_roster(township: str, data: bytes, filename: str) -> Loaded:
     _check_township(township)
-    rows, errors = _read(data, filename)
+    rows, errors, notices = _read(data, filename)
     if not rows:
         errors.raise_if_any()  # an unreadable or empty file has nothing more to check
     # Rows that were read are checked even when the file already has errors, so one upload shows them all.
-    org, build_errors = _build(township, rows)
+    org, build_errors = _build(township, rows, errors.table, errors.indexes)
     errors.merge(build_errors)
     errors.raise_if_any()
-    return org
+    return Loaded(org, notices)
 
 
 @dataclass
@@ -389,9 +423,11 @@ class _Builder:
         return Org(self.township, units, self.households)
 
 
-def _build(township: str, rows: list[RosterRow]) -> tuple[Org, _Errors]:
+def _build(township: str, rows: list[RosterRow], table: Table | None = None,
+           indexes: dict[str, int] | None = None) -> tuple[Org, _Errors]:
     _check_township(township)
     builder = _Builder(township)
+    builder.errors.table, builder.errors.indexes = table, indexes or {}
     if not rows:
         builder.errors.add(2, None, "文件没有数据行")
     for row in rows:
@@ -430,12 +466,25 @@ def _check_row(row: RosterRow, errors: _Errors) -> RosterRow | None:
 def _checked_phone(number: int, name: str, raw: str, errors: _Errors) -> str:
     if not raw:
         return ""
+    if _lost_digits(raw):
+        errors.add(number, HEADERS[name], SCIENTIFIC_PHONE)
+        return ""
     phone = phones.normalise(raw)
     if phone is None:
         # The value itself stays out of the message: error lists end up in logs.
         errors.add(number, HEADERS[name], "电话号码格式不正确（应为11位手机号，或带区号的固定电话如0731-55512345）")
         return ""
     return phone
+
+
+def _lost_digits(raw: str) -> bool:
+    """1.38E+10 stands for 13800000000 only because Excel dropped the rest: fewer digits written than
+    the number has. (1.3800000001E10, all eleven written, is a whole number and accepted.)"""
+    match = _SCIENTIFIC.fullmatch(raw.strip())
+    if match is None:
+        return False
+    written = 1 + len((match.group(2) or "").rstrip("0"))
+    return written < int(match.group(3)) + 1
 
 
 def _check_lead(number: int, values: dict[str, str], post: _Post, errors: _Errors) -> None:

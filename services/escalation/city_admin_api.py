@@ -8,6 +8,7 @@ from flask_smorest import Blueprint, abort
 from marshmallow import RAISE
 
 from shared.auth import require
+from shared.domain.spreadsheet import StalePreview
 from shared.web import spreadsheet_body
 
 from .api_support import (MAX_MATRIX_BYTES, STAFF, check_city, city_admin, city_reader, department_or_404,
@@ -15,7 +16,7 @@ from .api_support import (MAX_MATRIX_BYTES, STAFF, check_city, city_admin, city_
 from .directory import DirectoryError
 from .matrix import MatrixError
 from .schemas import (CityIn, CityOut, CredentialIn, CredentialIssued, CredentialOut, DepartmentIn, DepartmentOut,
-                      DepartmentPatch, MatrixImportQuery, MatrixOut, MatrixRowIn, MatrixRowQuery, WebhookIn,
+                      DepartmentPatch, MatrixImportQuery, MatrixOut, MatrixPreviewOut, MatrixRowIn, MatrixRowQuery, WebhookIn,
                       WebhookOut)
 from .service import BadField, EscalationService
 
@@ -216,11 +217,13 @@ def _matrix_routes(admin: Blueprint, service: EscalationService) -> None:
     @require(*STAFF)
     @admin.arguments(MatrixImportQuery, location="query", unknown=RAISE)
     @admin.response(200, MatrixOut)
-    @admin.alt_response(422, description="清单有误：整份拒收，逐行列出错误（表头为第1行）")
+    @admin.alt_response(200, schema=MatrixPreviewOut, description="dry_run=true：预览新增、修改、删除的行，未写入")
+    @admin.alt_response(409, description="带了 base，但预览之后清单已被修改：请重新预览")
+    @admin.alt_response(422, description="清单有误：整份拒收，逐行列出错误（行号、单元格与表格一致）")
     @admin.doc(requestBody=spreadsheet_body("责任清单"))
     def import_matrix(query, city):
         """导入责任清单（XLSX 或 CSV，UTF-8/GBK），整份替换本市清单。列：类别、镇(街道)代码、牵头部门、配合部门、备注。
-        上传 multipart 字段 file，或以原始正文提交并给出 filename。"""
+        上传 multipart 字段 file，或以原始正文提交并给出 filename。先加 dry_run=true 预览，确认后再提交。"""
         check_city(city)
         principal = city_admin(city)
         upload = request.files.get("file")
@@ -233,7 +236,11 @@ def _matrix_routes(admin: Blueprint, service: EscalationService) -> None:
         if len(data) > MAX_MATRIX_BYTES:
             return fail(413, "责任清单文件过大")
         try:
-            service.import_matrix(city, data, filename, actor=principal.name or principal.role)
+            if query["dry_run"]:
+                return respond(200, MatrixPreviewOut().dump(service.preview_matrix(city, data, filename)))
+            service.import_matrix(city, data, filename, actor=principal.name or principal.role, base=query.get("base"))
+        except StalePreview as exc:
+            return fail(409, str(exc))
         except MatrixError as exc:
             body = error_body(422, "责任清单有误，未导入任何数据")
             body["errors"] = {"file": exc.errors}

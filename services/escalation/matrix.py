@@ -14,8 +14,11 @@ Spreadsheets: .xlsx (first sheet) or CSV in UTF-8 or GBK, header in row 1:
 | road | 430382102 | 市交通运输局 | 市公安局交警大队 | 该镇的国道段 |
 
 类别 is the code or its Chinese name; 镇(街道)代码 empty means city-wide; departments by name or id,
-co-handling ones separated by 、 , ， ; ； or spaces. A bad file is refused whole, every error with
-its row number (the header is row 1).
+co-handling ones separated by 、 , ， ; ； or spaces. The sheet may be kept as offices keep it
+(shared/domain/sheet_table.py): a title row above the header, merged cells (a 牵头部门 merged over
+several categories), 合计/备注 rows at the end. A bad file is refused whole, every error with its row
+number and cell as the sheet shows them. ``read_matrix`` also returns what the reader did (notices);
+``matrix_changes`` is the dry run's comparison with the stored matrix.
 """
 from __future__ import annotations
 
@@ -26,7 +29,8 @@ from typing import Callable
 
 from shared.clock import Clock, iso
 from shared.domain.categories import CATEGORIES
-from shared.domain.spreadsheet import ImportRejected, SpreadsheetError, cell_text, read_rows
+from shared.domain.sheet_table import Table, read_table
+from shared.domain.spreadsheet import ImportRejected, SpreadsheetError, cell_text
 from shared.storage import Store, VersionConflict
 
 MAX_ROWS = 5000
@@ -182,43 +186,68 @@ def split_departments(text: str) -> list[str]:
 
 def parse_matrix(city: str, data: bytes, filename: str, lookup: Callable[[str], dict | None]) -> list[dict]:
     """Reads and validates a whole spreadsheet; raises MatrixError listing every problem by row."""
-    errors: list[dict] = []
+    return read_matrix(city, data, filename, lookup)[0]
 
-    def add(row: int | None, column: str | None, message: str) -> None:
-        if len(errors) < MAX_ERRORS:
-            errors.append({"row": row, "column": column, "message": message})
 
+def read_matrix(city: str, data: bytes, filename: str,
+                lookup: Callable[[str], dict | None]) -> tuple[list[dict], list[dict]]:
+    """The rows, and the reader's notices (header row, rows set aside, hidden rows and columns)."""
     if not data:
-        raise MatrixError([{"row": None, "column": None, "message": "文件为空"}])
+        raise MatrixError([_error(None, None, "文件为空")])
     try:
-        table = list(read_rows(data, filename))
+        table = read_table(data, filename, [n for names in HEADERS.values() for n in names], key=_fold)
+        columns = _matrix_columns(table)
+        rows, errors = _matrix_rows(city, table, columns, lookup)
     except SpreadsheetError as exc:
-        raise MatrixError([{"row": None, "column": None, "message": str(exc)}]) from None
-    if len(table) > MAX_ROWS + 1:
-        raise MatrixError([{"row": None, "column": None, "message": f"文件超过{MAX_ROWS}行"}])
-    if not table or not any(cell_text(v) for v in table[0][1]):
-        raise MatrixError([{"row": 1, "column": None, "message": "第1行必须是表头（类别、牵头部门、配合部门…）"}])
-    columns: dict[str, int] = {}
-    for index, raw in enumerate(table[0][1]):
-        text = _fold(cell_text(raw))
+        raise MatrixError([_error(None, None, str(exc))]) from None
+    if not errors:
+        missing = missing_categories(rows)
+        if missing:
+            errors.append(_error(None, "类别", "以下类别缺少全市通用的牵头部门：" + "、".join(category_label(c) for c in missing)))
+    if errors:
+        raise MatrixError(sorted(errors, key=lambda e: (e["row"] is None, e["row"] or 0))[:MAX_ERRORS])
+    return rows, table.notices()
+
+
+def _error(row: int | None, column: str | None, message: str, cell: str | None = None) -> dict:
+    return {"row": row, "column": column, "cell": cell, "message": message}
+
+
+def _matrix_columns(table: Table) -> dict[str, int]:
+    if table.header_row is None:
+        raise MatrixError([_error(1, None, "文件为空")])
+    at = table.header_row
+    errors, columns = [], {}
+    for index, raw in enumerate(table.header):
+        text = _fold(raw)
         if not text:
             continue
         field = next((f for f, names in HEADERS.items() if text in {_fold(n) for n in names}), None)
         if field is None:
-            add(1, text, f"未知列「{text}」，可用列：类别、镇(街道)代码、牵头部门、配合部门、备注")
+            errors.append(_error(at, text, f"未知列「{text}」，可用列：类别、镇(街道)代码、牵头部门、配合部门、备注",
+                                 table.cell(at, index)))
         elif field in columns:
-            add(1, text, f"列「{text}」重复")
+            errors.append(_error(at, text, f"列「{text}」重复", table.cell(at, index)))
         else:
             columns[field] = index
+    where = f"（按第{at}行作为表头读取）" if at != 1 or columns else ""
     for field in REQUIRED_HEADERS:
         if field not in columns:
-            add(1, HEADERS[field][0], f"缺少必填列「{HEADERS[field][0]}」")
+            errors.append(_error(at, HEADERS[field][0], f"缺少必填列「{HEADERS[field][0]}」{where}"))
     if errors:
-        raise MatrixError(errors)
+        raise MatrixError(errors[:MAX_ERRORS])
+    return columns
 
+
+def _matrix_rows(city: str, table: Table, columns: dict[str, int],
+                 lookup: Callable[[str], dict | None]) -> tuple[list[dict], list[dict]]:
+    letters = {HEADERS[f][0]: i for f, i in columns.items()}
     rows: list[dict] = []
+    errors: list[dict] = []
     first_seen: dict[tuple, int] = {}
-    for number, cells in table[1:]:
+    for count, (number, cells) in enumerate(table.rows()):
+        if count >= MAX_ROWS:
+            raise MatrixError([_error(None, None, f"文件超过{MAX_ROWS}行")])
         values = {f: cell_text(cells[i]) if i < len(cells) else "" for f, i in columns.items()}
         if not any(values.get(f) for f in ("category", "township", "lead", "co")):
             continue  # blank line
@@ -226,20 +255,39 @@ def parse_matrix(city: str, data: bytes, filename: str, lookup: Callable[[str], 
         row, problems = check_row(city, _fold(values["category"]), township, values["lead"].strip(),
                                   split_departments(values.get("co", "")), lookup)
         for column, message in problems:
-            add(number, column, message)
+            errors.append(_error(number, column, message, table.cell(number, letters.get(column))))
         if problems:
             continue
         key = (row["category"], row["township"])
         if key in first_seen:
             scope = f"镇(街道) {row['township']}" if row["township"] else "全市"
-            add(number, "类别", f"{category_label(row['category'])}在{scope}已由第{first_seen[key]}行指定")
+            errors.append(_error(number, "类别", f"{category_label(row['category'])}在{scope}已由第{first_seen[key]}行指定",
+                                 table.cell(number, letters.get("类别"))))
             continue
         first_seen[key] = number
         rows.append(row)
-    if not errors:
-        missing = missing_categories(rows)
-        if missing:
-            add(None, "类别", "以下类别缺少全市通用的牵头部门：" + "、".join(category_label(c) for c in missing))
-    if errors:
-        raise MatrixError(sorted(errors, key=lambda e: (e["row"] is None, e["row"] or 0)))
-    return rows
+    return rows, errors
+
+
+# -- the dry run -----------------------------------------------------------------------------------
+
+def matrix_changes(current: list[dict], new: list[dict], name: Callable[[str], str]) -> dict:
+    """Rows added, changed (lead or co-handlers) and removed, keyed by category and township;
+    departments by name."""
+    def key(row):
+        return row["category"], row.get("township")
+
+    def view(row):
+        return {"category": row["category"], "category_name": CATEGORIES.get(row["category"], row["category"]),
+                "township": row.get("township"), "lead": name(row["lead"]) if row.get("lead") else None,
+                "co": [name(c) for c in row.get("co", [])]}
+
+    def holders(row):
+        return row.get("lead"), list(row.get("co", []))
+
+    before = {key(r): r for r in current}
+    after = {key(r): r for r in new}
+    changed = [{**view(after[k]), "before": view(before[k])} for k in after
+               if k in before and holders(before[k]) != holders(after[k])]
+    return {"added": [view(after[k]) for k in after if k not in before], "changed": changed,
+            "removed": [view(before[k]) for k in before if k not in after]}

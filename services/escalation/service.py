@@ -20,12 +20,13 @@ from shared.auth import Principal
 from shared.clock import Clock, iso
 from shared.domain.categories import CATEGORIES
 from shared.domain.phones import mask as mask_phone
+from shared.domain.spreadsheet import StalePreview, content_base
 from shared.storage import DuplicateKey, Index, Store, VersionConflict
 
 from . import model
 from .directory import Directory
 from .idempotency import IdempotencyStore
-from .matrix import MatrixRepository, check_row, missing_categories, parse_matrix
+from .matrix import MatrixRepository, check_row, matrix_changes, missing_categories, read_matrix
 from .model import Hidden
 from .policy import ClockPolicy, effective
 from .webhooks import WebhookOutbox
@@ -345,9 +346,28 @@ class EscalationService:
             return doc if doc is not None and doc.get("active", True) else None
         return lookup
 
-    def import_matrix(self, city: str, data: bytes, filename: str, actor: str) -> dict:
-        rows = parse_matrix(city, data, filename, self.lookup_department(city))
+    def import_matrix(self, city: str, data: bytes, filename: str, actor: str, base: str | None = None) -> dict:
+        """Replaces the city's matrix in one write; the same rows again write nothing. With a
+        preview's ``base``, refuses (StalePreview) if the matrix changed since that preview."""
+        rows, _ = read_matrix(city, data, filename, self.lookup_department(city))
+        preview = self.preview_of(city, rows)
+        if base is not None and base != preview["base"]:
+            raise StalePreview()
+        if not preview["changed"]:
+            return self.matrix.get(city)
         return self.matrix.replace(city, rows, actor, source=f"import:{filename}")
+
+    def preview_matrix(self, city: str, data: bytes, filename: str) -> dict:
+        """The dry run: rows added, changed and removed against the stored matrix; nothing written."""
+        rows, notices = read_matrix(city, data, filename, self.lookup_department(city))
+        return {"dry_run": True, "city": city, **self.preview_of(city, rows), "notices": notices}
+
+    def preview_of(self, city: str, rows: list[dict]) -> dict:
+        names = {d["_id"]: d["name"] for d in self.directory.of_city(city)}
+        current = self.matrix.get(city)["rows"]
+        changes = matrix_changes(current, rows, lambda dept: names.get(dept, dept))
+        summary = {key: len(items) for key, items in changes.items()}
+        return {"changed": any(summary.values()), "base": content_base(current), "summary": summary, "changes": changes}
 
     def put_matrix_row(self, city: str, body: dict, actor: str) -> dict:
         row, problems = check_row(city, body["category"], body.get("township"), body["lead"], body.get("co", []),

@@ -2,11 +2,12 @@
 calls (回访), and the township's settings (follow-up delay, duplicate radius and window, rating link)."""
 from __future__ import annotations
 
-from flask import request
+from flask import jsonify, request
 from flask_smorest import Blueprint, abort
 from marshmallow import RAISE, Schema, fields, validate
 
 from shared.auth import require, require_township
+from shared.domain.spreadsheet import StalePreview
 from shared.web import spreadsheet_body
 
 from .knowledge import KbError, KnowledgeBase
@@ -50,6 +51,20 @@ class KbImportQuery(Schema):
 
     filename = fields.String(validate=validate.Regexp(r".+\.(xlsx|csv)$", error="文件名须以 .xlsx 或 .csv 结尾"))
     replace = fields.Boolean(load_default=False, metadata={"description": "true：删除文件中没有的条目"})
+    dry_run = fields.Boolean(load_default=False, metadata={
+        "description": "true：只预览新增、修改、删除的条目（200），不写入；确认后去掉此参数再提交同一文件"})
+    base = fields.String(validate=validate.Regexp(r"^[0-9a-f]{16}$", error="base 应为预览返回的16位标识"), metadata={
+        "description": "可选：预览返回的 base；若预览之后知识库已被修改则拒收（409）"})
+
+
+class KbPreviewOut(Schema):
+    dry_run = fields.Boolean()
+    township = fields.String()
+    base = fields.String(metadata={"description": "提交时作为 base 参数带上，可确保提交的正是预览时的情况"})
+    changed = fields.Boolean(metadata={"description": "false：与当前知识库一致，提交也不会有任何更改"})
+    summary = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "added, changed, removed, unchanged 的条数"})
+    changes = fields.Dict(keys=fields.String(), values=fields.List(fields.Dict()))
+    notices = fields.List(fields.Dict(), metadata={"description": "读取时的提示：表头位置、未导入的合计/备注行、隐藏的行和列"})
 
 
 class KbImportOut(Schema):
@@ -208,11 +223,14 @@ def _kb_file_routes(bp: Blueprint, kb: KnowledgeBase) -> None:
     @require(*STAFF)
     @bp.arguments(KbImportQuery, location="query")
     @bp.response(201, KbImportOut)
+    @bp.alt_response(200, schema=KbPreviewOut, description="dry_run=true：预览新增、修改、删除的条目，未写入")
+    @bp.alt_response(409, description="带了 base，但预览之后知识库已被修改：请重新预览")
     @bp.alt_response(422, description="文件有误：整份拒收，逐行列出错误")
     @bp.doc(requestBody=spreadsheet_body("常见问题表"))
     def kb_import(query, code):
         """导入常见问题表（XLSX 或 CSV，UTF-8 或 GBK），表头：问题、答案、关键词、类别（可选：编号）。
-        上传 multipart 字段 file，或以原始正文提交并给出 filename。重复导入按编号更新，不会重复。"""
+        上传 multipart 字段 file，或以原始正文提交并给出 filename。重复导入按编号更新，不会重复。
+        先加 dry_run=true 预览，确认后再提交。"""
         principal = require_township(code)
         upload = request.files.get("file")
         if upload is not None:
@@ -222,9 +240,13 @@ def _kb_file_routes(bp: Blueprint, kb: KnowledgeBase) -> None:
         if len(data) > MAX_KB_BYTES:
             abort(413, message="文件过大")
         try:
-            return kb.import_file(code, data, filename, _actor(principal), replace=query["replace"])
+            if query["dry_run"]:
+                return jsonify(KbPreviewOut().dump(kb.preview_file(code, data, filename, replace=query["replace"])))
+            return kb.import_file(code, data, filename, _actor(principal), replace=query["replace"], base=query.get("base"))
         except KbError as exc:
             abort(422, message="常见问题表有误，未导入任何数据", errors={"file": exc.errors})
+        except StalePreview as exc:
+            abort(409, message=str(exc))
 
     @bp.route("/townships/<string:code>/kb/match", methods=["POST"])
     @require(*STAFF)

@@ -17,7 +17,8 @@ import threading
 
 from shared.clock import Clock, iso
 from shared.domain.ids import short_hash
-from shared.domain.spreadsheet import ImportRejected, SpreadsheetError, cell_text, read_rows
+from shared.domain.sheet_table import Table, fold, read_table
+from shared.domain.spreadsheet import ImportRejected, SpreadsheetError, StalePreview, cell_text, content_base
 from shared.storage import Index
 
 from .faq import Match, Matcher
@@ -26,6 +27,7 @@ KB_INDEXES = [Index.on("township"), Index.on("township", "code")]
 CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 HEADERS = {"编号": "code", "问题": "question", "答案": "answer", "关键词": "keywords", "类别": "category"}
 REQUIRED = ("问题", "答案")
+COMPARED = ("question", "answer", "keywords", "category", "active")
 MAX_ENTRIES = 2000
 _SPLIT = re.compile(r"[、,，;；/|\s]+")
 
@@ -75,17 +77,20 @@ class KnowledgeBase:
         """Creates or replaces an entry; returns (entry, "created" | "updated" | "unchanged")."""
         code = code or body.get("code") or code_for(body["question"])
         current = self.get(township, code)
-        now = iso(self.clock.now())
-        doc = {"_id": entry_id(township, code), "township": township, "code": code,
-               "question": body["question"].strip(), "answer": body["answer"].strip(),
-               "keywords": split_keywords(body.get("keywords")), "category": (body.get("category") or "").strip() or None,
-               "active": body.get("active", True), "created_at": (current or {}).get("created_at", now),
-               "updated_at": now, "updated_by": actor}
-        if current and all(current.get(k) == doc[k] for k in ("question", "answer", "keywords", "category", "active")):
+        doc = self._doc(township, code, body, actor, current)
+        if _same(current, doc):
             return current, "unchanged"
         stored = self.entries.upsert(doc)
         self._bump(township)
         return stored, "updated" if current else "created"
+
+    def _doc(self, township: str, code: str, body: dict, actor: str, current: dict | None) -> dict:
+        now = iso(self.clock.now())
+        return {"_id": entry_id(township, code), "township": township, "code": code,
+                "question": body["question"].strip(), "answer": body["answer"].strip(),
+                "keywords": split_keywords(body.get("keywords")), "category": (body.get("category") or "").strip() or None,
+                "active": body.get("active", True), "created_at": (current or {}).get("created_at", now),
+                "updated_at": now, "updated_by": actor}
 
     def delete(self, township: str, code: str) -> bool:
         if self.get(township, code) is None:
@@ -95,8 +100,40 @@ class KnowledgeBase:
         return True
 
     # -- spreadsheet import -----------------------------------------------------------------------
-    def import_file(self, township: str, data: bytes, filename: str, actor: str, replace: bool = False) -> dict:
+    def preview_file(self, township: str, data: bytes, filename: str, replace: bool = False) -> dict:
+        """The dry run: entries the file would add, change and (with replace) remove; nothing written."""
+        rows, notices = read_kb(data, filename)
+        current = {e["code"]: e for e in self.list(township)}
+        added, changed, unchanged = [], [], 0
+        for row in rows:
+            before = current.get(row["code"])
+            doc = self._doc(township, row["code"], row, "", before)
+            if before is None:
+                added.append({"code": row["code"], "question": doc["question"]})
+            elif _same(before, doc):
+                unchanged += 1
+            else:
+                changed.append({"code": row["code"], "question": doc["question"],
+                                "fields": [k for k in COMPARED if before.get(k) != doc[k]]})
+        kept = {row["code"] for row in rows}
+        removed = [{"code": c, "question": e["question"]} for c, e in current.items() if replace and c not in kept]
+        changes = {"added": added, "changed": changed, "removed": removed}
+        return {"dry_run": True, "township": township, "changed": bool(added or changed or removed),
+                "base": self.base(township),
+                "summary": {**{k: len(v) for k, v in changes.items()}, "unchanged": unchanged},
+                "changes": changes, "notices": notices}
+
+    def base(self, township: str) -> str:
+        """A token for the entries as they stand (a preview returns it; see import_file)."""
+        return content_base(sorted([e["code"], *(e.get(k) for k in COMPARED)] for e in self.list(township)))
+
+    def import_file(self, township: str, data: bytes, filename: str, actor: str, replace: bool = False,
+                    base: str | None = None) -> dict:
+        """Entries created, updated or (replace) removed; with a preview's ``base``, refuses
+        (StalePreview) if the knowledge base changed since that preview."""
         rows = read_sheet(data, filename)
+        if base is not None and base != self.base(township):
+            raise StalePreview()
         counts = {"created": 0, "updated": 0, "unchanged": 0, "removed": 0}
         kept = set()
         for row in rows:
@@ -153,52 +190,76 @@ def _cell(value) -> str:
     return " ".join(cell_text(value).replace("\u3000", " ").split())
 
 
-def _table(data: bytes, filename: str) -> list[list]:
-    try:
-        return [cells for _, cells in read_rows(data, filename)]
-    except SpreadsheetError as exc:
-        raise KbError([{"row": 1, "column": None, "message": str(exc)}]) from None
+def _same(current: dict | None, doc: dict) -> bool:
+    return bool(current) and all(current.get(k) == doc[k] for k in COMPARED)
 
 
 def read_sheet(data: bytes, filename: str) -> list[dict]:
     """Every row as an entry body; KbError listing every problem (row numbers as in Excel)."""
+    return read_kb(data, filename)[0]
+
+
+def read_kb(data: bytes, filename: str) -> tuple[list[dict], list[dict]]:
+    """The entries, and the reader's notices (header row, rows set aside, hidden rows and columns).
+    The sheet may be kept as offices keep it: a title row above the header, merged cells, notes at the end."""
     if not data:
-        raise KbError([{"row": 1, "column": None, "message": "文件为空"}])
-    table = _table(data, filename)
-    if not table:
-        raise KbError([{"row": 1, "column": None, "message": "文件为空"}])
-    header = [_cell(v) for v in table[0]]
-    errors: list[dict] = []
+        raise KbError([_error(1, None, "文件为空")])
+    try:
+        table = read_table(data, filename, HEADERS)
+        where = _kb_columns(table)
+        rows, errors = _kb_rows(table, where)
+    except SpreadsheetError as exc:
+        raise KbError([_error(1, None, str(exc))]) from None
+    if len(rows) > MAX_ENTRIES:
+        errors.append(_error(table.header_row, None, f"一次最多导入{MAX_ENTRIES}条"))
+    if not rows and not errors:
+        errors.append(_error(table.header_row + 1, None, "文件中没有问题"))
+    if errors:
+        raise KbError(errors)
+    return rows, table.notices()
+
+
+def _error(row: int | None, column: str | None, message: str, cell: str | None = None) -> dict:
+    return {"row": row, "column": column, "cell": cell, "message": message}
+
+
+def _kb_columns(table: Table) -> dict[str, int]:
+    if table.header_row is None:
+        raise KbError([_error(1, None, "文件为空")])
+    header = [fold(_cell(v)) for v in table.header]
     missing = [h for h in REQUIRED if h not in header]
     if missing:
-        raise KbError([{"row": 1, "column": h, "message": f"缺少表头“{h}”（需要：问题、答案，可选：关键词、类别、编号）"}
+        at = table.header_row
+        where = f"（按第{at}行作为表头读取）" if at != 1 else ""
+        raise KbError([_error(at, h, f"缺少表头“{h}”（需要：问题、答案，可选：关键词、类别、编号）{where}")
                        for h in missing])
-    where = {HEADERS[h]: i for i, h in enumerate(header) if h in HEADERS}
-    rows, seen = [], {}
-    for number, cells in enumerate(table[1:], start=2):
+    return {HEADERS[h]: i for i, h in enumerate(header) if h in HEADERS}
+
+
+def _kb_rows(table: Table, where: dict[str, int]) -> tuple[list[dict], list[dict]]:
+    rows, seen, errors = [], {}, []
+    labels = {"question": "问题", "answer": "答案", "code": "编号", "category": "类别"}
+
+    def add(number: int, key: str, message: str) -> None:
+        errors.append(_error(number, labels[key], message, table.cell(number, where.get(key))))
+
+    for number, cells in table.rows():
         values = {key: _cell(cells[i]) if i < len(cells) else "" for key, i in where.items()}
         if not any(values.values()):
             continue  # a blank row
         for key, label, low, high in (("question", "问题", 2, 200), ("answer", "答案", 2, 2000)):
             if not values.get(key):
-                errors.append({"row": number, "column": label, "message": f"“{label}”不能为空"})
+                add(number, key, f"“{label}”不能为空")
             elif not low <= len(values[key]) <= high:
-                errors.append({"row": number, "column": label, "message": f"“{label}”长度应为{low}–{high}个字"})
+                add(number, key, f"“{label}”长度应为{low}–{high}个字")
         code = values.get("code") or (code_for(values["question"]) if values.get("question") else "")
         if values.get("code") and not CODE.match(values["code"]):
-            errors.append({"row": number, "column": "编号", "message": "编号只能包含字母、数字、-和_，最长32位"})
+            add(number, "code", "编号只能包含字母、数字、-和_，最长32位")
         elif code and code in seen:
-            errors.append({"row": number, "column": "编号" if values.get("code") else "问题",
-                           "message": f"与第{seen[code]}行重复"})
+            add(number, "code" if values.get("code") else "question", f"与第{seen[code]}行重复")
         seen.setdefault(code, number)
         if len(values.get("category") or "") > 20:
-            errors.append({"row": number, "column": "类别", "message": "“类别”最长20个字"})
+            add(number, "category", "“类别”最长20个字")
         rows.append({"code": code, "question": values.get("question", ""), "answer": values.get("answer", ""),
                      "keywords": split_keywords(values.get("keywords")), "category": values.get("category") or None})
-    if len(rows) > MAX_ENTRIES:
-        errors.append({"row": 1, "column": None, "message": f"一次最多导入{MAX_ENTRIES}条"})
-    if not rows and not errors:
-        errors.append({"row": 2, "column": None, "message": "文件中没有问题"})
-    if errors:
-        raise KbError(errors)
-    return rows
+    return rows, errors

@@ -100,4 +100,7 @@ def _reason(people: list, route: Sequence[str]) -> str:
     if not people:
         return NO_CONTACT
     needs = "或".join(dict.fromkeys(NEEDS.get(c, "电话或企业微信账号") for c in route))
-    return f"联系人都没有可用的{needs}（已启用的渠道：{'、'.join(route)}）"
+    reason = f"联系人都没有可用的{needs}（已启用的渠道：{'、'.join(route)}）"
+    if "手机号" in needs and any(p.get("phone") and phones.mobile(p.get("phone")) is None for p in people):
+        reason += "：只有固定电话收不到短信，请补手机号或企业微信账号"  # the commonest cause, named
+    return reason

@@ -8,13 +8,19 @@ binary .xls, damaged files, binary or unknown encodings.
 ``read_rows`` yields ``(row number, raw cell values)`` with the spreadsheet's own numbering (the
 first row is 1; a CSV record that spans lines is one row), blank rows included, so callers can cite
 rows exactly as Excel shows them. The rows come lazily: a caller that stops at its row limit does not
-pay for the rest. Header-row detection and merged-cell filling belong here too, as steps between
-the file and these rows, so every importer gets them at once.
+pay for the rest.
+
+``read_table`` is what the importers use: the same rows, shaped as township offices keep their
+sheets (shared/domain/sheet_table.py): the header row found among the first rows (title rows
+above it skipped), merged cells filled from their range's top-left value, trailing totals and notes
+rows (合计、备注、制表人…) set aside and reported, hidden rows and columns read and reported.
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 from typing import Iterator
 
 import openpyxl
@@ -25,6 +31,7 @@ NO_SHEET = "xlsx文件中没有工作表"
 DAMAGED = "文件内容已损坏或格式不正确，无法读取"
 NOT_TEXT = "无法识别的文件格式，请上传.xlsx或CSV文件"
 UNKNOWN_ENCODING = "无法识别CSV文件的编码，请另存为UTF-8或GBK编码"
+STALE_PREVIEW = "预览之后数据已被修改（可能有其他人刚导入或调整过），请重新预览后再提交"
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # the legacy binary .xls (and every other OLE2 document)
 _ENCODINGS = ("utf-8-sig", "gb18030")
@@ -37,6 +44,20 @@ class ImportRejected(Exception):
     def __init__(self, message: str, errors: list[dict]):
         super().__init__(message)
         self.errors = errors
+
+
+class StalePreview(Exception):
+    """A commit made with a preview's ``base`` after the stored data changed since that preview."""
+
+    def __init__(self):
+        super().__init__(STALE_PREVIEW)
+
+
+def content_base(value) -> str:
+    """A 16-hex token for stored data as an import sees it: a preview returns it, and a commit given
+    it refuses with StalePreview when the data no longer hashes the same."""
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 
 
 class SpreadsheetError(Exception):

@@ -178,3 +178,63 @@ def test_a_townships_own_row_beats_the_city_wide_one(system, web, township, lead
     housing = service.matrix.plan(CITY, township, "housing", service.directory.department)
     assert housing.lead["_id"] == dept_id("zjj")
     assert [d["_id"] for d in housing.co] == [dept_id("dx"), dept_id("mzj")]
+
+
+def office_matrix() -> bytes:
+    """The matrix as a city office keeps it: a title row merged across, the same lead department
+    merged over two categories, a notes row at the end."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["韶山市三长制部门责任清单（2026年）"])
+    sheet.merge_cells("A1:D1")
+    for row in full_rows():
+        sheet.append(row)
+    sheet["C5"] = None                      # environment's lead: merged from C4 (road's row, 城管局)
+    sheet.merge_cells("C4:C5")
+    sheet.append(["备注：未列出的镇(街道)按全市通用行办理。"])
+    sheet.merge_cells(f"A{sheet.max_row}:D{sheet.max_row}")
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_dry_run_previews_the_change_and_writes_nothing_then_commit_is_idempotent(system, web):
+    setup_city(web)
+    before = web.get(f"/api/v1/cities/{CITY}/matrix", headers=ADMIN_HEADERS).json
+    resp = import_file(web, office_matrix(), "清单.xlsx&dry_run=true")
+    assert resp.status_code == 200, resp.json
+    preview = resp.json
+    assert preview["dry_run"] is True and preview["changed"] is True
+    assert preview["summary"] == {key: len(items) for key, items in preview["changes"].items()}
+    # Against setup_city's matrix: road's city-wide lead and environment's co-handler differ.
+    changed = {(c["category"], c["township"]): c for c in preview["changes"]["changed"]}
+    assert set(changed) == {("road", None), ("environment", None)}
+    assert changed[("road", None)]["lead"] == "韶山市城市管理和综合执法局"
+    assert changed[("road", None)]["before"]["lead"] != changed[("road", None)]["lead"]
+    assert (changed[("environment", None)]["before"]["co"], changed[("environment", None)]["co"]) == (["韶山市自然资源局"], [])
+    assert [n["row"] for n in preview["notices"]] == [2, 14]  # the header on row 2; the notes row set aside
+    assert web.get(f"/api/v1/cities/{CITY}/matrix", headers=ADMIN_HEADERS).json == before
+
+    done = import_file(web, office_matrix(), f"清单.xlsx&base={preview['base']}")  # committed as previewed
+    assert done.status_code == 200, done.json
+    stale = import_file(web, xlsx(full_rows()), f"清单.xlsx&base={preview['base']}")  # that preview is past
+    assert stale.status_code == 409 and "请重新预览" in stale.json["message"]
+    environment = next(r for r in done.json["rows"] if r["category"] == "environment" and not r["township"])
+    assert environment["lead"] == dept_id("cg")  # the merged cell gave it road's lead
+    again = import_file(web, office_matrix(), "清单.xlsx&dry_run=true").json
+    assert again["changed"] is False and set(again["summary"].values()) == {0}
+    assert import_file(web, office_matrix(), "清单.xlsx").json["updated_at"] == done.json["updated_at"]
+
+
+def test_a_bad_cell_in_an_office_matrix_names_its_cell(system, web):
+    setup_city(web, matrix=False)
+    data = office_matrix()
+    book = openpyxl.load_workbook(io.BytesIO(data))
+    book.active["C6"] = "韶山市火星局"
+    out = io.BytesIO()
+    book.save(out)
+    for query in ("&dry_run=true", ""):
+        resp = import_file(web, out.getvalue(), f"清单.xlsx{query}")
+        assert resp.status_code == 422
+        assert resp.json["errors"]["file"][0] | {"message": None} == {"row": 6, "column": "牵头部门", "cell": "C6",
+                                                                      "message": None}

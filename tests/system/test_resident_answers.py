@@ -201,3 +201,54 @@ def test_knowledge_base_import_from_a_spreadsheet(system, web):
     assert {(e["row"], e["column"]) for e in resp.json["errors"]["file"]} >= {(3, "问题"), (4, "编号")}
     assert len(web.get(f"/api/v1/townships/{TOWNSHIP}/kb", headers=staff).json) == 1
     assert web.post(url, data=csv_body, headers=ADMIN_HEADERS, content_type="text/csv").status_code == 201
+
+
+def _office_kb(rows: list[list]) -> bytes:
+    """A knowledge base as a township office keeps it: a title row merged across, a 类别 cell merged
+    over its questions, a notes row at the end."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["清溪镇便民问答（2026年）"])
+    sheet.merge_cells("A1:D1")
+    for row in rows:
+        sheet.append(row)
+    sheet.merge_cells(f"A3:A{sheet.max_row}")
+    sheet.append(["制表人：王红"])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_knowledge_base_dry_run_shows_the_change_and_writes_nothing(system, web):
+    staff = token(system, "staff")
+    url = f"/api/v1/townships/{TOWNSHIP}/kb/import"
+    header = ["类别", "编号", "问题", "答案"]
+    first = _office_kb([header, ["证件", "sfz", "身份证丢了怎么补办？", "到派出所户籍窗口补领。"],
+                        [None, "hkb", "户口簿怎么迁入？", "到派出所办理。"]])
+    preview = web.post(f"{url}?filename=kb.xlsx&dry_run=true", data=first, headers=staff,
+                       content_type="application/octet-stream")
+    assert preview.status_code == 200, preview.json
+    assert preview.json["summary"] == {"added": 2, "changed": 0, "removed": 0, "unchanged": 0}
+    assert [n["row"] for n in preview.json["notices"]] == [2, 5]  # header on row 2; 制表人 set aside
+    assert web.get(f"/api/v1/townships/{TOWNSHIP}/kb", headers=staff).json == []
+    assert web.post(f"{url}?filename=kb.xlsx", data=first, headers=staff,
+                    content_type="application/octet-stream").status_code == 201
+    entries = web.get(f"/api/v1/townships/{TOWNSHIP}/kb", headers=staff).json
+    assert {e["code"]: e["category"] for e in entries} == {"sfz": "证件", "hkb": "证件"}  # the merged 类别
+    second = _office_kb([header, ["证件", "sfz", "身份证丢了怎么补办？", "带户口簿到派出所户籍窗口补领。"]])
+    preview = web.post(f"{url}?filename=kb.xlsx&dry_run=true&replace=true", data=second, headers=staff,
+                       content_type="application/octet-stream").json
+    assert preview["changed"] is True
+    assert preview["changes"]["changed"] == [{"code": "sfz", "question": "身份证丢了怎么补办？", "fields": ["answer"]}]
+    assert preview["changes"]["removed"] == [{"code": "hkb", "question": "户口簿怎么迁入？"}]
+    assert web.get(f"/api/v1/townships/{TOWNSHIP}/kb", headers=staff).json == entries
+    web.delete(f"/api/v1/townships/{TOWNSHIP}/kb/hkb", headers=staff)  # meanwhile, an entry is deleted by hand
+    stale = web.post(f"{url}?filename=kb.xlsx&replace=true&base={preview['base']}", data=second, headers=staff,
+                     content_type="application/octet-stream")
+    assert stale.status_code == 409 and "请重新预览" in stale.json["message"]
+    assert len(web.get(f"/api/v1/townships/{TOWNSHIP}/kb", headers=staff).json) == 1
+    assert web.post(f"{url}?filename=kb.xlsx", data=first, headers=staff,
+                    content_type="application/octet-stream").json["created"] == 1
+    same = web.post(f"{url}?filename=kb.xlsx&dry_run=true", data=first, headers=staff,
+                    content_type="application/octet-stream").json
+    assert same["changed"] is False and same["summary"]["unchanged"] == 2

@@ -45,6 +45,11 @@ def errors_of(township: str, data: bytes, filename: str) -> list[dict]:
     return caught.value.errors
 
 
+def at(column: str, row: int) -> str:
+    """The cell Excel names for a HEADER column on a row ("K3")."""
+    return f"{chr(ord('A') + HEADER.index(column))}{row}"
+
+
 def only_error(data: bytes, filename: str = "roster.csv") -> dict:
     errors = errors_of(TOWNSHIP, data, filename)
     assert len(errors) == 1, errors
@@ -195,21 +200,23 @@ def test_unusable_files_are_refused_with_one_error(data, filename, message):
 
 
 def test_header_only_xlsx_has_no_data_rows():
-    assert only_error(xlsx_bytes([HEADER]), "r.xlsx") == {"row": 2, "column": None, "message": "文件没有数据行"}
+    assert only_error(xlsx_bytes([HEADER]), "r.xlsx") == {"row": 2, "column": None, "cell": None, "message": "文件没有数据行"}
 
 
-def test_header_must_be_row_one():
-    data = xlsx_bytes([[None], HEADER, [household("毛德生", 12)[h] for h in HEADER]])
-    assert only_error(data, "r.xlsx") == {"row": 1, "column": None, "message": "第1行必须是表头"}
+def test_the_header_is_found_below_blank_rows_and_errors_keep_the_sheets_numbers():
+    data = xlsx_bytes([[None], HEADER, [household("毛德生", 12, 地址="")[h] for h in HEADER]])
+    assert only_error(data, "r.xlsx") == {"row": 3, "column": "地址", "cell": at("地址", 3),
+                                          "message": "「地址」不能为空"}
 
 
 def test_missing_and_repeated_columns_are_reported_on_row_one():
     header = [h for h in HEADER if h not in ("片长电话", "地址")] + ["邻长"]
     errors = errors_of(TOWNSHIP, csv_bytes([household("毛德生", 12)], header=header), "r.csv")
+    where = "（按第1行作为表头读取；表头须是一行，每列一个列名）"
     assert errors == [
-        {"row": 1, "column": "邻长", "message": "列「邻长」重复出现"},
-        {"row": 1, "column": "片长电话", "message": "缺少必填列「片长电话」"},
-        {"row": 1, "column": "地址", "message": "缺少必填列「地址」"},
+        {"row": 1, "column": "邻长", "cell": "P1", "message": "列「邻长」重复出现"},
+        {"row": 1, "column": "片长电话", "cell": None, "message": f"缺少必填列「片长电话」{where}"},
+        {"row": 1, "column": "地址", "cell": None, "message": f"缺少必填列「地址」{where}"},
     ]
 
 
@@ -227,7 +234,7 @@ def test_more_than_max_rows_is_refused_and_max_rows_is_not():
     assert len(parse_roster(head + line * MAX_ROWS, "r.csv")) == MAX_ROWS
     with pytest.raises(RosterError) as caught:
         parse_roster(head + line * (MAX_ROWS + 1), "r.csv")
-    assert caught.value.errors == [{"row": 1, "column": None,
+    assert caught.value.errors == [{"row": 1, "column": None, "cell": None,
                                     "message": "花名册超过100000行的上限，请按村（社区）拆分后分别导入"}]
 
 
@@ -236,7 +243,8 @@ def test_more_than_max_rows_is_refused_and_max_rows_is_not():
 @pytest.mark.parametrize("column", ["村(社区)", "片区", "村民小组", "邻", "户主", "地址"])
 def test_empty_required_cell(column):
     data = csv_bytes([household("毛德生", 12), household("彭淑芬", 14, **{column: "  "})])
-    assert only_error(data) == {"row": 3, "column": column, "message": f"「{column}」不能为空"}
+    assert only_error(data) == {"row": 3, "column": column, "cell": at(column, 3),
+                                 "message": f"「{column}」不能为空"}
 
 
 @pytest.mark.parametrize("column, value", [
@@ -264,7 +272,7 @@ def test_malformed_phone_is_reported_without_echoing_the_number(column, value):
 ])
 def test_inconsistent_cells_in_a_row(cells, column, message):
     data = csv_bytes([household("毛德生", 12), household("彭淑芬", 14, **cells)])
-    assert only_error(data) == {"row": 3, "column": column, "message": message}
+    assert only_error(data) == {"row": 3, "column": column, "cell": at(column, 3), "message": message}
 
 
 # -- rules across rows -----------------------------------------------------------------------------
@@ -272,7 +280,7 @@ def test_inconsistent_cells_in_a_row(cells, column, message):
 def test_neighbourhood_under_two_groups():
     data = csv_bytes([household("毛德生", 12), household("彭淑芬", 14, 村民小组="二组", 组长="张跃进")])
     assert only_error(data) == {
-        "row": 3, "column": "村民小组",
+        "row": 3, "column": "村民小组", "cell": at("村民小组", 3),
         "message": "邻「第1邻」（邻长周桂香）在第2行属于「韶山村/一片/一组」，这里却属于「韶山村/一片/二组」；"
                    "同一邻不能属于两个村民小组"}
 
@@ -311,12 +319,13 @@ def test_numbered_units_may_repeat_under_different_parents():
 ])
 def test_one_post_given_two_leads(cells, column, message):
     data = csv_bytes([household("毛德生", 12), household("彭淑芬", 14, **cells)])
-    assert only_error(data) == {"row": 3, "column": column, "message": message}
+    assert only_error(data) == {"row": 3, "column": column, "cell": at(column, 3), "message": message}
 
 
 def test_same_household_twice_in_a_neighbourhood():
     data = csv_bytes([household("毛德生", 12), household("毛德生", 12, 联系电话="13973200001")])
-    assert only_error(data) == {"row": 3, "column": "户主", "message": "与第2行是同一邻下的同一户（户主和地址相同）"}
+    assert only_error(data) == {"row": 3, "column": "户主", "cell": at("户主", 3),
+                                "message": "与第2行是同一邻下的同一户（户主和地址相同）"}
 
 
 def test_all_errors_are_collected_in_row_order():
@@ -346,7 +355,8 @@ def test_build_org_checks_rows_built_by_hand():
 
     with pytest.raises(RosterError) as caught:
         build_org(TOWNSHIP, [RosterRow(**{**row.__dict__, "address": ""})])
-    assert caught.value.errors == [{"row": 2, "column": "地址", "message": "「地址」不能为空"}]
+    # Rows built by hand have no sheet behind them: no cell to name.
+    assert caught.value.errors == [{"row": 2, "column": "地址", "cell": None, "message": "「地址」不能为空"}]
 
 
 @pytest.mark.parametrize("township", ["43038210", "4303821000", "43038210x", "４３０３８２１００", 430382100])
