@@ -29,8 +29,12 @@ def _embedded_settings(settings: Settings, demo: bool) -> Settings:
         creds = {"secret": secrets.token_urlsafe(32), "admin_token": "demo-admin-" + secrets.token_urlsafe(12)}
         path.write_text(json.dumps(creds))
         path.chmod(0o600)
+    from .domain.demo import DEMO_TOWNSHIP, DEMO_TOWNSHIP_NAME
+
+    pages = settings.pages_townships or (f"{DEMO_TOWNSHIP}={DEMO_TOWNSHIP_NAME}" if demo else None)
     return replace(settings, secret=settings.secret or creds["secret"],
-                   admin_token=settings.admin_token or (creds["admin_token"] if demo else None))
+                   admin_token=settings.admin_token or (creds["admin_token"] if demo else None),
+                   pages_townships=pages)
 
 
 def _load_demo(runtime: Runtime) -> dict:

@@ -44,6 +44,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SANZHANG_MAX_BODY", "1048576", "Largest accepted request body in bytes (1 MiB)."),
     Setting("SANZHANG_TIMEZONE", DEFAULT_ZONE, "The local time zone: working days, holidays, quiet hours, quarters and the times people read."),
     Setting("SANZHANG_RATE_LIMIT", None, "Write requests (POST/PUT/PATCH/DELETE) per credential, N/seconds, e.g. 60/60; more answer 429 with Retry-After. Kept in memory, so per gunicorn worker. Unset or off: no limit."),
+    Setting("SANZHANG_PAGES_TOWNSHIPS", None, "Townships whose residents may report on the public pages (/resident/), comma-separated, each code=name, e.g. 430382100=清溪镇. Unset: the pages take no new reports (tracking and rating still work). The demo opens its township."),
 )
 
 # Name -> meaning, the registry the deploy tests read.
@@ -85,6 +86,7 @@ class Settings:
     max_body: int = 1024 * 1024
     rate_limit: str | None = None
     timezone: str = DEFAULT_ZONE
+    pages_townships: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -120,5 +122,6 @@ class Settings:
             max_body=int(get("SANZHANG_MAX_BODY")),
             rate_limit=get("SANZHANG_RATE_LIMIT") or None,
             timezone=get("SANZHANG_TIMEZONE"),
+            pages_townships=get("SANZHANG_PAGES_TOWNSHIPS") or None,
             extra=env,
         )
