@@ -45,6 +45,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SANZHANG_TIMEZONE", DEFAULT_ZONE, "The local time zone: working days, holidays, quiet hours, quarters and the times people read."),
     Setting("SANZHANG_RATE_LIMIT", None, "Write requests (POST/PUT/PATCH/DELETE) per credential, N/seconds, e.g. 60/60; more answer 429 with Retry-After. Kept in memory, so per gunicorn worker. Unset or off: no limit."),
     Setting("SANZHANG_PAGES_TOWNSHIPS", None, "Townships whose residents may report on the public pages (/resident/), comma-separated, each code=name, e.g. 430382100=清溪镇. Unset: the pages take no new reports (tracking and rating still work). The demo opens its township."),
+    Setting("SANZHANG_TRUSTED_PROXIES", "0", "How many proxies in front of the service set X-Forwarded-For/-Proto/-Host (the Compose proxy or the Kubernetes Ingress: 1). The client's address (rate limits) and https (secure cookies) are read from them. 0: the headers are ignored."),
 )
 
 # Name -> meaning, the registry the deploy tests read.
@@ -87,6 +88,7 @@ class Settings:
     rate_limit: str | None = None
     timezone: str = DEFAULT_ZONE
     pages_townships: str | None = None
+    trusted_proxies: int = 0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -123,5 +125,6 @@ class Settings:
             rate_limit=get("SANZHANG_RATE_LIMIT") or None,
             timezone=get("SANZHANG_TIMEZONE"),
             pages_townships=get("SANZHANG_PAGES_TOWNSHIPS") or None,
+            trusted_proxies=int(get("SANZHANG_TRUSTED_PROXIES")),
             extra=env,
         )
