@@ -86,6 +86,7 @@ class Checker:
         assert all(n.startswith(url.split("/")[0] + "//" + url.split("/")[2]) for n, _ in weight["resources"]), \
             "everything from the system itself"
         self.weights[name] = weight["total"]
+        print(f"first load of {name}: {weight['total']} bytes")
         self.check(name)
 
     def check(self, name: str) -> None:
