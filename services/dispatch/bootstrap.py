@@ -14,6 +14,7 @@ from .chain import Escalator
 from .desk import CaseDesk
 from .firing import SlaTimers
 from .department_events import handlers as department_handlers
+from .pause_events import handlers as pause_handlers
 from .handlers import DispatchHandlers
 from .org import OrgRepository
 from .policies import Policies
@@ -51,6 +52,8 @@ HANDLES = frozenset({
     "case.resolved", "case.referred", "case.updated", "case.merged", "case.signed_off", "case.returned",
     "sla.warning", "sla.breached",
     "department.assigned", "department.accepted", "department.sla_breached",
+    # pausing the clock: the resident's answer resumes a case paused for them (pause_events.py)
+    "report.supplemented", "case.paused", "case.resumed",
 })
 
 
@@ -75,7 +78,7 @@ def build(ctx: Context) -> ServiceParts:
         blueprints=[build_blueprint(org, cases), build_case_blueprint(desk), build_policy_blueprint(policies),
                     *supervision.blueprints(), build_merge_blueprint(resident_loop)],
         handlers=merge_handlers(handlers.handlers(), supervision.handlers(), resident_loop.handlers(),
-                                department_handlers(cases, ctx.clock)),
+                                department_handlers(cases, ctx.clock), pause_handlers(cases, ctx.clock)),
         repos=[cases, org.imports],
         tasks=[sweeper, *supervision.sweepers],
         api={"org": org, "cases": cases, "policies": policies, "desk": desk, "timers": timers,
