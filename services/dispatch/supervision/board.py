@@ -98,5 +98,7 @@ def board(sup, township: str, now: datetime) -> dict:
         "cards": sup.cards.list(township, quarter),
         "overdue_visits": sup.visits.overdue(township, limit=200),
         # 挂起: every paused case, the longest-waiting first (the clock is stopped for them).
+        # 积分超市: exchanges this quarter (reversed ones left out).
+        "exchanges": sup.exchanges.period_totals(township, since, until),
         "paused_cases": sorted((c for c in cases if c["pause"]), key=lambda c: c["pause"]["since"]),
     }

@@ -100,7 +100,9 @@
       kpi("overdue", "当前超时", d.open_overdue, "超时 " + f.breaches + " 次（本季）", d.open_overdue ? "bad" : ""),
       kpi("disputes", "调解矛盾纠纷", f.disputes_mediated, "件"),
       kpi("hazards", "排查安全隐患", f.hazards_found, "个"),
-      kpi("micro", "提供微服务", f.micro_services, "件")
+      kpi("micro", "提供微服务", f.micro_services, "件"),
+      kpi("exchanges", "积分兑换", (d.exchanges || {}).count || 0, "本季 " + ((d.exchanges || {}).points || 0) + " 分"),
+      kpi("paused", "挂起中", (d.paused_cases || []).length, "挂起累计 " + hours(f.paused_s || 0))
     ].join("");
   }
 
