@@ -218,4 +218,5 @@ def test_a_running_pause_counts_up_to_now():
     pause(case, MONDAY_9)
     derive(case, MONDAY_9 + timedelta(hours=5))
     assert case["paused_s"] == 5 * HOUR and case["paused_now"] == 1
+    assert case["deadline"] is None      # not counted as overdue while nothing runs
     assert views.shown(views.summary(case, MONDAY_9 + timedelta(hours=5)), "paused")

@@ -83,6 +83,8 @@ def _flag(value: bool | None) -> int | None:
 
 def current_deadline(case: dict) -> str | None:
     status = case.get("status")
+    if status == "accepted" and case.get("pause"):
+        return None  # paused: no deadline runs, so it is never "overdue now" (pausing.py)
     if status == "assigned":
         return case.get("accept_due")
     if status == "accepted":
