@@ -52,6 +52,7 @@ def catalogue_routes(bp: Blueprint, sup) -> None:
     @require(*STAFF)
     @bp.arguments(RewardIn)
     @bp.response(201, RewardOut)
+    @bp.alt_response(409, description="积分超市已有同名商品")
     def add_reward(body, code):
         """上架商品：名称、所需积分、库存"""
         principal = require_township(code)
@@ -61,6 +62,8 @@ def catalogue_routes(bp: Blueprint, sup) -> None:
     @require(*STAFF)
     @bp.arguments(RewardPatch)
     @bp.response(200, RewardOut)
+    @bp.alt_response(404, description="本镇没有该商品")
+    @bp.alt_response(409, description="积分超市已有同名商品")
     def change_reward(body, code, item_id):
         """修改商品：名称、积分、库存、上下架"""
         principal = require_township(code)
@@ -73,6 +76,7 @@ def staff_exchange_routes(bp: Blueprint, sup) -> None:
     @require(*STAFF)
     @bp.arguments(StaffExchangeIn)
     @bp.response(201, ExchangeOut)
+    @bp.alt_response(404, description="本镇没有该商品")
     @bp.alt_response(409, description="积分不足、库存不足、已下架，或兑换编号已用于另一笔兑换")
     def record(body, code):
         """代三长登记兑换（扣积分、减库存；同一兑换编号只记一次）"""
@@ -89,15 +93,15 @@ def staff_exchange_routes(bp: Blueprint, sup) -> None:
     def exchanges(query, code):
         """兑换记录（新的在前）"""
         require_township(code)
-        key = _call(sup.exchanges.lead_of_unit, code, query["unit_id"])["lead_key"] if query.get("unit_id") else None
         since = local_day(query["from_"]) if query.get("from_") else None
         until = local_day(query["to"], end=True) if query.get("to") else None
-        return sup.exchanges.history(code, key=key, since=since, until=until, limit=query["limit"])
+        return sup.exchanges.history(code, unit_id=query.get("unit_id"), since=since, until=until, limit=query["limit"])
 
     @bp.route("/townships/<string:code>/exchanges/<string:exchange_id>/reverse", methods=["POST"])
     @require(*STAFF)
     @bp.arguments(ReverseIn)
     @bp.response(200, ExchangeOut)
+    @bp.alt_response(404, description="本镇没有该兑换记录")
     @bp.alt_response(409, description="该兑换已撤销")
     def reverse(body, code, exchange_id):
         """撤销兑换（须写明原因）：积分退回、库存加回，台账记一条退回"""
@@ -128,6 +132,7 @@ def lead_exchange_routes(bp: Blueprint, sup) -> None:
     @require("lead")
     @bp.arguments(ExchangeIn)
     @bp.response(201, ExchangeOut)
+    @bp.alt_response(404, description="本镇没有该商品")
     @bp.alt_response(409, description="积分不足、库存不足、已下架，或兑换编号已用于另一笔兑换")
     def exchange(body):
         """兑换商品（扣积分、减库存；同一兑换编号只记一次）"""

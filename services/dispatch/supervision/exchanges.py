@@ -58,7 +58,8 @@ class Exchanges:
         self.rewards = Aggregates(store.collection("rewards", [Index.on("township", "name")]), clock)
         self.wallets = Aggregates(store.collection("wallets", [Index.on("township")]), clock)
         self.exchanges = Aggregates(store.collection("exchanges", [
-            Index.on("township", "at"), Index.on("township", "lead_key", "at")]), clock)
+            Index.on("township", "at"), Index.on("township", "lead_key", "at"),
+            Index.on("township", "unit_id", "at")]), clock)
         self.ledger = ledger
         self.org = org
         self.clock = clock
@@ -70,7 +71,7 @@ class Exchanges:
 
     def add_reward(self, township: str, body: dict, actor: str) -> dict:
         if self.rewards.collection.find({"township": township, "name": body["name"]}, limit=1):
-            raise ExchangeError(422, "积分超市已有同名商品", field="name")
+            raise ExchangeError(409, "积分超市已有同名商品")
         now = iso(self.clock.now())
         item = {"_id": new_id()[:16], "township": township, "name": body["name"], "price": body["price"],
                 "stock": body["stock"], "active": body.get("active", True), "description": body.get("description"),
@@ -81,9 +82,11 @@ class Exchanges:
         self.reward(township, item_id)
         if body.get("name") and any(i["_id"] != item_id for i in self.rewards.collection.find(
                 {"township": township, "name": body["name"]}, limit=2)):
-            raise ExchangeError(422, "积分超市已有同名商品", field="name")
+            raise ExchangeError(409, "积分超市已有同名商品")
 
         def change(item: dict):
+            if not body:
+                raise Unchanged  # nothing to change: the item as it is
             item.update(body, updated_at=iso(self.clock.now()), changed_by=actor)
             return ()
         return self.rewards.mutate(item_id, change)
@@ -115,11 +118,13 @@ class Exchanges:
         earned, spent = self.earned(township, key), round(wallet.get("spent", 0), 2)
         return {"lead_key": key, "earned": earned, "spent": spent, "balance": round(earned - spent, 2)}
 
-    def history(self, township: str, *, key: str | None = None, since: str | None = None,
-                until: str | None = None, limit: int = 200) -> list[dict]:
+    def history(self, township: str, *, key: str | None = None, unit_id: str | None = None,
+                since: str | None = None, until: str | None = None, limit: int = 200) -> list[dict]:
         where: dict = {"township": township}
         if key:
             where["lead_key"] = key
+        if unit_id:
+            where["unit_id"] = unit_id
         if since or until:
             where["at"] = {k: v for k, v in (("$gte", since), ("$lt", until)) if v}
         return [_public(e) for e in self.exchanges.collection.find(where, sort=[("at", -1)], limit=limit)]
