@@ -44,8 +44,8 @@ class PauseIn(_In):
     note = fields.String(required=True, validate=NOTE,
                          metadata={"description": "缺什么、等什么（待群众补充时会发给群众）",
                                    "example": "请补充漏水位置的照片和具体门牌号"})
-    until = fields.AwareDateTime(metadata={"description": "等待外部事项时可填：约定的恢复时间（ISO-8601，带时区）",
-                                           "example": "2026-11-05T09:00:00+08:00"})
+    until = fields.AwareDateTime(metadata={"description": "仅等待外部事项时可填：约定的恢复时间（ISO-8601，带时区，"
+                                                          "如 2026-11-05T09:00:00+08:00），须在挂起上限之内"})
 
     @validates_schema
     def _until_for_external(self, data, **kwargs):

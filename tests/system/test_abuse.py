@@ -73,7 +73,7 @@ FIELD_VALUES = {
 def example(spec: dict, schema: dict, name: str | None = None):
     """A valid value for ``schema``: the field's known value, its example, or one built from its type."""
     schema = resolve(spec, schema)
-    if name in FIELD_VALUES:
+    if name in FIELD_VALUES and FIELD_VALUES[name] in schema.get("enum", [FIELD_VALUES[name]]):
         return copy.deepcopy(FIELD_VALUES[name])
     if "example" in schema:
         return copy.deepcopy(schema["example"])
@@ -120,7 +120,8 @@ def random_ids() -> dict[str, str]:
     return {"ref": tracking, "service_request_id": tracking, "photo_id": _hex(32), "code": "430382199",
             "entry": "no-such-entry", "followup_id": _hex(32), "case_id": _hex(32), "supervision_id": _hex(12),
             "card_id": _hex(32), "unit_id": "u-" + _hex(16), "city": "430399", "department_id": f"{CITY_A}-nosuch",
-            "key_id": "dk_" + _hex(16), "extension_id": "x" + _hex(10), "fmt": "json"}
+            "key_id": "dk_" + _hex(16), "extension_id": "x" + _hex(10), "fmt": "json",
+            "item_id": _hex(16), "exchange_id": _hex(32)}
 
 
 def real_ids(world: World, path: str) -> dict[str, str]:
