@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from shared.aggregates import Unchanged
 from shared.clock import iso
+from shared.domain.phones import mask_text
 from shared.events import make_event
 
 from .loop_errors import Conflict
@@ -46,7 +47,8 @@ class Supplements:
             doc["updated_at"] = iso(now)
             return [make_event("report.supplemented", doc["township"], {
                 "report_id": doc["_id"], "tracking_no": doc["tracking_no"],
-                "case_id": asked.get("case_id") or doc.get("case_id"), "text": text,
+                # A number the resident typed stays on the report; the broker carries it masked.
+                "case_id": asked.get("case_id") or doc.get("case_id"), "text": mask_text(text),
                 "supplemented_at": iso(now)}, at=now, correlation_id=doc["_id"])]
 
         return self.reports.mutate(report["_id"], answer)
