@@ -71,6 +71,7 @@ def test_the_board_in_a_browser(system, web, dataset, server, browser, tmp_path)
     assert (standings["周桂香"], standings["彭立新"], standings["胡秀兰"]) == ("7", "6", "-2")
     assert "蓝牌" in browser.eval("document.getElementById('cards').textContent")
     assert "胡秀兰" in browser.eval("document.getElementById('cards').textContent")
+    assert browser.eval("document.getElementById('paused').textContent") == "没有挂起的工单"
 
     if os.environ.get("SANZHANG_BOARD_SCREENSHOT"):
         browser.screenshot(os.environ["SANZHANG_BOARD_SCREENSHOT"])

@@ -58,6 +58,9 @@ def test_paused_for_the_resident_who_answers_and_the_clock_runs_again(system, we
     assert view["awaiting"]["note"] == ASK["note"] and view["timeline"][-1]["text"].startswith("请您补充材料")
     listed = web.get(f"/api/v1/townships/{TOWNSHIP}/cases", query_string={"show": "paused"}, headers=staff(system))
     assert [c["id"] for c in listed.json] == [case_id]
+    mine = web.get("/api/v1/my/cases", query_string={"show": "paused"}, headers=lead)
+    assert [c["id"] for c in mine.json] == [case_id] and mine.json[0]["timing"] == "paused"
+    assert web.get("/api/v1/my/cases", query_string={"show": "overdue"}, headers=lead).json == []
     board = web.get(f"/api/v1/townships/{TOWNSHIP}/board", headers=staff(system)).json
     assert [c["id"] for c in board["paused_cases"]] == [case_id]
 
