@@ -68,6 +68,8 @@ def test_a_lead_spends_earned_points_and_staff_reverse_it(system, web, earned):
     assert web.post(url, json={"reason": "再撤一次"}, headers=staff(system)).status_code == 409
     assert web.get("/api/v1/my/points", headers=lead).json["balance"] == 4
     assert web.get(f"/api/v1/townships/{TOWNSHIP}/rewards", headers=staff(system)).json[0]["stock"] == 2
+    seen_by_staff = web.get(f"/api/v1/townships/{TOWNSHIP}/leads/{nb['_id']}/points", headers=staff(system)).json
+    assert seen_by_staff["balance"] == 4 and [e["status"] for e in seen_by_staff["exchanges"]] == ["reversed"]
 
 
 def test_staff_record_an_exchange_for_a_lead_and_stock_runs_out(system, web, earned):
@@ -110,6 +112,8 @@ def test_a_township_never_sees_another_townships_shop(system, web, earned):
     outsider = staff(system, OTHER)
     assert web.get(f"/api/v1/townships/{TOWNSHIP}/rewards", headers=outsider).status_code == 404
     assert web.get(f"/api/v1/townships/{TOWNSHIP}/exchanges", headers=outsider).status_code == 404
+    assert web.get(f"/api/v1/townships/{TOWNSHIP}/leads/{nb['_id']}/points", headers=outsider).status_code == 404
+    assert web.get(f"/api/v1/townships/{OTHER}/leads/{nb['_id']}/points", headers=outsider).status_code == 404
     # Its own township's URL with this township's item or post: not found, nothing spent.
     own = f"/api/v1/townships/{OTHER}"
     stolen = web.post(f"{own}/exchanges", json={"unit_id": nb["_id"], "item_id": item["id"], "key": "ex-steal-01"},

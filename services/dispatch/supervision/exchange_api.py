@@ -97,6 +97,20 @@ def staff_exchange_routes(bp: Blueprint, sup) -> None:
         until = local_day(query["to"], end=True) if query.get("to") else None
         return sup.exchanges.history(code, unit_id=query.get("unit_id"), since=since, until=until, limit=query["limit"])
 
+    @bp.route("/townships/<string:code>/leads/<string:unit_id>/points", methods=["GET"])
+    @require(*STAFF)
+    @bp.response(200, PointsOut)
+    @bp.alt_response(404, description="本镇没有这个三长岗位，或岗位空缺")
+    def lead_points(code, unit_id):
+        """某位三长（按岗位）的积分余额与兑换记录"""
+        require_township(code)
+        try:
+            lead = sup.exchanges.lead_of_unit(code, unit_id)
+        except ExchangeError as exc:
+            abort(404, message=exc.message)
+        return {**sup.exchanges.balance(code, lead["lead_key"]),
+                "exchanges": sup.exchanges.history(code, key=lead["lead_key"], limit=200)}
+
     @bp.route("/townships/<string:code>/exchanges/<string:exchange_id>/reverse", methods=["POST"])
     @require(*STAFF)
     @bp.arguments(ReverseIn)
