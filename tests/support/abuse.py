@@ -210,6 +210,7 @@ class World:
                                 headers=self.creds["staff_a"]), 201)
         exchange = self.ok(web.post("/api/v1/my/exchanges", json={"item_id": item["id"], "key": "ex-abuse-0001"},
                                     headers=self.creds["lead_a"]), 201)
+        self.ids.update(item_id=item["id"], exchange_id=exchange["id"])
 
         self.ids.update({
             "ref": report["tracking_no"], "photo_id": photo["photo"]["id"], "code": A, "entry": kb[0]["code"],
@@ -217,7 +218,6 @@ class World:
             "card_id": cards[0]["_id"], "unit_id": a_nb1["_id"], "city": CITY_A, "department_id": f"{CITY_A}-zjj",
             "key_id": key_ids[f"{CITY_A}-zjj"], "extension_id": extension_id, "service_request_id": report["tracking_no"],
             "referred_case_id": referred_case, "report_id": report["id"],
-            "item_id": item["id"], "exchange_id": exchange["id"],
         })
         self.b_ids.update({"ref": b_report["tracking_no"], "code": B, "case_id": b_case, "city": CITY_B,
                            "supervision_id": b_detail["supervisions"][-1]["id"], "unit_id": b_nb1["_id"],

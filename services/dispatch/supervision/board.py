@@ -93,12 +93,12 @@ def board(sup, township: str, now: datetime) -> dict:
         "open_overdue": sum(1 for c in cases if c["timing"] == "overdue"),
         "open_due_soon": sum(1 for c in cases if c["timing"] == "due_soon"),
         "open_by_level": by_level_and_age(cases), "age_buckets": [label for _, label in AGE_BUCKETS],
+        # 挂起: every paused case, the longest-waiting first (the clock is stopped for them).
+        "paused_cases": sorted((c for c in cases if c["pause"]), key=lambda c: c["pause"]["since"]),
+        # 积分超市: exchanges this quarter (reversed ones left out).
+        "exchanges": sup.exchanges.period_totals(township, since, until),
         "figures": figures["total"], "figures_by_level": figures["rows"], "weekly": weekly,
         "standings": sup.cards.standings(township, quarter),
         "cards": sup.cards.list(township, quarter),
         "overdue_visits": sup.visits.overdue(township, limit=200),
-        # 挂起: every paused case, the longest-waiting first (the clock is stopped for them).
-        # 积分超市: exchanges this quarter (reversed ones left out).
-        "exchanges": sup.exchanges.period_totals(township, since, until),
-        "paused_cases": sorted((c for c in cases if c["pause"]), key=lambda c: c["pause"]["since"]),
     }

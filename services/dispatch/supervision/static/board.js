@@ -77,10 +77,10 @@
     var d = state.data;
     $("township-name").textContent = "· " + d.name;
     $("quarter").textContent = d.quarter.replace("Q", "年第") + "季度";
+    renderPaused(d.paused_cases || []);
     $("updated").textContent = local(d.now);
     renderKpis(d); renderCases(); renderTrend(d.weekly); renderLevels(d.open_by_level, d.age_buckets);
     renderLevelTable(d.figures_by_level); renderStandings(d.standings); renderCards(d.cards); renderVisits(d.overdue_visits);
-    renderPaused(d.paused_cases || []);
   }
 
   function kpi(id, label, value, note, cls) {
@@ -104,6 +104,17 @@
       kpi("exchanges", "积分兑换", (d.exchanges || {}).count || 0, "本季 " + ((d.exchanges || {}).points || 0) + " 分"),
       kpi("paused", "挂起中", (d.paused_cases || []).length, "挂起累计 " + hours(f.paused_s || 0))
     ].join("");
+  }
+
+  function renderPaused(rows) {
+    if (!rows.length) { $("paused").innerHTML = '<div class="empty">没有挂起的工单</div>'; return; }
+    $("paused").innerHTML = "<table id='paused-table'><tr><th>查询码</th><th>经办</th><th>原因</th><th>缺什么</th><th>挂起自</th><th>最迟恢复</th></tr>" +
+      rows.slice(0, 50).map(function (c) {
+        return "<tr data-id='" + esc(c.id) + "'><td>" + esc(c.tracking_no) + "</td><td>" + esc(c.unit_name || "") + " " +
+          esc(c.lead_name || "") + "</td><td>" + esc(c.pause.reason_text) + "</td><td>" + esc(c.pause.note) +
+          "</td><td>" + esc(local(c.pause.since)) + "</td><td>" + esc(local(c.pause.resume_at)) + "</td></tr>";
+      }).join("") + (rows.length > 50 ? "<tr><td colspan=6 class=muted>另有 " + (rows.length - 50) + " 件</td></tr>" : "") +
+      "</table>";
   }
 
   function renderCases() {
@@ -256,17 +267,6 @@
           "</td><td>" + esc([v.village, v.group, v.neighbourhood].join("")) + "</td><td>" + esc(v.lead_name || "（空缺）") +
           "</td><td>" + esc(local(v.overdue_since)) + "</td></tr>";
       }).join("") + (rows.length > 50 ? "<tr><td colspan=4 class=muted>另有 " + (rows.length - 50) + " 户</td></tr>" : "") +
-      "</table>";
-  }
-
-  function renderPaused(rows) {
-    if (!rows.length) { $("paused").innerHTML = '<div class="empty">没有挂起的工单</div>'; return; }
-    $("paused").innerHTML = "<table id='paused-table'><tr><th>查询码</th><th>经办</th><th>原因</th><th>缺什么</th><th>挂起自</th><th>最迟恢复</th></tr>" +
-      rows.slice(0, 50).map(function (c) {
-        return "<tr data-id='" + esc(c.id) + "'><td>" + esc(c.tracking_no) + "</td><td>" + esc(c.unit_name || "") + " " +
-          esc(c.lead_name || "") + "</td><td>" + esc(c.pause.reason_text) + "</td><td>" + esc(c.pause.note) +
-          "</td><td>" + esc(local(c.pause.since)) + "</td><td>" + esc(local(c.pause.resume_at)) + "</td></tr>";
-      }).join("") + (rows.length > 50 ? "<tr><td colspan=6 class=muted>另有 " + (rows.length - 50) + " 件</td></tr>" : "") +
       "</table>";
   }
 
