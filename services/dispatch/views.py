@@ -43,7 +43,8 @@ def summary(case: dict, now: datetime) -> dict:
     _, due = current_deadline(case)
     promise = case.get("promise_due")
     return {**case, "deadline": due, "timing": timing(case, now),
-            "promise_overdue": bool(promise and case["status"] in OPEN_STATUSES and promise <= iso(now)),
+            "promise_overdue": bool(promise and case["status"] in OPEN_STATUSES and promise <= iso(now)
+                                    and not case.get("pause")),  # a paused promise moves on resume
             "unanswered_supervisions": unanswered(case)}
 
 
