@@ -96,6 +96,12 @@ class CaseEvent(_Payload):
     comment = fields.String(allow_none=True)
     resolution = fields.Integer(allow_none=True)
     reopens = fields.Integer(allow_none=True)
+    # Pausing the clock (services/dispatch/pausing.py): case.paused says why and until when at the
+    # latest; case.resumed how long the pause lasted. pause_reason: awaiting_resident | awaiting_external.
+    pause_reason = fields.String(allow_none=True)
+    resume_at = fields.String(allow_none=True)
+    paused_until = fields.String(allow_none=True)
+    paused_seconds = fields.Integer(allow_none=True)
 
 
 class ResolvedBy(_Payload):
@@ -241,6 +247,16 @@ class CaseSignedOff(_CaseRef):
     urgent = fields.Boolean(load_default=False)
 
 
+class ReportSupplemented(_Payload):
+    """The resident answered a case paused for them (补充材料): dispatch resumes its clock."""
+    report_id = fields.String(required=True)
+    tracking_no = fields.String(required=True)
+    case_id = fields.String(allow_none=True)
+    text = fields.String(required=True)
+    photos = fields.List(fields.String(), load_default=list)
+    supplemented_at = fields.String(allow_none=True)
+
+
 class OrgContacts(_Payload):
     """Leads' contacts, so notify can reach them without reading dispatch's database; `posts` is
     every unit with its parent and the people who answer for it (a lead post's lead, a village
@@ -286,6 +302,10 @@ PAYLOADS: dict[str, type[Schema]] = {
     "report.rating_requested": RatingRequested,
     "followup.created": FollowupEvent,
     "followup.completed": FollowupEvent,
+    # pausing the clock: the holder waits for the resident or an outside event; the resident answers
+    "case.paused": CaseEvent,
+    "case.resumed": CaseEvent,
+    "report.supplemented": ReportSupplemented,
 }
 
 

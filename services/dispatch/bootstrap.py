@@ -16,6 +16,7 @@ from .contacts_api import build_contacts_blueprint
 from .desk import CaseDesk
 from .firing import SlaTimers
 from .department_events import handlers as department_handlers
+from .pause_events import handlers as pause_handlers
 from .handlers import DispatchHandlers
 from .org import OrgRepository
 from .policies import Policies
@@ -54,6 +55,8 @@ HANDLES = frozenset({
     "case.resolved", "case.referred", "case.updated", "case.merged", "case.signed_off", "case.returned",
     "sla.warning", "sla.breached",
     "department.assigned", "department.accepted", "department.sla_breached",
+    # pausing the clock: the resident's answer resumes a case paused for them (pause_events.py)
+    "report.supplemented", "case.paused", "case.resumed",
 })
 
 
@@ -84,7 +87,7 @@ def build(ctx: Context) -> ServiceParts:
                     build_policy_blueprint(policies), *supervision.blueprints(), build_merge_blueprint(resident_loop),
                     build_contacts_blueprint(book), *build_pages(org)],
         handlers=merge_handlers(handlers.handlers(), supervision.handlers(), resident_loop.handlers(),
-                                department_handlers(cases, ctx.clock)),
+                                department_handlers(cases, ctx.clock), pause_handlers(cases, ctx.clock)),
         repos=[cases, org.imports],
         tasks=[sweeper, *supervision.sweepers],
         api={"org": org, "cases": cases, "policies": policies, "desk": desk, "timers": timers,

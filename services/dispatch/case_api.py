@@ -5,8 +5,8 @@ from flask_smorest import Blueprint, abort
 
 from shared.auth import current_principal, require, require_township
 
-from .case_schemas import (CaseDetailOut, CaseOut, EscalateIn, HeldQuery, NoteIn, OptionalNoteIn, ReassignIn,
-                           RecategoriseIn, TownshipCasesQuery)
+from .case_schemas import (CaseDetailOut, CaseOut, EscalateIn, HeldQuery, NoteIn, OptionalNoteIn, PauseIn,
+                           ReassignIn, RecategoriseIn, TownshipCasesQuery)
 from .desk import BadField, CaseDesk, CaseNotVisible, NotHolder
 from .transitions import WrongState
 
@@ -34,6 +34,7 @@ def build_case_blueprint(desk: CaseDesk) -> Blueprint:
     _read_routes(bp, desk)
     _holder_routes(bp, desk)
     _staff_routes(bp, desk)
+    _pause_routes(bp, desk)
     return bp
 
 
@@ -145,3 +146,25 @@ def _staff_routes(bp: Blueprint, desk: CaseDesk) -> None:
     def supervise(body, case_id):
         """督办：留言，经办人须答复"""
         return _call(desk.supervise, case_id, body["note"])
+
+
+def _pause_routes(bp: Blueprint, desk: CaseDesk) -> None:
+    """Stopping the clock while the holder waits for the resident or an outside event (pausing.py)."""
+
+    @bp.route("/cases/<string:case_id>/pause", methods=["POST"])
+    @require(*HOLDERS)
+    @bp.arguments(PauseIn)
+    @bp.response(200, CaseDetailOut)
+    @bp.alt_response(409, description=CONFLICT + "；或挂起次数、累计时长已达上限")
+    def pause(body, case_id):
+        """挂起（暂停计时）：待群众补充材料或等待外部事项。群众补充后、到约定时间或达到上限时自动恢复。"""
+        return _call(desk.pause, case_id, body["reason"], body["note"], body.get("until"))
+
+    @bp.route("/cases/<string:case_id>/resume", methods=["POST"])
+    @require(*HOLDERS)
+    @bp.arguments(OptionalNoteIn)
+    @bp.response(200, CaseDetailOut)
+    @bp.alt_response(409, description=CONFLICT)
+    def resume(body, case_id):
+        """恢复办理（恢复计时）：时限按挂起用掉的工作日时间顺延。"""
+        return _call(desk.resume, case_id, body.get("note"))

@@ -7,6 +7,7 @@ from shared.domain.categories import CATEGORIES
 from shared.domain.levels import UNIT_NAMES
 from shared.events import LEVELS, NOT_BLANK
 
+from .pausing import PAUSE_REASONS
 from .transitions import ESCALATION_REASONS, STATUS_TEXT
 from .views import SHOWS
 
@@ -34,6 +35,22 @@ class EscalateIn(_In):
                                                     " / not_my_neighbourhood 不属于本辖区",
                                      "example": "beyond_ability"})
     note = fields.String(validate=NOTE, metadata={"example": "需要更换整段排水管，本组无力处理"})
+
+
+class PauseIn(_In):
+    reason = fields.String(required=True, validate=validate.OneOf(list(PAUSE_REASONS)),
+                           metadata={"description": "awaiting_resident 待群众补充材料 / awaiting_external 等待外部事项",
+                                     "example": "awaiting_resident"})
+    note = fields.String(required=True, validate=NOTE,
+                         metadata={"description": "缺什么、等什么（待群众补充时会发给群众）",
+                                   "example": "请补充漏水位置的照片和具体门牌号"})
+    until = fields.AwareDateTime(metadata={"description": "仅等待外部事项时可填：约定的恢复时间（ISO-8601，带时区，"
+                                                          "如 2026-11-05T09:00:00+08:00），须在挂起上限之内"})
+
+    @validates_schema
+    def _until_for_external(self, data, **kwargs):
+        if data.get("until") and data.get("reason") != "awaiting_external":
+            raise ValidationError("只有等待外部事项（awaiting_external）时可填写恢复时间", field_name="until")
 
 
 class ReassignIn(_In):
@@ -91,13 +108,15 @@ class CaseOut(Schema):
     resolve_due = fields.String(allow_none=True)
     promise_due = fields.String(allow_none=True)
     deadline = fields.String(allow_none=True, metadata={"description": "当前应完成（接单或办结）的时限"})
-    timing = fields.String(allow_none=True, metadata={"description": "on_time / due_soon / overdue"})
+    timing = fields.String(allow_none=True, metadata={"description": "on_time / due_soon / overdue / paused"})
     promise_overdue = fields.Boolean()
     timer = fields.Dict(allow_none=True)
     escalations = fields.Integer()
     unanswered_supervisions = fields.Integer()
     resolved_at = fields.String(allow_none=True)
     resolution = fields.String(allow_none=True)
+    pause = fields.Dict(allow_none=True, metadata={"description": "挂起中：原因、说明、开始时间、自动恢复时间；否则为空"})
+    paused_seconds = fields.Float(metadata={"description": "已结束的挂起累计时长（秒）"})
 
 
 class CaseDetailOut(CaseOut):
@@ -105,3 +124,4 @@ class CaseDetailOut(CaseOut):
     supervisions = fields.List(fields.Dict())
     breaches = fields.List(fields.Dict())
     figures = fields.Dict()
+    pauses = fields.List(fields.Dict(), metadata={"description": "已结束的挂起"})

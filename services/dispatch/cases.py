@@ -7,6 +7,7 @@ from datetime import datetime
 from shared.clock import iso, parse_iso
 from shared.domain.ids import case_id_for
 from shared.domain.levels import UNIT_NAMES
+from shared.domain.workdays import add_working_seconds
 from shared.events import make_event
 
 from . import sla
@@ -55,6 +56,7 @@ def apply_assignment(case: dict, unit: dict, policy: sla.SlaPolicy, at: datetime
     case["assigned_at"] = iso(at)
     case["accepted_at"] = None
     case["warned"] = []  # warnings belong to one level's clocks
+    case["level_paused_working_seconds"] = 0.0  # a pause moved the last level's clocks, not this one's
     set_deadlines(case, policy)
     case["updated_at"] = iso(at)
     schedule(case)
@@ -65,10 +67,12 @@ def set_deadlines(case: dict, policy: sla.SlaPolicy) -> None:
     if case["level"] not in sla.LEVELS:
         return
     d = sla.deadlines(policy, case["tier"], case["level"], parse_iso(case["assigned_at"]))
-    case["accept_due"] = iso(d.accept_due)
-    case["resolve_due"] = iso(d.resolve_due)
-    case["warn_accept_at"] = iso(d.warn_accept_at)
-    case["warn_resolve_at"] = iso(d.warn_resolve_at)
+    # Pauses at this level moved its clocks by the working time they used (pausing.py).
+    paused = case.get("level_paused_working_seconds") or 0.0
+    case["accept_due"] = iso(add_working_seconds(d.accept_due, paused))
+    case["resolve_due"] = iso(add_working_seconds(d.resolve_due, paused))
+    case["warn_accept_at"] = iso(add_working_seconds(d.warn_accept_at, paused))
+    case["warn_resolve_at"] = iso(add_working_seconds(d.warn_resolve_at, paused))
 
 
 def new_case(report: dict, township: str, unit: dict, policy: sla.SlaPolicy, at: datetime,

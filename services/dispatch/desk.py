@@ -15,7 +15,7 @@ from shared.domain.ids import township_unit_id
 from shared.domain.levels import POST_TITLES, UNIT_NAMES
 from shared.domain.statuses import CLOSED_STATUSES, OPEN_STATUSES
 
-from . import transitions, views
+from . import pausing, sla, transitions, views
 from .chain import Escalator
 from .org import OrgRepository, has_lead
 from .policies import Policies
@@ -42,6 +42,18 @@ class BadField(Exception):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+def _refusals(change: Callable[[dict, object], list[dict]]) -> Callable[[dict, object], list[dict]]:
+    """A refused pause is a 409 (the case's state or limits) or a 422 naming the field."""
+    def guarded(case, now):
+        try:
+            return change(case, now)
+        except pausing.PauseRefused as exc:
+            if exc.field:
+                raise BadField(exc.field, exc.message) from None
+            raise WrongState(exc.message) from None
+    return guarded
 
 
 def can_see(principal: Principal, case: dict) -> bool:
@@ -82,7 +94,7 @@ class CaseDesk:
         else:
             units = [township_unit_id(t) for t in principal.townships]
         where = {"unit_id": {"$in": units}}
-        if show in ("open", "due_soon", "overdue"):
+        if show in ("open", "due_soon", "overdue", "paused"):
             where["status"] = {"$in": list(OPEN_STATUSES)}
         elif show in ("resolved", "referred"):
             where["status"] = show
@@ -93,7 +105,7 @@ class CaseDesk:
     def of_township(self, township: str, *, show: str, level: str | None, unit_id: str | None,
                     unanswered_only: bool, limit: int, skip: int) -> list[dict]:
         where: dict = {"township": township}
-        if show in ("open", "due_soon", "overdue"):
+        if show in ("open", "due_soon", "overdue", "paused"):
             where["status"] = {"$in": list(OPEN_STATUSES)}
         elif show in ("resolved", "referred"):
             where["status"] = show
@@ -101,7 +113,7 @@ class CaseDesk:
             where["level"] = level
         if unit_id:
             where["unit_id"] = unit_id
-        if show in ("due_soon", "overdue") or unanswered_only:
+        if show in ("due_soon", "overdue", "paused") or unanswered_only:
             docs = self.cases.collection.find(where, sort=[("created_at", -1)], limit=MAX_SCAN)
             docs = [d for d in docs if not unanswered_only or views.unanswered(d)]
             return self._page(docs, show, limit, skip)
@@ -139,6 +151,17 @@ class CaseDesk:
             except LookupError:
                 raise CaseNotVisible(supervision_id) from None
         return self._as_holder(principal, case_id, "答复督办", change)
+
+    def pause(self, principal: Principal, case_id: str, reason: str, note: str, until) -> dict:
+        """挂起: the clock stops until the resident answers, the holder resumes, or the cap (pausing.py)."""
+        case = self._visible(principal, case_id)
+        limits = sla.pause_limits(self.policies.get(case["township"]), case["tier"])
+        return self._as_holder(principal, case_id, "挂起", _refusals(lambda c, now: pausing.pause(
+            c, limits, actor_of(principal), now, reason=reason, note=note, until=until)))
+
+    def resume(self, principal: Principal, case_id: str, note: str | None) -> dict:
+        return self._as_holder(principal, case_id, "恢复办理", _refusals(lambda c, now: pausing.resume(
+            c, actor_of(principal), now, why="holder", note=note)))
 
     # -- the township's actions -----------------------------------------------------------------
     def reassign(self, principal: Principal, case_id: str, unit_id: str, note: str | None) -> dict:

@@ -12,9 +12,9 @@ from datetime import datetime
 from shared.aggregates import Aggregates, NotFound, Unchanged
 from shared.clock import Clock, iso
 
-from . import transitions
+from . import pausing, transitions
 from .chain import Escalator
-from .timers import DEADLINE_OF, next_timer, schedule, still_due
+from .timers import DEADLINE_OF, PAUSE_END, next_timer, schedule, still_due
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,12 @@ class SlaTimers:
             if timer is None or timer.due > iso(now):
                 break
             cause = f"timer:{case['_id']}:{case['step']}:{timer.kind}"
+            if timer.kind == PAUSE_END:
+                # The cap, or the date the holder gave for an outside event: the clock runs again.
+                why = "until" if case["pause"].get("until") == timer.due else "cap"
+                events += pausing.resume(case, transitions.SYSTEM, now, why=why,
+                                         caused_by=f"{cause}:{case['pause']['id']}")
+                continue
             if timer.kind in DEADLINE_OF:
                 case.setdefault("warned", []).append(timer.kind)
                 if case[DEADLINE_OF[timer.kind]] <= iso(now):

@@ -84,10 +84,33 @@ class LevelPolicy:
 
 
 @dataclass(frozen=True)
+class PauseLimits:
+    """How long, in total, and how often a case of a tier may be paused (挂起, services/dispatch/pausing.py)."""
+    max_total: Duration
+    max_count: int
+
+
+# Pause caps per tier (total paused time over the case's life, number of pauses); see docs/leads-and-staff-api.md.
+DEFAULT_PAUSE = {
+    "instant": {"max_total": "3wd", "max_count": 2},
+    "general": {"max_total": "3wd", "max_count": 2},
+    "difficult": {"max_total": "5wd", "max_count": 3},
+    "complex": {"max_total": "30d", "max_count": 3},
+}
+MAX_PAUSES = 10
+
+
+def default_pause(tier: str) -> PauseLimits:
+    raw = DEFAULT_PAUSE.get(tier, DEFAULT_PAUSE["general"])
+    return PauseLimits(Duration.parse(raw["max_total"]), raw["max_count"])
+
+
+@dataclass(frozen=True)
 class TierPolicy:
     promise: Duration
     levels: dict[str, LevelPolicy]
     progress_every: Duration | None = None
+    pause: PauseLimits | None = None
 
 
 @dataclass
@@ -117,11 +140,13 @@ DEFAULT_POLICY: dict[str, Any] = {
     "levels": list(LEVELS),
     "tiers": {
         "instant": {
+            "pause": dict(DEFAULT_PAUSE["instant"]),
             "promise": "0s",
             "progress_every": None,
             "levels": _levels(("1h", "4h"), ("1h", "4h"), ("2h", "8h"), ("4h", "1wd"), ("4h", "1wd")),
         },
         "general": {
+            "pause": dict(DEFAULT_PAUSE["general"]),
             "promise": "2wd",
             "progress_every": None,
             "levels": _levels(
@@ -129,6 +154,7 @@ DEFAULT_POLICY: dict[str, Any] = {
             ),
         },
         "difficult": {
+            "pause": dict(DEFAULT_PAUSE["difficult"]),
             "promise": "5wd",
             "progress_every": None,
             "levels": _levels(
@@ -136,6 +162,7 @@ DEFAULT_POLICY: dict[str, Any] = {
             ),
         },
         "complex": {
+            "pause": dict(DEFAULT_PAUSE["complex"]),
             "promise": "30d",
             "progress_every": "30d",
             "levels": _levels(
@@ -224,6 +251,16 @@ _TierLevelsSchema = Schema.from_dict(
 )
 
 
+class PauseLimitsSchema(Schema):
+    max_total = DurationField(required=True, metadata={"description": "一件工单累计最长挂起时间", "example": "3wd"})
+    max_count = fields.Integer(required=True, validate=validate.Range(min=0, max=MAX_PAUSES),
+                               metadata={"description": "一件工单最多挂起次数（0 = 不允许挂起）"})
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> PauseLimits:
+        return PauseLimits(**data)
+
+
 def _tier_schema(tier: str) -> type[Schema]:
     """Schema for one tier: whether it may promise 0s and must report progress differ."""
     needs_progress = tier in PROGRESS_TIERS
@@ -237,6 +274,8 @@ def _tier_schema(tier: str) -> type[Schema]:
             "promise": DurationField(required=True, positive=tier not in ZERO_PROMISE_TIERS),
             "progress_every": progress,
             "levels": fields.Nested(_TierLevelsSchema, required=True),
+            # Optional for policies stored before pausing existed: the tier's defaults then.
+            "pause": fields.Nested(PauseLimitsSchema, load_default=lambda: default_pause(tier)),
         },
         name=f"{tier.capitalize()}TierSchema",
     )
@@ -274,6 +313,7 @@ class SlaPolicySchema(Schema):
                 promise=raw["promise"],
                 levels=dict(raw["levels"]),
                 progress_every=raw.get("progress_every"),
+                pause=raw.get("pause") or default_pause(name),
             )
             for name, raw in data["tiers"].items()
         }
@@ -366,6 +406,10 @@ def next_level(level: str) -> str | None:
     except ValueError:
         raise ValueError(f"unknown level {level!r}; expected one of {', '.join(_CHAIN)}") from None
     return _CHAIN[index + 1] if index + 1 < len(_CHAIN) else None
+
+
+def pause_limits(policy: SlaPolicy, tier: str) -> PauseLimits:
+    return _tier(policy, tier).pause or default_pause(tier)
 
 
 def tier_for(policy: SlaPolicy, category: str) -> str:

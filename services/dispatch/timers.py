@@ -28,8 +28,13 @@ class Timer(NamedTuple):
     kind: str
 
 
+PAUSE_END = "pause_end"  # a paused case waits only for its pause's end (pausing.py)
+
+
 def next_timer(case: dict) -> Timer | None:
     """The earliest deadline still pending in the case's current state; None for closed cases."""
+    if case.get("pause") and case.get("status") == "accepted":
+        return Timer(case["pause"]["resume_at"], PAUSE_END)
     warned = set(case.get("warned") or ())
     pending = [Timer(case[field], kind) for kind, field in PENDING.get(case.get("status"), ())
                if case.get(field) and kind not in warned]
@@ -45,6 +50,10 @@ def schedule(case: dict) -> None:
 
 def still_due(case: dict, timer: dict | None, now: datetime) -> bool:
     """Is the claimed timer still the one this case is waiting on, and has its time come?"""
+    if timer and timer.get("kind") == PAUSE_END:
+        running = case.get("pause")
+        return bool(running) and case.get("status") == "accepted" and case.get("step") == timer.get("step") \
+            and running["resume_at"] == timer.get("due") and running["resume_at"] <= iso(now)
     if not timer or timer.get("kind") not in STATUS_OF:
         return False
     kind = timer["kind"]

@@ -13,8 +13,10 @@ from shared.clock import iso, parse_iso
 from shared.domain.ids import new_id
 from shared.domain.levels import UNIT_NAMES
 from shared.domain.statuses import CLOSED_STATUSES
+from shared.domain.workdays import add_working_seconds
 
 from . import sla
+from .pausing import end_if_paused
 from .cases import apply_assignment, case_event, set_deadlines, timeline_entry
 from .timers import schedule
 
@@ -79,12 +81,13 @@ def resolve(case: dict, actor: Actor, at: datetime, note: str) -> list[dict]:
     _require_open(case, "办结")
     if case["status"] != "accepted":
         raise WrongState("请先接单再办结")
+    resumed = end_if_paused(case, actor, at)
     case["status"] = "resolved"
     case["resolved_at"] = iso(at)
     case["resolution"] = note
     _entry(case, at, "resolved", actor, assignee=case["assignee"], note=note)
     schedule(case)
-    return [case_event("case.resolved", case, at, caused_by=None, actor=actor.name, note=note)]
+    return resumed + [case_event("case.resolved", case, at, caused_by=None, actor=actor.name, note=note)]
 
 
 def answer_supervision(case: dict, supervision_id: str, actor: Actor, at: datetime, note: str) -> list[dict]:
@@ -106,13 +109,14 @@ def move_up(case: dict, unit: dict, policy: sla.SlaPolicy, at: datetime, *, reas
             note: str | None = None, skipped: list[dict] = (), caused_by: str | None = None) -> list[dict]:
     """Hands the case to the next level's holder, whose clocks start now."""
     _require_open(case, "上报")
+    resumed = end_if_paused(case, actor, at, caused_by=caused_by)
     previous = case["assignee"]
     apply_assignment(case, unit, policy, at)
     case["escalations"] = case.get("escalations", 0) + 1
     skipped_text = "、".join(f"{UNIT_NAMES[u['level']]}“{u['name']}”岗位空缺" for u in skipped) or None
     _entry(case, at, "escalated", actor, assignee=case["assignee"], reason=reason, note=note,
            from_level=previous["level"], from_unit=previous["unit_name"], skipped=skipped_text)
-    return [case_event("case.escalated", case, at, caused_by=caused_by, key="escalated", previous=previous,
+    return resumed + [case_event("case.escalated", case, at, caused_by=caused_by, key="escalated", previous=previous,
                        reason=reason, note=note, actor=actor.name)]
 
 
@@ -120,6 +124,7 @@ def refer(case: dict, at: datetime, *, reason: str, actor: Actor, note: str | No
           caused_by: str | None = None) -> list[dict]:
     """Beyond the township: the city's departments take over (the escalation service)."""
     _require_open(case, "上报")
+    resumed = end_if_paused(case, actor, at, caused_by=caused_by)
     previous = case["assignee"]
     case.update(status="referred", level="department", unit_id=None, assignee=dict(DEPARTMENT_ASSIGNEE),
                 referred_at=iso(at), step=case.get("step", 0) + 1)
@@ -127,7 +132,7 @@ def refer(case: dict, at: datetime, *, reason: str, actor: Actor, note: str | No
     _entry(case, at, "referred", actor, assignee=case["assignee"], reason=reason, note=note,
            from_level=previous["level"], from_unit=previous["unit_name"])
     schedule(case)
-    return [case_event("case.referred", case, at, caused_by=caused_by, key="referred", previous=previous,
+    return resumed + [case_event("case.referred", case, at, caused_by=caused_by, key="referred", previous=previous,
                        reason=reason, note=note, actor=actor.name)]
 
 
@@ -161,11 +166,12 @@ def reassign(case: dict, unit: dict, policy: sla.SlaPolicy, actor: Actor, at: da
     _require_open(case, "改派")
     if case.get("unit_id") == unit["_id"]:
         raise WrongState("工单已由该单位办理，无需改派")
+    resumed = end_if_paused(case, actor, at)
     previous = case["assignee"]
     apply_assignment(case, unit, policy, at)
     _entry(case, at, "reassigned", actor, assignee=case["assignee"], note=note,
            from_level=previous["level"], from_unit=previous["unit_name"])
-    return [case_event("case.reassigned", case, at, caused_by=None, previous=previous, note=note,
+    return resumed + [case_event("case.reassigned", case, at, caused_by=None, previous=previous, note=note,
                        actor=actor.name)]
 
 
@@ -182,7 +188,8 @@ def recategorise(case: dict, policy: sla.SlaPolicy, actor: Actor, at: datetime, 
     before = {"category": case["category"], "tier": case["tier"]}
     case["category"], case["tier"] = new_category, new_tier
     set_deadlines(case, policy)
-    case["promise_due"] = iso(sla.promise_due(policy, new_tier, parse_iso(case["created_at"])))
+    case["promise_due"] = iso(add_working_seconds(sla.promise_due(policy, new_tier, parse_iso(case["created_at"])),
+                                                  case.get("paused_working_seconds") or 0.0))
     _entry(case, at, "recategorised", actor, note=note, from_category=before["category"],
            from_tier=before["tier"], category=new_category, tier=new_tier)
     schedule(case)

@@ -10,7 +10,7 @@ from .figures import figures
 from .timers import PENDING
 
 # What a lead's or staff's list can be narrowed to.
-SHOWS = ("open", "due_soon", "overdue", "resolved", "referred", "all")
+SHOWS = ("open", "due_soon", "overdue", "resolved", "referred", "all", "paused")
 
 
 def current_deadline(case: dict) -> tuple[str | None, str | None]:
@@ -23,10 +23,12 @@ def current_deadline(case: dict) -> tuple[str | None, str | None]:
 
 
 def timing(case: dict, now: datetime) -> str | None:
-    """'overdue', 'due_soon' (past the warning point) or 'on_time'; None once the case left the chain."""
+    """'overdue', 'due_soon' (past the warning point), 'on_time' or 'paused'; None once the case left the chain."""
     warn_at, due = current_deadline(case)
     if due is None:
         return None
+    if case.get("pause") and case.get("status") == "accepted":
+        return "paused"  # the clock stands still (pausing.py)
     at = iso(now)
     if due <= at:
         return "overdue"  # the sweeper escalates it on its next pass
@@ -41,7 +43,8 @@ def summary(case: dict, now: datetime) -> dict:
     _, due = current_deadline(case)
     promise = case.get("promise_due")
     return {**case, "deadline": due, "timing": timing(case, now),
-            "promise_overdue": bool(promise and case["status"] in OPEN_STATUSES and promise <= iso(now)),
+            "promise_overdue": bool(promise and case["status"] in OPEN_STATUSES and promise <= iso(now)
+                                    and not case.get("pause")),  # a paused promise moves on resume
             "unanswered_supervisions": unanswered(case)}
 
 
@@ -56,7 +59,7 @@ def shown(view: dict, show: str) -> bool:
         return view["status"] == show
     if view["status"] not in OPEN_STATUSES:
         return False
-    return show == "open" or view["timing"] == show
+    return show == "open" or view["timing"] == show  # "paused" too
 
 
 def ordered(views: list[dict]) -> list[dict]:

@@ -37,7 +37,9 @@ FOLLOWUP_INDEXES = [Index.on("township", "created_at"), Index.on("township", "st
 HANDLES = frozenset({"case.assigned", "case.accepted", "case.progress", "case.supervised", "case.escalated",
                      "case.reassigned", "case.resolved", "case.referred", "case.updated",
                      # the resident's loop (dispatch's resident_loop.py)
-                     "case.reopened", "case.merged"})
+                     "case.reopened", "case.merged",
+                     # pausing the clock: what the holder asks the resident for (supplements.py)
+                     "case.paused", "case.resumed"})
 
 
 def build(ctx: Context) -> ServiceParts:

@@ -44,6 +44,7 @@ from .loop_errors import (NOT_FOUND, BadInput, Conflict, Forbidden, LoopError, N
 from .ratings import RATING_LABELS, RATINGS, Ratings, can_rate, current_rating, resolved_by
 from .resident_photos import ResidentPhotos
 from .residents import Caller, ResidentTokens, TownshipSettings, note_failure, proof_ok
+from .supplements import Supplements
 
 # What the HTTP edge and the schemas import from here.
 __all__ = ["FOLLOWABLE", "NOT_FOUND", "OUTCOMES", "RATINGS", "RATING_LABELS", "BadInput", "Conflict", "Forbidden",
@@ -51,7 +52,7 @@ __all__ = ["FOLLOWABLE", "NOT_FOUND", "OUTCOMES", "RATINGS", "RATING_LABELS", "B
            "followup_id", "resolved_by"]
 
 
-class ResidentLoop(InstantAnswers, Following, Ratings, Followups, ResidentPhotos):
+class ResidentLoop(InstantAnswers, Following, Ratings, Followups, ResidentPhotos, Supplements):
     def __init__(self, reports: Aggregates, followups: Aggregates, kb: KnowledgeBase, settings: TownshipSettings,
                  tokens: ResidentTokens, blobs, clock: Clock):
         self.reports = reports

@@ -70,6 +70,9 @@ def summary_text(event_type: str, payload: dict) -> str:
         "case.supervised": "镇(街道)已督办",
         "case.reopened": f"{payload.get('reason') or '群众不满意，重新办理'}（{where}{POST_TITLES.get(a['level'], '')}）",
         "case.merged": f"已与诉求{payload.get('merged_into_tracking_no') or ''}合并办理，办理进展将同步告知您",
+        "case.paused": (f"请您补充材料：{payload.get('note') or ''}" if payload.get("pause_reason") == "awaiting_resident"
+                        else f"等待外部事项，暂停计时：{payload.get('note') or ''}"),
+        "case.resumed": f"恢复办理（{payload.get('reason') or ''}）",
     }
     return texts.get(event_type, "办理状态已更新").strip("：")
 
@@ -93,6 +96,10 @@ def apply_case_event(report: dict, event: dict) -> None:
                                     "unit_id": a.get("unit_id"), "unit_name": a.get("unit_name"),
                                     "lead_id": a.get("lead_id"), "lead_name": a.get("lead_name"),
                                     "note": payload.get("note")}
+    if newest:
+        from .supplements import fold_pause  # the resident's answer to a paused case
+
+        fold_pause(report, event)
     report["case_id"] = payload["case_id"]
     report["resend_due"] = None  # dispatch has the report
     report["timeline"].append({"at": event["occurred_at"], "type": event["type"],

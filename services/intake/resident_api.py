@@ -22,7 +22,7 @@ from .photos import MAX_BYTES, TYPES
 from .reports import STATUS_NAMES
 from .resident_auth import caller
 from .residents import ResidentTokens
-from .schemas import FollowIn, NotAnsweredIn, PhotoOut, RatingIn, ReportView
+from .schemas import FollowIn, NotAnsweredIn, PhotoOut, RatingIn, ReportView, SupplementIn
 
 _LAST4 = re.compile(r"^\d{4}$")
 _TRACKING = re.compile(r"^[0-9A-Za-z]{4,12}$")
@@ -60,6 +60,18 @@ def _call(fn, *args, location: str = "json"):
         abort(exc.status, message=exc.message)
 
 
+def _supplement_route(bp: Blueprint, loop: ResidentLoop, tokens: ResidentTokens) -> None:
+    @bp.route("/reports/<string:ref>/supplement", methods=["POST"])
+    @_resident_required(tokens)
+    @bp.arguments(SupplementIn)
+    @bp.response(200, ReportView)
+    @bp.alt_response(409, description="当前没有需要补充的材料")
+    def supplement(body, ref):
+        """补充材料：经办人挂起工单请您补充时（见 awaiting），在此答复；工单随即恢复办理、恢复计时。"""
+        who = _who(tokens)
+        return _view(_call(loop.supplement, ref, who, body.get("phone_last4"), body["text"]))
+
+
 def build_resident_blueprints(loop: ResidentLoop, tokens: ResidentTokens) -> list:
     bp = Blueprint("resident_loop", __name__, url_prefix="/api/v1",
                    description="群众评单：常见问题转人工、关注已有诉求、评价、补充照片")
@@ -91,6 +103,8 @@ def build_resident_blueprints(loop: ResidentLoop, tokens: ResidentTokens) -> lis
         """评价（群众评单）：满意 / 基本满意 / 不满意，可附意见。每次办结评价一次；不满意将退回重办。"""
         who = _who(tokens)
         return _view(_call(loop.rate, ref, who, body.get("phone_last4"), body["rating"], body.get("comment")))
+
+    _supplement_route(bp, loop, tokens)
 
     @bp.route("/reports/<string:ref>/photos", methods=["POST"])
     @bp.response(201, PhotoOut)

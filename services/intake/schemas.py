@@ -8,7 +8,7 @@ from shared.domain.phones import PHONE_PATTERN
 from shared.domain.phones import is_valid as is_valid_phone
 from shared.domain.phones import mask as mask_phone
 from shared.domain.phones import normalise as normalise_phone
-from shared.events import TOWNSHIP_CODE
+from shared.events import NOT_BLANK, TOWNSHIP_CODE
 
 CHANNELS = ("mini_program", "wechat", "phone", "walk_in", "lead", "open311", "web")
 
@@ -96,6 +96,7 @@ class ReportView(Schema):
     rating = fields.Method("_rating", allow_none=True)
     can_rate = fields.Method("_can_rate")
     photos = fields.Method("_photos")
+    awaiting = fields.Dict(allow_none=True, metadata={"description": "经办人请您补充的材料（note）；补充后恢复办理"})
 
     def _rating(self, r):
         from .loop import current_rating
@@ -195,6 +196,15 @@ class RatingIn(Schema):
         ["满意", "基本满意", "不满意", "satisfied", "basically_satisfied", "unsatisfied"]),
         metadata={"example": "满意"})
     comment = fields.String(validate=validate.Length(max=500), metadata={"example": "修得很及时"})
+
+
+class SupplementIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    phone_last4 = PHONE_LAST4
+    text = fields.String(required=True, validate=[validate.Length(min=1, max=1000), NOT_BLANK],
+                         metadata={"example": "漏水在厨房水槽下方，门牌号是韶山村一组12号"})
 
 
 class FollowIn(Schema):

@@ -21,6 +21,8 @@ HANDLES = frozenset({
     "report.submitted", "department.assigned", "department.sla_breached",
     # the resident's loop: the rating request (with its link) and follow-up tasks for staff
     "report.rating_requested", "followup.created",
+    # pausing the clock: 请补充材料 to the resident, the resumed clock to the holder
+    "case.paused", "case.resumed",
 })
 
 

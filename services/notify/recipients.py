@@ -98,6 +98,15 @@ class RecipientRules:
             # The resident hears of a resolution once, from intake's report.rating_requested, which
             # carries the rating link and is sent to every report that follows the case.
             return
+        elif kind == "case.paused":
+            # 请补充材料: only a pause that waits for the resident asks them for something.
+            if p.get("pause_reason") != "awaiting_resident":
+                return
+            recipients = self._resident(township, p["report_id"])
+        elif kind == "case.resumed":
+            if p.get("actor") not in ("resident", "system"):
+                return  # the holder resumed it themselves
+            recipients = self._holder(township, assignee, "assignee")
         elif kind == "case.merged":
             reports = p.get("linked_report_ids") or [p["report_id"]]
             recipients = [r for report_id in reports for r in self._resident(township, report_id)]

@@ -71,6 +71,7 @@ class NotifyService(RecipientRules, Deliveries, Sending, Limits, Digests, Receip
             "case.signed_off": self.on_case_event,
             "sla.warning": self.on_case_event, "sla.breached": self.on_case_event,
             "case.reopened": self.on_case_event, "case.merged": self.on_case_event,
+            "case.paused": self.on_case_event, "case.resumed": self.on_case_event,
             "report.rating_requested": self.on_resident_loop_event,
             "followup.created": self.on_resident_loop_event,
             "department.assigned": self.on_department_event,

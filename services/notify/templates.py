@@ -54,6 +54,10 @@ TEMPLATES: dict[str, str] = {
     "case.merged:resident": "您反映的问题（查询码{tracking_no}）已与同类诉求合并办理，进展和结果将一并告知您。",
     "case.reopened:assignee": "{name}您好，查询码{tracking_no}的{category_name}诉求{reason}，请尽快接单办理：{note}",
     "followup.created:staff": "{name}您好，查询码{tracking_no}的{category_name}诉求办结后群众未评价，请电话回访并登记结果。",
+    # pausing the clock (dispatch's pausing.py): the resident is asked for what is missing; the holder
+    # hears when the resident answered or the pause ran out
+    "case.paused:resident": "您反映的{category_name}问题（查询码{tracking_no}）需要您补充材料：{note}。请在“三长制”小程序凭查询码补充。",
+    "case.resumed:assignee": "{name}您好，查询码{tracking_no}的{category_name}诉求已恢复计时（{reason}），请于{due_local}前办结。",
     # many messages to one person within the rate-limit window, merged
     "notify.digest:recipient": "{name}您好，近{minutes}分钟您有{count}条新通知，请登录系统查看。查询码：{tracking_nos}",
 }

@@ -222,3 +222,44 @@ def add(start: datetime, duration: Duration, tz: str | ZoneInfo | None = None) -
     seconds = duration.amount * _EXACT_UNIT_SECONDS[duration.unit]
     # Add in UTC: aware arithmetic within one zone is wall-clock, not elapsed, time.
     return start.astimezone(timezone.utc) + timedelta(seconds=seconds)
+
+
+# -- working time (pausing a case's clock) ----------------------------------------------------------
+# A paused case's deadlines move by the *working* time its pause used: the seconds of the pause that
+# fell on working days (whole local calendar days, as above). A pause over a weekend or a holiday
+# costs nothing, so resuming on the next working day leaves the holder the time they had.
+
+def working_seconds_between(start: datetime, end: datetime, tz: str | ZoneInfo | None = None) -> float:
+    """Seconds of [start, end) that fall on working days; 0 when end is not after start."""
+    _require_aware(start)
+    _require_aware(end)
+    zone = _zone(tz)
+    moment, end = start.astimezone(zone), end.astimezone(zone)
+    total = 0.0
+    for _ in range(_MAX_SCAN_DAYS):
+        if moment >= end:
+            return total
+        next_midnight = _local_midnight(moment.date() + timedelta(days=1), zone)
+        stop = min(next_midnight, end)
+        if is_working_day(moment.date()):
+            total += (stop.astimezone(timezone.utc) - moment.astimezone(timezone.utc)).total_seconds()
+        moment = stop
+    raise ValueError("a span of more than twenty years is not a pause")
+
+
+def add_working_seconds(start: datetime, seconds: float, tz: str | ZoneInfo | None = None) -> datetime:
+    """The moment ``seconds`` of working time after ``start`` (non-working days are skipped), in UTC."""
+    _require_aware(start)
+    if seconds <= 0:
+        return start.astimezone(timezone.utc)
+    zone = _zone(tz)
+    moment, left = start.astimezone(zone), float(seconds)
+    for _ in range(_MAX_SCAN_DAYS):
+        next_midnight = _local_midnight(moment.date() + timedelta(days=1), zone)
+        if is_working_day(moment.date()):
+            room = (next_midnight.astimezone(timezone.utc) - moment.astimezone(timezone.utc)).total_seconds()
+            if left <= room:
+                return moment.astimezone(timezone.utc) + timedelta(seconds=left)
+            left -= room
+        moment = next_midnight
+    raise ValueError(f"{seconds} working seconds is beyond any sensible limit")

@@ -65,9 +65,11 @@ def test_the_board_in_a_browser(system, web, dataset, server, browser, tmp_path)
                         ".map(k => [k.id, k.dataset.value]))")
     assert kpis == {"kpi-response": "75.0%", "kpi-resolve": "60.0%", "kpi-satisfaction": "66.7%",
                     "kpi-within2d": "60.0%", "kpi-received": "5", "kpi-open": "2", "kpi-overdue": "2",
-                    "kpi-disputes": "1", "kpi-hazards": "1", "kpi-micro": "2"}
+                    "kpi-disputes": "1", "kpi-hazards": "1", "kpi-micro": "2",
+                    "kpi-exchanges": "0", "kpi-paused": "0"}
     rows = browser.eval("[...document.querySelectorAll('#open-cases .case')].map(r => [r.dataset.caseId, r.className])")
     assert {r[0] for r in rows} == {ids["C"], ids["E"]} and all("overdue" in r[1] for r in rows)
+    assert browser.eval("document.getElementById('paused').textContent") == "没有挂起的工单"
     assert browser.eval("document.querySelectorAll('#trend-chart svg polyline, #trend-chart svg circle').length") >= 3
     assert browser.eval("document.querySelectorAll('#level-chart svg rect').length") >= 2
     standings = browser.eval("Object.fromEntries([...document.querySelectorAll('#standings-table tr[data-lead]')]"

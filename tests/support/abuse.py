@@ -208,6 +208,13 @@ class World:
         kb = self.ok(web.get(f"/api/v1/townships/{A}/kb", headers=self.creds["staff_a"]))
         self.drain()
 
+        # 积分超市: an item on A's shelf, and lead_a's exchange (the case above earned the points).
+        item = self.ok(web.post(f"/api/v1/townships/{A}/rewards", json={"name": "肥皂", "price": 1, "stock": 5},
+                                headers=self.creds["staff_a"]), 201)
+        exchange = self.ok(web.post("/api/v1/my/exchanges", json={"item_id": item["id"], "key": "ex-abuse-0001"},
+                                    headers=self.creds["lead_a"]), 201)
+        self.ids.update(item_id=item["id"], exchange_id=exchange["id"])
+
         self.ids.update({
             "ref": report["tracking_no"], "photo_id": photo["photo"]["id"], "code": A, "entry": kb[0]["code"],
             "followup_id": followup["id"], "case_id": case_id, "supervision_id": supervision_id,

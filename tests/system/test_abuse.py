@@ -73,7 +73,7 @@ FIELD_VALUES = {
 def example(spec: dict, schema: dict, name: str | None = None):
     """A valid value for ``schema``: the field's known value, its example, or one built from its type."""
     schema = resolve(spec, schema)
-    if name in FIELD_VALUES:
+    if name in FIELD_VALUES and FIELD_VALUES[name] in schema.get("enum", [FIELD_VALUES[name]]):
         return copy.deepcopy(FIELD_VALUES[name])
     if "example" in schema:
         return copy.deepcopy(schema["example"])
@@ -117,7 +117,8 @@ def _hex(n: int) -> str:
 def random_ids() -> dict[str, str]:
     """Well-formed ids that name nothing, for each path parameter."""
     tracking = "".join(random.choice("23456789ABCDEFGHJKMNPQRSTUVWXYZ") for _ in range(8))
-    return {"ref": tracking, "service_request_id": tracking, "photo_id": _hex(32), "code": "430382199",
+    shop = {"item_id": _hex(16), "exchange_id": _hex(32)}          # 积分超市
+    return {**shop, "ref": tracking, "service_request_id": tracking, "photo_id": _hex(32), "code": "430382199",
             "entry": "no-such-entry", "followup_id": _hex(32), "case_id": _hex(32), "supervision_id": _hex(12),
             "card_id": _hex(32), "unit_id": "u-" + _hex(16), "city": "430399", "department_id": f"{CITY_A}-nosuch",
             "key_id": "dk_" + _hex(16), "extension_id": "x" + _hex(10), "fmt": "json", "contact_id": "c-" + _hex(16)}

@@ -165,7 +165,7 @@ def test_xlsx_export_has_a_sheet_per_period_with_chinese_headers(system, web, da
                    headers=token(system, "staff"))
     assert resp.status_code == 200 and resp.mimetype.endswith("spreadsheetml.sheet")
     wb = openpyxl.load_workbook(io.BytesIO(resp.data))
-    assert wb.sheetnames == ["2026年10月", "2026年11月"]
+    assert wb.sheetnames == ["2026年10月", "2026年11月", "积分兑换"]   # 积分超市: test_supervision_exchanges.py
     ws = wb["2026年11月"]
     assert "清溪镇" in ws["A1"].value and "三长制" in ws["A1"].value
     headers = [c.value for c in ws[2]]
@@ -176,7 +176,7 @@ def test_xlsx_export_has_a_sheet_per_period_with_chinese_headers(system, web, da
     assert rows["合计"]["接单用时P90(小时)"] == 3.0 and rows["韶山村"]["提供微服务(件)"] == 2
     assert wb["2026年10月"]["A3"].value == "合计" and wb["2026年10月"]["B3"].value == 0
     same = web.get(f"/api/v1/townships/{TOWNSHIP}/figures?{PERIOD}&format=xlsx", headers=token(system, "staff"))
-    assert same.status_code == 200 and openpyxl.load_workbook(io.BytesIO(same.data)).sheetnames == ["2026年11月"]
+    assert same.status_code == 200 and openpyxl.load_workbook(io.BytesIO(same.data)).sheetnames == ["2026年11月", "积分兑换"]
 
 
 def test_a_linked_raters_verdict_does_not_count_twice(system, web, dataset):

@@ -13,6 +13,7 @@ from shared.sweeper import DueSweeper
 
 from .cards import Cards
 from .facts import CASE_FIGURE_COLUMNS, CASE_FIGURE_INDEXES, CaseFacts
+from .exchanges import Exchanges
 from .figures import FigureQueries
 from .ledger import Ledger, Projector
 from .rules import Rules
@@ -64,6 +65,7 @@ class Supervision:
         self.figures = FigureQueries(cases.collection, self.stints, org)
         self.visits = Visits(ctx.store, org, self.ledger, ctx.clock)
         self.cards = Cards(ctx.store, org, self.ledger, self.stints, self.rules, cases, escalator, ctx.clock)
+        self.exchanges = Exchanges(ctx.store, self.ledger, org, ctx.clock)   # 积分超市
         poll = max(ctx.settings.timer_poll, 1.0)
         self.sweepers = [
             DueSweeper("supervision-answers", self.projector.watches, "due", self.projector.fire_watch, ctx.clock,

@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 
 from .assessment_api import card_routes, ledger_routes, rule_routes
 from .board_api import board_routes, build_board_page
+from .exchange_api import catalogue_routes, lead_exchange_routes, staff_exchange_routes
 from .figures_api import figure_routes
 from .visits_api import visit_routes
 
@@ -43,4 +44,8 @@ def build_supervision_blueprint(sup) -> Blueprint:
     card_routes(bp, sup)
     visit_routes(bp, sup)
     board_routes(bp, sup)
+    # 积分超市 (exchanges.py)
+    catalogue_routes(bp, sup)
+    staff_exchange_routes(bp, sup)
+    lead_exchange_routes(bp, sup)
     return bp

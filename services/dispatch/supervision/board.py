@@ -17,7 +17,7 @@ from .facts import quarter_of
 from .figures import quarter_range
 
 AGE_BUCKETS = ((1, "1天内"), (2, "1–2天"), (7, "2–7天"), (None, "7天以上"))
-TIMING_ORDER = {"overdue": 0, "due_soon": 1, "on_time": 2, None: 3}
+TIMING_ORDER = {"overdue": 0, "due_soon": 1, "on_time": 2, "paused": 3, None: 4}
 MAX_OPEN = 2000
 TREND_WEEKS = 12
 
@@ -46,9 +46,18 @@ def open_cases(cases_coll, township: str, now: datetime) -> list[dict]:
                     "timing": view["timing"], "deadline": view["deadline"], "created_at": doc["created_at"],
                     "age_hours": round(age_h, 1), "age_bucket": _age_bucket(age_h),
                     "escalations": doc.get("escalations", 0),
-                    "unanswered_supervisions": view["unanswered_supervisions"]})
+                    "unanswered_supervisions": view["unanswered_supervisions"],
+                    "pause": _pause_view(doc)})
     out.sort(key=lambda c: (TIMING_ORDER.get(c["timing"], 3), c["deadline"] or "", c["created_at"]))
     return out
+
+
+def _pause_view(doc: dict) -> dict | None:
+    """A running pause as the board shows it: why, what is missing, since and until when."""
+    running = doc.get("pause")
+    if not running or doc.get("status") != "accepted":
+        return None
+    return {k: running.get(k) for k in ("reason", "reason_text", "note", "since", "resume_at", "until", "by")}
 
 
 def by_level_and_age(cases: list[dict]) -> list[dict]:
@@ -84,6 +93,10 @@ def board(sup, township: str, now: datetime) -> dict:
         "open_overdue": sum(1 for c in cases if c["timing"] == "overdue"),
         "open_due_soon": sum(1 for c in cases if c["timing"] == "due_soon"),
         "open_by_level": by_level_and_age(cases), "age_buckets": [label for _, label in AGE_BUCKETS],
+        # 挂起: every paused case, the longest-waiting first (the clock is stopped for them).
+        "paused_cases": sorted((c for c in cases if c["pause"]), key=lambda c: c["pause"]["since"]),
+        # 积分超市: exchanges this quarter (reversed ones left out).
+        "exchanges": sup.exchanges.period_totals(township, since, until),
         "figures": figures["total"], "figures_by_level": figures["rows"], "weekly": weekly,
         "standings": sup.cards.standings(township, quarter),
         "cards": sup.cards.list(township, quarter),

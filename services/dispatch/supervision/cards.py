@@ -93,6 +93,8 @@ class Cards:
                 key = lead_key(unit["level"], unit["_id"], lead["name"])
                 leads[key] = {"lead_key": key, "unit_id": unit["_id"], "level": unit["level"],
                               "unit_name": unit["name"], "lead_name": lead["name"], "in_post": True}
+        # Spending points (积分超市, exchanges.py) is not a mark against a lead: standings count what was earned.
+        ledger = [row for row in ledger if row["rule"] not in ("exchange", "exchange_reversal")]
         for row in ledger:
             if row["lead_key"] not in leads:
                 entry = self.ledger.entries.find({"township": township, "lead_key": row["lead_key"]}, limit=1)[0]

@@ -24,7 +24,14 @@ COLUMNS = (
     ("接单用时P90(小时)", "accept_p90_s", "h"), ("办结用时中位数(小时)", "resolve_median_s", "h"),
     ("办结用时P90(小时)", "resolve_p90_s", "h"), ("调解矛盾纠纷(件)", "disputes_mediated", "n"),
     ("排查安全隐患(个)", "hazards_found", "n"), ("提供微服务(件)", "micro_services", "n"),
+    # pausing (挂起): beside time to solve, which stays wall-clock time; the 2-day share leaves it out
+    ("挂起时长合计(小时)", "paused_s", "h"), ("当前挂起(件)", "paused_now", "n"),
 )
+# The 积分兑换 sheet (exchanges.py): one row per exchange in the whole range.
+EXCHANGE_COLUMNS = (("兑换时间", "at"), ("三长", "lead_name"), ("岗位", "unit_name"), ("商品", "item_name"),
+                    ("数量", "quantity"), ("积分", "points"), ("状态", "status"), ("登记人", "by"),
+                    ("撤销原因", "reason"))
+EXCHANGE_STATUS = {"done": "已兑换", "reversed": "已撤销"}
 PERIODS = ("month", "quarter", "week", "whole")
 
 
@@ -61,7 +68,25 @@ def _cell(value, kind):
     return value
 
 
-def workbook(township_name: str, sheets: list[tuple[str, dict]], by: str | None) -> bytes:
+def exchange_sheet(wb: Workbook, exchanges: list[dict]) -> None:
+    ws = wb.create_sheet(title="积分兑换")
+    ws.append([h for h, _ in EXCHANGE_COLUMNS])
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    for e in sorted(exchanges, key=lambda e: e["at"]):
+        local = parse_iso(e["at"]).astimezone(local_zone()).strftime("%Y-%m-%d %H:%M")
+        ws.append([local if key == "at" else EXCHANGE_STATUS.get(e[key], e[key]) if key == "status" else e.get(key)
+                   for _, key in EXCHANGE_COLUMNS])
+    done = [e for e in exchanges if e["status"] == "done"]
+    ws.append(["合计（不含撤销）", None, None, None, sum(e["quantity"] for e in done), sum(e["points"] for e in done)])
+    for cell in ws[ws.max_row]:
+        cell.font = Font(bold=True)
+    for i, width in enumerate((18, 10, 16, 20, 6, 8, 8, 12, 24), start=1):
+        ws.column_dimensions[get_column_letter(i)].width = width
+
+
+def workbook(township_name: str, sheets: list[tuple[str, dict]], by: str | None,
+             exchanges: list[dict] | None = None) -> bytes:
     wb = Workbook()
     wb.remove(wb.active)
     head_fill = PatternFill("solid", fgColor="DDEBF7")
@@ -91,6 +116,8 @@ def workbook(township_name: str, sheets: list[tuple[str, dict]], by: str | None)
             ws.column_dimensions[get_column_letter(i)].width = 11
         ws.row_dimensions[2].height = 45
         ws.freeze_panes = "B3"
+    if exchanges is not None:
+        exchange_sheet(wb, exchanges)
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()

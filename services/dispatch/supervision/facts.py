@@ -17,7 +17,10 @@ Definitions (case level):
   that; 0 once a deadline was missed (or the acceptance came late); null while still pending. The
   response rate is over the decided cases (``accepted_on_time`` not null).
 - resolved (解决): 1 once resolved (by a lead, the township or a department's sign-off).
-- resolved_within_2d: resolved within 48 hours of the case being opened (seeds: "2天解决到位").
+- resolved_within_2d: resolved within 48 hours of the case being opened (seeds: "2天解决到位"), not
+  counting the time the case was paused (挂起, waiting for the resident or an outside event).
+- paused_s: seconds the case has been paused in all (a running pause counted up to now); shown
+  beside time to solve, which stays wall-clock time. paused_now: 1 while a pause runs.
 - satisfied (满意): from ``report.rated``: 1 satisfied, 0 not; null until rated.
 - disputes_mediated (调解矛盾纠纷): a ``dispute`` case resolved. hazards_found (排查安全隐患): a
   ``hazard`` case received. micro_services (微服务): any other category resolved by a 邻长 or 组长.
@@ -41,7 +44,7 @@ KIND_OF_CATEGORY = {"dispute": "dispute", "hazard": "hazard"}  # everything else
 # reads index entries only, never the documents (MongoDB: covered $group; SQLite: covering index).
 FIGURE_VALUES = ["accepted_on_time", "time_to_accept_s", "resolved", "time_to_resolve_s", "resolved_within_2d",
                  "rated", "satisfied", "escalations", "breach_count", "breaches_accept", "breaches_resolve",
-                 "deadline", "disputes_mediated", "hazards_found", "micro_services"]
+                 "deadline", "disputes_mediated", "hazards_found", "micro_services", "paused_s", "paused_now"]
 CASE_GROUPS = ["village_id", "category", "week"]
 CASE_FIGURE_INDEXES = [Index.on("township", "created_at", *CASE_GROUPS, *FIGURE_VALUES),
                        Index.on("city", "created_at", "township", *FIGURE_VALUES)]
@@ -80,6 +83,8 @@ def _flag(value: bool | None) -> int | None:
 
 def current_deadline(case: dict) -> str | None:
     status = case.get("status")
+    if status == "accepted" and case.get("pause"):
+        return None  # paused: no deadline runs, so it is never "overdue now" (pausing.py)
     if status == "assigned":
         return case.get("accept_due")
     if status == "accepted":
@@ -170,6 +175,15 @@ def update_holds(case: dict, now: str) -> None:
 
 # -- the case's own figures ------------------------------------------------------------------------
 
+def paused_seconds(case: dict, now: datetime, step: int | None = None) -> float:
+    """Calendar seconds the case was paused (at one step of the chain when given), a running pause to now."""
+    done = sum(p.get("seconds", 0.0) for p in case.get("pauses") or () if step is None or p.get("step") == step)
+    running = case.get("pause")
+    if running and case.get("status") == "accepted" and (step is None or running.get("step") == step):
+        done += max((now - parse_iso(running["since"])).total_seconds(), 0.0)
+    return done
+
+
 def derive(case: dict, now: datetime, village_of: Callable[[str], str | None] | None = None) -> dict:
     """Recomputes every derived field from the case as it is now; idempotent."""
     at = iso(now)
@@ -192,7 +206,11 @@ def derive(case: dict, now: datetime, village_of: Callable[[str], str | None] | 
     resolved = case.get("status") == "resolved" and bool(case.get("resolved_at"))
     case["resolved"] = int(resolved)
     case["time_to_resolve_s"] = _secs(created, case["resolved_at"]) if resolved else None
-    case["resolved_within_2d"] = int(resolved and parse_iso(case["resolved_at"]) - parse_iso(created) <= TWO_DAYS)
+    paused = paused_seconds(case, now)
+    case["paused_s"] = int(paused)
+    case["paused_now"] = int(bool(case.get("pause")) and case.get("status") == "accepted")
+    case["resolved_within_2d"] = int(resolved and (parse_iso(case["resolved_at"]) - parse_iso(created)
+                                                   - timedelta(seconds=paused)) <= TWO_DAYS)
     rating = case.get("rating") or {}
     case["rated"] = int(rating.get("satisfied") is not None)
     case["satisfied"] = _flag(rating.get("satisfied"))
@@ -237,6 +255,9 @@ def stint_rows(case: dict) -> list[dict]:
             "disputes_mediated": case.get("disputes_mediated", 0) if resolver else 0,
             "hazards_found": case.get("hazards_found", 0) if i == 0 else 0,
             "micro_services": case.get("micro_services", 0) if resolver else 0,
+            "paused_s": int(sum(p.get("seconds", 0.0) for p in case.get("pauses") or ()
+                                if p.get("step") == hold["step"])),
+            "paused_now": int(bool(case.get("pause")) and hold is holds[-1] and case.get("status") == "accepted"),
         })
     return rows
 

@@ -42,6 +42,8 @@ def metrics(now: datetime, stints: bool = False) -> dict[str, Metric]:
         "resolve_p90_s": Metric.percentile("time_to_resolve_s", 0.9),
         "disputes_mediated": Metric.sum("disputes_mediated"), "hazards_found": Metric.sum("hazards_found"),
         "micro_services": Metric.sum("micro_services"),
+        # Pausing (挂起): shown beside time to solve; the 2-day share already leaves it out (facts.py).
+        "paused_s": Metric.sum("paused_s"), "paused_now": Metric.sum("paused_now"),
     }
     if stints:
         m["breached_away"] = Metric.sum("breached_away")

@@ -27,7 +27,8 @@ def _xlsx(sup, code: str, since: str, until: str, by: str | None, period: str) -
     now = sup.clock.now()
     sheets = [(title, sup.figures.compute(code, a, b, now, by=by)) for title, a, b in periods(since, until, period)]
     name = (sup.org.township(code) or {}).get("name", code)
-    body = workbook(name, sheets, by)
+    exchanges = sup.exchanges.history(code, since=since, until=until, limit=100_000)
+    body = workbook(name, sheets, by, exchanges)
     return Response(body, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                     headers={"Content-Disposition": f'attachment; filename="{filename(code, since, until)}"'})
 

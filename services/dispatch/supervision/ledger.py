@@ -114,7 +114,7 @@ class Projector:
         return {
             **{t: on_case for t in ("case.assigned", "case.accepted", "case.progress", "case.supervised",
                                     "case.escalated", "case.reassigned", "case.resolved", "case.referred",
-                                    "case.updated", "sla.warning", "sla.breached")},
+                                    "case.updated", "sla.warning", "sla.breached", "case.paused", "case.resumed")},
             "report.rated": self.on_rated, "followup.completed": self.on_rated,
             "department.assigned": self.on_department, "department.accepted": self.on_department,
             "department.sla_breached": self.on_department,

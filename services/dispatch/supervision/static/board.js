@@ -77,6 +77,7 @@
     var d = state.data;
     $("township-name").textContent = "· " + d.name;
     $("quarter").textContent = d.quarter.replace("Q", "年第") + "季度";
+    renderPaused(d.paused_cases || []);
     $("updated").textContent = local(d.now);
     renderKpis(d); renderCases(); renderTrend(d.weekly); renderLevels(d.open_by_level, d.age_buckets);
     renderLevelTable(d.figures_by_level); renderStandings(d.standings); renderCards(d.cards); renderVisits(d.overdue_visits);
@@ -100,8 +101,21 @@
       kpi("overdue", "当前超时", d.open_overdue, "超时 " + f.breaches + " 次（本季）", d.open_overdue ? "bad" : ""),
       kpi("disputes", "调解矛盾纠纷", f.disputes_mediated, "件"),
       kpi("hazards", "排查安全隐患", f.hazards_found, "个"),
-      kpi("micro", "提供微服务", f.micro_services, "件")
+      kpi("micro", "提供微服务", f.micro_services, "件"),
+      kpi("exchanges", "积分兑换", (d.exchanges || {}).count || 0, "本季 " + ((d.exchanges || {}).points || 0) + " 分"),
+      kpi("paused", "挂起中", (d.paused_cases || []).length, "挂起累计 " + hours(f.paused_s || 0))
     ].join("");
+  }
+
+  function renderPaused(rows) {
+    if (!rows.length) { $("paused").innerHTML = '<div class="empty">没有挂起的工单</div>'; return; }
+    $("paused").innerHTML = "<table id='paused-table'><tr><th>查询码</th><th>经办</th><th>原因</th><th>缺什么</th><th>挂起自</th><th>最迟恢复</th></tr>" +
+      rows.slice(0, 50).map(function (c) {
+        return "<tr data-id='" + esc(c.id) + "'><td>" + esc(c.tracking_no) + "</td><td>" + esc(c.unit_name || "") + " " +
+          esc(c.lead_name || "") + "</td><td>" + esc(c.pause.reason_text) + "</td><td>" + esc(c.pause.note) +
+          "</td><td>" + esc(local(c.pause.since)) + "</td><td>" + esc(local(c.pause.resume_at)) + "</td></tr>";
+      }).join("") + (rows.length > 50 ? "<tr><td colspan=6 class=muted>另有 " + (rows.length - 50) + " 件</td></tr>" : "") +
+      "</table>";
   }
 
   function renderCases() {
