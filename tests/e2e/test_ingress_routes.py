@@ -1,10 +1,10 @@
 """The one public address routes every public path to the service that serves it.
 
 The routes live twice, as the Compose proxy's nginx locations (deploy/proxy/nginx.conf) and as the
-Kubernetes Ingress's regex paths (deploy/k8s/base/ingress.yaml); the two must be the same table.
-Each service is built alone (as it runs in a deployment) and asked for its OpenAPI document and
-its URL map (the pages): every path of both, with sample values in its parameters, must match
-exactly one route — its own service's — so the routes' order never matters. The probes and
+Kubernetes Ingress's regex paths (deploy/k8s/base/ingress.yaml, written from the proxy's by
+tools/gen_ingress.py); the two must be the same table. Each service is built alone (as it runs in
+a deployment) and asked for its OpenAPI document and its URL map (the pages): every path of both,
+with sample values in its parameters, must match exactly one route — its own service's — so the routes' order never matters. The probes and
 metrics match none (they are not public)."""
 from __future__ import annotations
 
