@@ -19,6 +19,7 @@ from .org import OrgRepository
 from .policies import Policies
 from .policy_api import build_policy_blueprint
 from .merge_api import build_merge_blueprint
+from .people import HANDLES as PEOPLE_HANDLES, People
 from .resident_loop import ResidentLoop
 from .supervision import CASE_FIGURE_COLUMNS, CASE_FIGURE_INDEXES, CaseFacts, Supervision, merge_handlers, village_lookup
 
@@ -51,7 +52,7 @@ HANDLES = frozenset({
     "case.resolved", "case.referred", "case.updated", "case.merged", "case.signed_off", "case.returned",
     "sla.warning", "sla.breached",
     "department.assigned", "department.accepted", "department.sla_breached",
-})
+}) | PEOPLE_HANDLES
 
 
 def build(ctx: Context) -> ServiceParts:
@@ -70,16 +71,21 @@ def build(ctx: Context) -> ServiceParts:
     supervision = Supervision(ctx, org, cases, escalator)
     # The resident's loop: reopening on 不满意, following and merging duplicates (resident_loop.py).
     resident_loop = ResidentLoop(org, cases, policies, escalator, ctx.clock)
+    # People: accounts, sign-in with a code, sessions (people.py); needs the secret to sign them.
+    people = People(ctx, org, desk) if ctx.settings.secret else None
     return ServiceParts(
         name="dispatch",
         blueprints=[build_blueprint(org, cases), build_case_blueprint(desk), build_policy_blueprint(policies),
-                    *supervision.blueprints(), build_merge_blueprint(resident_loop)],
+                    *supervision.blueprints(), build_merge_blueprint(resident_loop),
+                    *(people.blueprints() if people else [])],
         handlers=merge_handlers(handlers.handlers(), supervision.handlers(), resident_loop.handlers(),
-                                department_handlers(cases, ctx.clock)),
-        repos=[cases, org.imports],
+                                department_handlers(cases, ctx.clock),
+                                people.handlers() if people else {"org.contacts_changed": lambda event: None}),
+        repos=[cases, org.imports, *(people.repos if people else [])],
         tasks=[sweeper, *supervision.sweepers],
         api={"org": org, "cases": cases, "policies": policies, "desk": desk, "timers": timers,
              "sweeper": sweeper, "escalator": escalator, "supervision": supervision, "resident_loop": resident_loop,
              "gauges": _gauges(cases.collection),
-             "load_demo": lambda: load_demo(org)},
+             "load_demo": lambda: load_demo(org), "people": people,
+             "session_checks": [people.sessions.allows] if people else []},
     )

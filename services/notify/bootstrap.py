@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 
+from shared.revocations import EVENTS as REVOCATION_EVENTS, Revocations
 from shared.service import Context, ServiceParts
 from shared.sweeper import DueSweeper
 
@@ -10,6 +11,7 @@ from .api import build_blueprint
 from .channels import build_channels
 from .config import NotifySettings
 from .service import NotifyService
+from .signin_codes import terminal_printer
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +23,9 @@ HANDLES = frozenset({
     "report.submitted", "department.assigned", "department.sla_breached",
     # the resident's loop: the rating request (with its link) and follow-up tasks for staff
     "report.rating_requested", "followup.created",
-})
+    # people's sign-in: the code's message (signin_codes.py) and revoked sessions (shared/revocations.py)
+    "signin.code_requested",
+}) | REVOCATION_EVENTS
 
 
 def build(ctx: Context, *, opener=None) -> ServiceParts:
@@ -29,7 +33,10 @@ def build(ctx: Context, *, opener=None) -> ServiceParts:
     settings = NotifySettings.from_env(environ)
     # The providers' adapters sign requests and cache tokens on the same clock the rest runs on.
     channels = build_channels(environ, now=ctx.clock.now, opener=opener)
-    service = NotifyService(ctx.store, channels, ctx.clock, settings)
+    service = NotifyService(ctx.store, channels, ctx.clock, settings, secret=ctx.settings.secret)
+    if ctx.settings.demo and ctx.settings.embedded:
+        channels["console"].terminal = terminal_printer()   # `make run`'s terminal stands for the phone
+    revocations = Revocations(ctx.store, ctx.clock)
     log.info("notify channels: %s", ", ".join(sorted(channels)))
     # Held (quiet hours, budget, digests), retrying and interrupted deliveries are data with a
     # due time; any replica claims them atomically.
@@ -40,7 +47,8 @@ def build(ctx: Context, *, opener=None) -> ServiceParts:
     return ServiceParts(
         name="notify",
         blueprints=[build_blueprint(service)],
-        handlers=service.handlers(),
+        handlers={**service.handlers(), **revocations.handlers()},
         tasks=[sweeper, janitor],
-        api={"service": service, "sweeper": sweeper, "janitor": janitor, "channels": channels},
+        api={"service": service, "sweeper": sweeper, "janitor": janitor, "channels": channels,
+             "session_checks": [revocations.allows]},
     )

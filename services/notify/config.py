@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from shared.domain.localtime import local_zone
 
 PREFIX = "SANZHANG_NOTIFY_"
-KINDS = ("lead", "resident", "staff", "department")
+KINDS = ("lead", "resident", "staff", "department", "signin")   # signin: people's sign-in codes
 SMS_CHANNELS = frozenset({"aliyun_sms", "tencent_sms"})
 DEFAULT_ROUTE = ("console",)
 

@@ -28,6 +28,7 @@ DEPARTMENT_VARIABLES = frozenset({
     "name", "department_name", "tracking_no", "category_name", "summary", "due_local", "township",
 })
 DIGEST_VARIABLES = frozenset({"name", "count", "minutes", "tracking_nos"})
+SIGNIN_VARIABLES = frozenset({"name", "code", "minutes"})   # code: stored as ******, filled in at sending
 ELASTIC = ("summary", "note", "tracking_nos")
 
 TEMPLATES: dict[str, str] = {
@@ -55,6 +56,8 @@ TEMPLATES: dict[str, str] = {
     "followup.created:staff": "{name}您好，查询码{tracking_no}的{category_name}诉求办结后群众未评价，请电话回访并登记结果。",
     # many messages to one person within the rate-limit window, merged
     "notify.digest:recipient": "{name}您好，近{minutes}分钟您有{count}条新通知，请登录系统查看。查询码：{tracking_nos}",
+    # people's sign-in (services/notify/signin_codes.py)
+    "signin.code_requested:person": "{name}您好，您的登录验证码是{code}，{minutes}分钟内有效，请勿告诉他人。",
 }
 
 
@@ -64,6 +67,8 @@ def variables_for(key: str) -> frozenset[str]:
         return DEPARTMENT_VARIABLES
     if event_type == "notify.digest":
         return DIGEST_VARIABLES
+    if event_type == "signin.code_requested":
+        return SIGNIN_VARIABLES
     return CASE_VARIABLES
 
 
@@ -75,7 +80,7 @@ SAMPLE = {
     "reason": "超出本级处理能力", "note": "群众反映强烈，请今天内到现场查看并答复", "due_local": "11月04日17:30",
     "promise_local": "11月04日17:30", "department_name": "韶山市住房和城乡建设局", "township": "清溪镇",
     "count": "12", "minutes": "10", "tracking_nos": "7KQ4M2XC、9PW3HJ6T、4NZ8RB2K、X5D7QF3M",
-    "rate_url": "https://qingxi.example.cn/r/7KQ4M2XC",
+    "rate_url": "https://qingxi.example.cn/r/7KQ4M2XC", "code": "******",
 }
 
 
