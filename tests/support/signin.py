@@ -16,17 +16,18 @@ class Phone:
         self.messages = []
         runtime.service("notify").api["channels"]["console"].terminal = self.messages.append
 
-    def wait_for_code(self, phone: str, runtime, timeout: float = 10.0) -> str | None:
+    def wait_for_code(self, phone: str, runtime, after: int, timeout: float = 10.0) -> str | None:
+        """The code of a message that arrived after the first ``after`` ones."""
         import time
 
         deadline = time.monotonic() + timeout
         runtime.drain(timeout)
-        while time.monotonic() < deadline and self.last_code(phone) is None:
+        while time.monotonic() < deadline and self.last_code(phone, after) is None:
             time.sleep(0.05)
-        return self.last_code(phone)
+        return self.last_code(phone, after)
 
-    def last_code(self, phone: str) -> str | None:
-        for msg in reversed(self.messages):
+    def last_code(self, phone: str, after: int = 0) -> str | None:
+        for msg in reversed(self.messages[after:]):
             if msg.template.startswith("signin.") and msg.phone == phone:
                 return CODE_PATTERN.search(msg.text).group(1)
         return None
@@ -47,9 +48,10 @@ def ask(web, phone: str, address: str = "10.0.0.1"):
 
 def sign_in(web, runtime, phone_box: Phone, phone: str, address: str = "10.0.0.1") -> dict:
     """Asks for a code, reads it off the 'phone', enters it: the session's JSON."""
+    before = len(phone_box.messages)
     resp = ask(web, phone, address)
     assert resp.status_code == 202, resp.get_data(as_text=True)
-    code = phone_box.wait_for_code(phone, runtime)
+    code = phone_box.wait_for_code(phone, runtime, before)
     assert code, "no code reached the phone"
     done = web.post("/api/v1/signin/verify", json={"challenge_id": resp.json["challenge_id"], "sms_code": code})
     assert done.status_code == 200, done.get_data(as_text=True)
