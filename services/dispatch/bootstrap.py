@@ -80,7 +80,7 @@ def build(ctx: Context) -> ServiceParts:
                     *(people.blueprints() if people else [])],
         handlers=merge_handlers(handlers.handlers(), supervision.handlers(), resident_loop.handlers(),
                                 department_handlers(cases, ctx.clock),
-                                people.handlers() if people else {"org.contacts_changed": lambda event: None}),
+                                people.handlers() if people else {kind: lambda event: None for kind in PEOPLE_HANDLES}),
         repos=[cases, org.imports, *(people.repos if people else [])],
         tasks=[sweeper, *supervision.sweepers],
         api={"org": org, "cases": cases, "policies": policies, "desk": desk, "timers": timers,

@@ -67,6 +67,7 @@ def build_pages(people) -> Blueprint:
     bp = Blueprint("signin-pages", __name__)
     _signin_routes(bp, people)
     _my_routes(bp, people)
+    _link_routes(bp, people)
     return bp
 
 
@@ -134,3 +135,25 @@ def _my_routes(bp: Blueprint, people) -> None:
         for name in (SESSION_COOKIE, DEV_SESSION_COOKIE):
             response.delete_cookie(name, path="/", secure=name.startswith("__Host-"), httponly=True, samesite="Lax")
         return response
+
+
+def _case_html(case: dict) -> str:
+    category = CATEGORIES.get(case.get("category"), case.get("category") or "")
+    return (f"<p><b>{escape(category)}</b> {escape(STATUS_TEXT.get(case['status'], case['status']))}</p>"
+            f"<p>{escape(case.get('summary') or '')}</p><p><small>查询码 {escape(case.get('tracking_no') or '')}"
+            f" · 时限 {escape((case.get('deadline') or '')[:16])} · {escape(case.get('unit_name') or '')}</small></p>"
+            f"<p><a href=/my>我的案件</a></p>")
+
+
+def _link_routes(bp: Blueprint, people) -> None:
+    @bp.get("/l/<string:code>")
+    def short_link(code):
+        """A message's short link: sign-in first; then the case, only for someone who may see it."""
+        principal = current_principal()
+        if principal is None or not principal.session_id:
+            wanted = f"/l/{code}" if SAFE_NEXT.match(f"/l/{code}") else "/my"
+            return redirect(f"/signin?next={wanted}", code=303)
+        case = people.links.open(principal, code)
+        if case is None:
+            return page("链接无效", "<p>链接无效，或您无权查看该案件。</p><p><a href=/my>我的案件</a></p>", 404)
+        return page("案件详情", _case_html(case))

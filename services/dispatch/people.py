@@ -6,12 +6,13 @@ from shared.config import setting
 
 from .accounts import Accounts
 from .accounts_api import build_accounts_blueprint
+from .case_links import EVENTS as LINK_EVENTS, CaseLinks
 from .lead_directory import LeadDirectory
 from .sessions import Sessions
 from .signin import SignIn
 from .signin_api import build_signin_blueprint
 
-HANDLES = frozenset({"org.contacts_changed"})
+HANDLES = frozenset({"org.contacts_changed"}) | LINK_EVENTS
 
 
 class People:
@@ -25,6 +26,7 @@ class People:
         self.signin = SignIn(ctx.store, ctx.clock, ctx.waker, secret=secret, accounts=self.accounts,
                              directory=self.directory, sessions=self.sessions,
                              address_limit=int(setting(settings, "SANZHANG_SIGNIN_ADDRESS_LIMIT")))
+        self.links = CaseLinks(ctx.store, secret, desk)
         self.cookie_secure = setting(settings, "SANZHANG_COOKIE_SECURE") not in ("0", "false", "no")
 
     def blueprints(self) -> list:
@@ -35,7 +37,7 @@ class People:
                 build_pages(self)]
 
     def handlers(self) -> dict:
-        return {"org.contacts_changed": self.on_org_changed}
+        return {"org.contacts_changed": self.on_org_changed, **self.links.handlers()}
 
     def on_org_changed(self, event: dict) -> None:
         """A roster import, a red card or a filled post: the phone directory follows the org, and a

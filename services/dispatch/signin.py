@@ -28,7 +28,7 @@ WRONG = "验证码不正确或已失效，请核对短信中的6位数字，或�
 class Refused(Exception):
     """A sign-in step refused, with the Chinese message naming what to do and the HTTP status."""
 
-    def __init__(self, message: str, status: int = 400, retry_after: int | None = None):
+    def __init__(self, message: str, status: int = 401, retry_after: int | None = None):
         super().__init__(message)
         self.message, self.status, self.retry_after = message, status, retry_after
 

@@ -13,7 +13,7 @@ from .signin_schemas import ChallengeOut, CodeIn, MeOut, SessionOut, SignedOutOu
 
 def refused(exc: Refused):
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-    field = "sms_code" if exc.status == 400 else "phone"
+    field = "sms_code" if exc.status == 401 else "phone"
     abort(exc.status, message=exc.message, errors={"json": {field: [exc.message]}}, headers=headers)
 
 
@@ -42,6 +42,7 @@ def build_signin_blueprint(signin: SignIn, sessions) -> Blueprint:
     @bp.doc(security=[])
     @bp.arguments(VerifyIn)
     @bp.response(200, SessionOut)
+    @bp.alt_response(401, description="验证码不正确、已过期、已使用或已作废（message 说明怎么办）")
     def verify(body):
         """用验证码登录，得到接口用的令牌（Bearer）。验证码5分钟内有效、只能用一次，输错5次作废。"""
         try:
@@ -82,5 +83,5 @@ def build_signin_blueprint(signin: SignIn, sessions) -> Blueprint:
 def _session_id() -> str:
     principal = current_principal()
     if not principal.session_id:
-        abort(400, message="此凭证不是登录会话（机器凭证请由管理员吊销），无需退出")
+        abort(403, message="此凭证不是登录会话（机器凭证请由管理员吊销），无需退出")
     return principal.session_id

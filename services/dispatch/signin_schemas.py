@@ -16,6 +16,9 @@ def PLAIN(value: str) -> None:
         raise ValidationError("不能包含控制字符或尖括号")
 
 
+MOBILE_PATTERN = r"^(\+86)?1[3-9][0-9]{9}$"   # documented; phones.mobile decides
+
+
 def _mobile(value: str) -> None:
     if phones.mobile(value) is None:
         raise ValidationError("请填写11位手机号（如 13800000000），座机不能接收验证码")
@@ -28,7 +31,8 @@ class _In(Schema):
 
 class CodeIn(_In):
     phone = fields.String(required=True, validate=[validate.Length(max=20), _mobile],
-                          metadata={"example": "13800000003", "description": "登记在账号或花名册上的手机号"})
+                          metadata={"example": "13800000003", "pattern": MOBILE_PATTERN,
+                                    "description": "登记在账号或花名册上的手机号"})
 
 
 class ChallengeOut(Schema):
@@ -77,7 +81,8 @@ class AccountIn(_In):
         "example": "staff"})
     name = fields.String(required=True, validate=[validate.Length(min=1, max=20), NOT_BLANK, PLAIN],
                          metadata={"example": "李娟"})
-    phone = fields.String(required=True, validate=[validate.Length(max=20), _mobile], metadata={"example": "13800000009"})
+    phone = fields.String(required=True, validate=[validate.Length(max=20), _mobile],
+                          metadata={"example": "13800000009", "pattern": MOBILE_PATTERN})
     wecom_id = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_.@-]{1,64}$", error="企业微信账号只能含字母、数字和 _.@-"),
                              metadata={"example": "LiJuan"})
     township = fields.String(validate=TOWNSHIP_CODE, metadata={"example": "430382100"})

@@ -38,12 +38,13 @@ from .limits import Limits
 from .receipts import Receipts
 from .recipients import RecipientRules
 from .signin_codes import SigninCodes
+from .case_links import CaseLinks
 from .sending import Sending
 from .template_admin import TemplateAdmin
 
 
 class NotifyService(RecipientRules, Deliveries, Sending, Limits, Digests, Receipts, TemplateAdmin, DeliveryLog,
-                    SigninCodes):
+                    SigninCodes, CaseLinks):
     def __init__(self, store: Store, channels: dict, clock: Clock, settings: NotifySettings | None = None,
                  secret: str | None = None):
         self.settings = settings or NotifySettings()

@@ -91,23 +91,23 @@ def test_five_wrong_tries_and_the_code_is_gone(world):
     challenge_id, code = _challenge(world)
     wrong = "000000" if code != "000000" else "111111"
     answers = [_verify(world, challenge_id, wrong) for _ in range(5)]
-    assert [a.status_code for a in answers] == [400] * 5
+    assert [a.status_code for a in answers] == [401] * 5
     assert "还可再试 4 次" in answers[0].json["message"] and "已作废" in answers[-1].json["message"]
     assert answers[0].json["errors"]["json"]["sms_code"]
     late = _verify(world, challenge_id, code)
-    assert late.status_code == 400 and "已作废" in late.json["message"]
+    assert late.status_code == 401 and "已作废" in late.json["message"]
 
 
 def test_a_code_works_once_and_only_for_five_minutes(world, clock):
     challenge_id, code = _challenge(world)
     assert _verify(world, challenge_id, code).status_code == 200
     replay = _verify(world, challenge_id, code)
-    assert replay.status_code == 400 and "已使用" in replay.json["message"]
+    assert replay.status_code == 401 and "已使用" in replay.json["message"]
     clock.advance(seconds=61)
     challenge_id, code = _challenge(world)
     clock.advance(seconds=301)
     expired = _verify(world, challenge_id, code)
-    assert expired.status_code == 400 and "过期" in expired.json["message"]
+    assert expired.status_code == 401 and "过期" in expired.json["message"]
 
 
 def test_bad_input_is_a_chinese_message_naming_the_field(world):
@@ -117,7 +117,7 @@ def test_bad_input_is_a_chinese_message_naming_the_field(world):
     short = web.post("/api/v1/signin/verify", json={"challenge_id": "x" * 20, "sms_code": "12"})
     assert short.status_code == 422 and "6位数字" in short.json["errors"]["json"]["sms_code"][0]
     unknown = web.post("/api/v1/signin/verify", json={"challenge_id": "x" * 20, "sms_code": "123456"})
-    assert unknown.status_code == 400 and "重新获取" in unknown.json["message"]
+    assert unknown.status_code == 401 and "重新获取" in unknown.json["message"]
 
 
 def test_sign_out_and_sign_out_everywhere_end_sessions_at_once(world, clock):
@@ -236,3 +236,51 @@ def test_cli_token_finds_the_embedded_secret(tmp_path, monkeypatch, capsys):
     assert main(["token", "--role", "staff", "--township", "430382100"]) == 0
     token = capsys.readouterr().out.strip()
     assert TokenIssuer("s" * 40).verify(token).townships == ("430382100",)
+
+
+def test_a_message_carries_a_short_link_that_opens_the_case_after_sign_in(tmp_path, clock):
+    """SANZHANG_NOTIFY_LINK_BASE set: the 邻长's message has <base>/l/<code>; the link leads to
+    sign-in and then to the case; for anyone else, and for a made-up code, it is the same 404."""
+    import re
+
+    from shared.runtime import SERVICES, Runtime
+    from shared.web import create_app
+    from tests.support.runtime import make_settings
+
+    settings = make_settings(tmp_path, extra={"SANZHANG_NOTIFY_LINK_BASE": "https://qx.cn"})
+    runtime = Runtime(settings, SERVICES, clock=clock).start()
+    try:
+        app = create_app(runtime)
+        app.testing = True
+        web = app.test_client()
+        world = {"runtime": runtime, "web": web, "phone": Phone(runtime), **seed(runtime)}
+        tracking_no = _report(world)
+        log = web.get(f"/api/v1/deliveries?township={world['township']}", headers=ADMIN_HEADERS).json
+        text = next(d["text"] for d in log if d["template_key"] == "case.assigned:assignee")
+        assert len(text) <= 70
+        path = re.search(r"https://qx\.cn(/l/[A-Z0-9]{8})", text).group(1)
+        anonymous = web.get(path)
+        assert anonymous.status_code == 303 and anonymous.headers["Location"].endswith(f"/signin?next={path}")
+        asked = web.post("/signin/code", data={"phone": world["lead_phone"], "next": path})
+        challenge_id = asked.get_data(as_text=True).split('name=challenge_id value="')[1].split('"')[0]
+        code = world["phone"].wait_for_code(world["lead_phone"], runtime, 0)
+        done = web.post("/signin/verify", data={"challenge_id": challenge_id, "sms_code": code, "next": path})
+        assert done.status_code == 303 and done.headers["Location"].endswith(path)
+        opened = web.get(path)
+        assert opened.status_code == 200 and tracking_no in opened.get_data(as_text=True)
+        made_up = web.get("/l/ABCDEFGH")
+        # Another lead of the township: the same answer as a made-up code.
+        org = runtime.service("dispatch").api["org"]
+        other = next(u for u in org.tree(world["township"]) if u["level"] == "neighbourhood"
+                     and u.get("lead") and u["_id"] != world["unit_id"])
+        clock.advance(seconds=61)
+        web.post("/signout", data={"csrf_token": web.get("/api/v1/me").json["csrf_token"]})
+        asked = web.post("/signin/code", data={"phone": other["lead"]["phone"]})
+        challenge_id = asked.get_data(as_text=True).split('name=challenge_id value="')[1].split('"')[0]
+        code = world["phone"].wait_for_code(other["lead"]["phone"], runtime, 0)
+        web.post("/signin/verify", data={"challenge_id": challenge_id, "sms_code": code})
+        foreign = web.get(path)
+        assert foreign.status_code == made_up.status_code == 404
+        assert foreign.get_data() == made_up.get_data()
+    finally:
+        runtime.stop()
