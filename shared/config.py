@@ -46,6 +46,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SANZHANG_RATE_LIMIT", None, "Write requests (POST/PUT/PATCH/DELETE) per credential, N/seconds, e.g. 60/60; more answer 429 with Retry-After. Kept in memory, so per gunicorn worker. Unset or off: no limit."),
     Setting("SANZHANG_SESSION_HOURS", "12", "Hours a person's sign-in (bearer token or page cookie) lasts; signing out ends it sooner (docs/sign-in.md)."),
     Setting("SANZHANG_COOKIE_SECURE", "1", "1: the page session cookie is __Host-, Secure (HTTPS only). 0: plain http on localhost only (make run sets it); never in production."),
+    Setting("SANZHANG_WECOM_OAUTH", None, "WeCom web sign-in (企业微信网页授权) per township, JSON: {\"<township>\": {\"corp_id\", \"agent_id\", \"secret\"}} (the secret of the app whose trusted domain serves /signin). Unset: SMS codes only."),
+    Setting("SANZHANG_WECOM_OAUTH_ENDPOINT", "https://qyapi.weixin.qq.com", "WeCom's API for web sign-in (tests point it at a local fake)."),
     Setting("SANZHANG_SIGNIN_ADDRESS_LIMIT", "30", "Sign-in codes one client address may ask for per hour (besides 1 a minute and 5 an hour per phone)."),
 )
 

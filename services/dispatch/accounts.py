@@ -50,7 +50,7 @@ class Accounts:
         self.clock = clock
         self.secret = secret
         self.accounts = store.collection("accounts", [Index.on("township"), Index.on("city"),
-                                                       Index.on("phone_key", unique=True)])
+                                                       Index.on("phone_key", unique=True), Index.on("wecom_id")])
 
     # -- who may do what ------------------------------------------------------------------------
     def check_may_create(self, actor: Principal, body: dict) -> None:
@@ -113,6 +113,10 @@ class Accounts:
         account = self.get_visible(actor, account_id)
         self.accounts.delete(account_id)
         return account
+
+    def by_wecom_id(self, township: str, userid: str) -> dict | None:
+        found = [a for a in self.accounts.find({"wecom_id": userid}, limit=50) if a.get("township") == township]
+        return found[0] if found else None
 
     def by_phone_key(self, key: str) -> dict | None:
         found = self.accounts.find({"phone_key": key}, limit=1)

@@ -16,7 +16,8 @@ class LeadDirectory:
     def __init__(self, store: Store, org, secret: str):
         self.org = org
         self.secret = secret
-        self.entries = store.collection("lead_phones", [Index.on("township"), Index.on("phone_key")])
+        self.entries = store.collection("lead_phones", [Index.on("township"), Index.on("phone_key"),
+                                                         Index.on("wecom_id")])
 
     def rebuild(self, township: str) -> None:
         wanted = {}
@@ -34,7 +35,8 @@ class LeadDirectory:
         for doc in wanted.values():
             self.entries.upsert(doc)
 
-    def lead_for(self, key: str) -> dict | None:
-        found = self.entries.find({"phone_key": key}, limit=50)
+    def lead_for(self, key: str, *, wecom_id: str | None = None, township: str | None = None) -> dict | None:
+        found = self.entries.find({"wecom_id": wecom_id} if wecom_id else {"phone_key": key}, limit=50)
+        found = [e for e in found if township is None or e["township"] == township]
         found.sort(key=lambda e: (LEVEL_ORDER.index(e["level"]) if e["level"] in LEVEL_ORDER else 99, e["_id"]))
         return found[0] if found else None

@@ -55,6 +55,16 @@ def code_form(challenge_id: str, message: str | None = None, status: int = 200):
 <p><a href="/signin?next={escape(_next())}">重新获取验证码</a></p>""", status)
 
 
+def signed_in(people, token: str, where: str):
+    """The redirect that ends a sign-in, with the new session's cookie. A new session id at every
+    sign-in: a cookie planted before it is simply replaced (no fixation)."""
+    response = redirect(where, code=303)
+    name = SESSION_COOKIE if people.cookie_secure else DEV_SESSION_COOKIE
+    response.set_cookie(name, token, max_age=int(people.sessions.ttl.total_seconds()), path="/",
+                        secure=people.cookie_secure, httponly=True, samesite="Lax")
+    return response
+
+
 def _first_error(exc: ValidationError) -> str:
     messages = exc.normalized_messages()
     for field in ("phone", "sms_code", "challenge_id"):
@@ -96,12 +106,7 @@ def _signin_routes(bp: Blueprint, people) -> None:
             return code_form(challenge_id[:64], _first_error(exc), 400)
         except Refused as exc:
             return code_form(challenge_id[:64], exc.message, exc.status)
-        response = redirect(_next(), code=303)
-        # A new session id at every sign-in: a cookie planted before it is simply replaced.
-        name = SESSION_COOKIE if people.cookie_secure else DEV_SESSION_COOKIE
-        response.set_cookie(name, token, max_age=int(people.sessions.ttl.total_seconds()), path="/",
-                            secure=people.cookie_secure, httponly=True, samesite="Lax")
-        return response
+        return signed_in(people, token, _next())
 
 
 def _my_routes(bp: Blueprint, people) -> None:

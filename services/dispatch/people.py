@@ -11,6 +11,7 @@ from .lead_directory import LeadDirectory
 from .sessions import Sessions
 from .signin import SignIn
 from .signin_api import build_signin_blueprint
+from .wecom_oauth import WeComOAuth, parse_config
 
 HANDLES = frozenset({"org.contacts_changed"}) | LINK_EVENTS
 
@@ -27,14 +28,17 @@ class People:
                              directory=self.directory, sessions=self.sessions,
                              address_limit=int(setting(settings, "SANZHANG_SIGNIN_ADDRESS_LIMIT")))
         self.links = CaseLinks(ctx.store, secret, desk)
+        self.wecom = WeComOAuth(parse_config(setting(settings, "SANZHANG_WECOM_OAUTH")),
+                                setting(settings, "SANZHANG_WECOM_OAUTH_ENDPOINT"), ctx.clock)
         self.cookie_secure = setting(settings, "SANZHANG_COOKIE_SECURE") not in ("0", "false", "no")
 
     def blueprints(self) -> list:
         from .pages_api import build_pages
+        from .wecom_api import build_wecom_pages
 
         return [build_signin_blueprint(self.signin, self.sessions),
                 build_accounts_blueprint(self.accounts, self.sessions),
-                build_pages(self)]
+                build_pages(self), build_wecom_pages(self)]
 
     def handlers(self) -> dict:
         return {"org.contacts_changed": self.on_org_changed, **self.links.handlers()}

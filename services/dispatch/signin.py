@@ -126,6 +126,16 @@ class SignIn:
             raise Refused(f"验证码不正确，还可再试 {left} 次" if left > 0 else f"验证码输错已达 {MAX_TRIES} 次，已作废，请重新获取")
         return self._open(who, doc["phone_key"])
 
+    # -- WeCom web sign-in (wecom_oauth.py names the member) -----------------------------------------
+    def verify_wecom(self, township: str, userid: str) -> tuple[str, Principal, dict]:
+        account = self.accounts.by_wecom_id(township, userid)
+        if account:
+            return self._open(("account", account), account["phone_key"])
+        lead = self.directory.lead_for("", wecom_id=userid, township=township)
+        if lead:
+            return self._open(("lead", lead), lead["phone_key"])
+        raise Refused("您的企业微信账号未登记在本镇(街道)的账号或花名册中，请用短信验证码登录", 401)
+
     def _open(self, who, key: str) -> tuple[str, Principal, dict]:
         kind, entry = who
         if kind == "account":
