@@ -21,7 +21,7 @@ MOBILE_PATTERN = r"^(\+86)?1[3-9][0-9]{9}$"   # documented; phones.mobile decide
 
 def _mobile(value: str) -> None:
     if phones.mobile(value) is None:
-        raise ValidationError("请填写11位手机号（如 13800000000），座机不能接收验证码")
+        raise ValidationError("请填写11位手机号（1开头的11位数字），座机不能接收验证码")
 
 
 class _In(Schema):
