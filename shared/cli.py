@@ -29,10 +29,7 @@ def _embedded_settings(settings: Settings, demo: bool) -> Settings:
         creds = {"secret": secrets.token_urlsafe(32), "admin_token": "demo-admin-" + secrets.token_urlsafe(12)}
         path.write_text(json.dumps(creds))
         path.chmod(0o600)
-    extra = dict(settings.extra or {})
-    if demo:   # messages' short links point at this run (docs/sign-in.md)
-        extra.setdefault("SANZHANG_NOTIFY_LINK_BASE", f"http://{settings.host}:{settings.port}")
-    return replace(settings, secret=settings.secret or creds["secret"], extra=extra,
+    return replace(settings, secret=settings.secret or creds["secret"],
                    admin_token=settings.admin_token or (creds["admin_token"] if demo else None))
 
 

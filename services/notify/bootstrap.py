@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from shared.revocations import EVENTS as REVOCATION_EVENTS, Revocations
 from shared.service import Context, ServiceParts
@@ -31,6 +32,9 @@ HANDLES = frozenset({
 def build(ctx: Context, *, opener=None) -> ServiceParts:
     environ = dict(ctx.settings.extra or {})
     settings = NotifySettings.from_env(environ)
+    if ctx.settings.demo and ctx.settings.embedded and not settings.link_base:
+        # `make run`: messages' short links point at this run (docs/sign-in.md).
+        settings = replace(settings, link_base=f"http://{ctx.settings.host}:{ctx.settings.port}")
     # The providers' adapters sign requests and cache tokens on the same clock the rest runs on.
     channels = build_channels(environ, now=ctx.clock.now, opener=opener)
     service = NotifyService(ctx.store, channels, ctx.clock, settings, secret=ctx.settings.secret)
