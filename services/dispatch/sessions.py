@@ -52,16 +52,18 @@ class Sessions:
     def _still_holds(self, doc: dict) -> bool:
         unit = self.org.unit(doc["unit_id"]) if doc.get("unit_id") else None
         phone = ((unit or {}).get("lead") or {}).get("phone")
-        return bool(phone) and phone_key(self.secret, phones.normalise(phone) or phone) == doc["phone_key"]
+        return bool(phone) and phone_key(self.secret, phones.mobile(phone) or phone) == doc["phone_key"]
 
     # -- revoking -------------------------------------------------------------------------------
     def revoke(self, session_id: str, reason: str) -> bool:
         """Ends one session; False when it was not live."""
         now = self.clock.now()
+        ended = []
 
         def end(doc: dict):
             if doc.get("revoked_at"):
                 raise Unchanged()
+            ended.append(doc["_id"])
             doc.update(revoked_at=iso(now), revoked_reason=reason)
             return [make_event("access.revoked", doc["township"],
                                {"session_ids": [doc["_id"]], "account_id": doc["account_id"], "reason": reason,
@@ -69,7 +71,8 @@ class Sessions:
 
         if self.sessions.get(session_id) is None:
             return False
-        return bool(self.sessions.mutate(session_id, end).get("revoked_reason") == reason)
+        self.sessions.mutate(session_id, end)
+        return bool(ended)
 
     def revoke_account(self, account_id: str, reason: str) -> int:
         """Every live session of one account (sign out everywhere, an account removed)."""
