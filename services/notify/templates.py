@@ -42,7 +42,7 @@ TEMPLATES: dict[str, str] = {
     "sla.warning:assignee": "{name}您好，{category_name}诉求{reason}（时限{due_local}），抓紧办理：{link}",
     "sla.warning:supervisor": "{name}您好，{unit_name}{holder_name}的{category_name}诉求{reason}（时限{due_local}），查询码{tracking_no}，请督促。",
     "sla.breached:previous": "{name}您好，查询码{tracking_no}的{category_name}诉求{reason}，已按规定上交上一级。",
-    "sla.breached:township": "{unit_name}{holder_name}{reason}，查询码{tracking_no}的{category_name}诉求已自动上交，请督办。",
+    "sla.breached:township": "{unit_name}{holder_name}{reason}，{category_name}诉求已自动上交，请督办：{link}",
     # to the resident who reported
     "case.accepted:resident": "您反映的{category_name}问题（查询码{tracking_no}）已由{unit_name}{level_title}接单，预计{promise_local}前办结。",
     "case.resolved:resident": "您反映的{category_name}问题（查询码{tracking_no}）已办结，请在“三长制”小程序凭查询码评价：满意/基本满意/不满意。",
@@ -54,7 +54,7 @@ TEMPLATES: dict[str, str] = {
     "report.rating_requested:resident": "您反映的问题（查询码{tracking_no}）已办结，请点此评价：{rate_url}",
     "case.merged:resident": "您反映的问题（查询码{tracking_no}）已与同类诉求合并办理，进展和结果将一并告知您。",
     "case.reopened:assignee": "{name}您好，{category_name}诉求{reason}，请尽快接单办理，{link}：{note}",
-    "followup.created:staff": "{name}您好，查询码{tracking_no}的{category_name}诉求办结后群众未评价，请电话回访并登记结果。",
+    "followup.created:staff": "{name}您好，{category_name}诉求办结后群众未评价，请电话回访并登记：{link}",
     # many messages to one person within the rate-limit window, merged
     "notify.digest:recipient": "{name}您好，近{minutes}分钟您有{count}条新通知，请登录系统查看。查询码：{tracking_nos}",
     # people's sign-in (services/notify/signin_codes.py)
