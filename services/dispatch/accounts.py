@@ -17,7 +17,7 @@ from shared.clock import Clock, iso
 from shared.domain import phones
 from shared.domain.ids import new_id
 from shared.domain.signin_codes import phone_key
-from shared.storage import DuplicateKey, Index, Store
+from shared.storage import DuplicateKey, Index, Store, VersionConflict
 
 KINDS = ("township_admin", "staff", "city_admin", "department")
 
@@ -86,7 +86,7 @@ class Accounts:
         township = body.get("township")
         city = body.get("city") or (township[:6] if township else (body.get("department_id") or "")[:6])
         doc = {"_id": "acc-" + new_id()[:20], "kind": body["kind"], "name": body["name"], "phone": phone,
-               "phone_key": phone_key(self.secret, phone), "wecom_id": body.get("wecom_id"),
+               "phone_key": phone_key(self.secret, phone), "wecom_id": body.get("wecom_id"), "title": body.get("title"),
                "township": township, "city": city, "department_id": body.get("department_id"),
                "created_at": iso(self.clock.now()), "created_by": actor.name or actor.role}
         try:
@@ -108,6 +108,23 @@ class Accounts:
         if not self.visible(actor, account):
             raise Invisible()
         return account
+
+    def change(self, actor: Principal, account_id: str, changes: dict) -> tuple[dict, bool]:
+        """(the account, whether its sessions must end: a new phone is a new person to sign in)."""
+        account = self.get_visible(actor, account_id)
+        new = {**account, **changes}
+        if "phone" in changes:
+            new["phone"] = phones.mobile(changes["phone"])
+            new["phone_key"] = phone_key(self.secret, new["phone"])
+        if new.get("phone_key") != account["phone_key"] and self.by_phone_key(new["phone_key"]):
+            raise Conflict("该手机号已有账号：一个手机号只能登记一个账号")
+        try:
+            stored = self.accounts.replace(new, account["version"])
+        except DuplicateKey:
+            raise Conflict("该手机号已有账号：一个手机号只能登记一个账号") from None
+        except VersionConflict:
+            raise Conflict("账号刚被他人修改，请刷新后重试") from None
+        return stored, new["phone_key"] != account["phone_key"]
 
     def remove(self, actor: Principal, account_id: str) -> dict:
         account = self.get_visible(actor, account_id)

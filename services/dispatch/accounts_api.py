@@ -8,7 +8,7 @@ from flask_smorest import Blueprint, abort
 from shared.auth import current_principal, require
 
 from .accounts import Accounts, Conflict, Invisible, NotAllowed
-from .signin_schemas import AccountIn, AccountOut, AccountQuery
+from .signin_schemas import AccountIn, AccountOut, AccountPatch, AccountQuery
 
 MANAGERS = ("operator", "staff")
 
@@ -45,6 +45,18 @@ def build_accounts_blueprint(accounts: Accounts, sessions) -> Blueprint:
         if not (query.get("township") or query.get("city")):
             abort(422, message="请指定 township 或 city", errors={"query": {"township": ["请指定 township 或 city"]}})
         return _mapped(accounts.listed, query.get("township"), query.get("city"))
+
+    @bp.route("/accounts/<string:account_id>", methods=["PATCH"])
+    @require(*MANAGERS)
+    @bp.arguments(AccountPatch)
+    @bp.response(200, AccountOut)
+    @bp.alt_response(409, description="该手机号已有账号")
+    def change(body, account_id):
+        """修改账号：姓名、手机号、企业微信账号、职务。换手机号后，原有登录全部失效。"""
+        changed, new_phone = _mapped(accounts.change, account_id, body)
+        if new_phone:
+            sessions.revoke_account(changed["_id"], "phone_changed")
+        return changed
 
     @bp.route("/accounts/<string:account_id>", methods=["DELETE"])
     @require(*MANAGERS)

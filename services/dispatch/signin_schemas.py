@@ -85,6 +85,8 @@ class AccountIn(_In):
                           metadata={"example": "13800000009", "pattern": MOBILE_PATTERN})
     wecom_id = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_.@-]{1,64}$", error="企业微信账号只能含字母、数字和 _.@-"),
                              metadata={"example": "LiJuan"})
+    title = fields.String(validate=[validate.Length(min=1, max=20), NOT_BLANK, PLAIN],
+                          metadata={"example": "综治中心专干", "description": "职务（选填），显示在账号列表中"})
     township = fields.String(validate=TOWNSHIP_CODE, metadata={"example": "430382100"})
     city = fields.String(validate=validate.Regexp(r"^\d{6}$", error="必须是6位市级行政区划代码"),
                          metadata={"example": "430382"})
@@ -99,6 +101,17 @@ class AccountIn(_In):
             raise ValidationError({need: [f"{data['kind']} 账号须填写{label}"]})
 
 
+class AccountPatch(_In):
+    name = fields.String(validate=[validate.Length(min=1, max=20), NOT_BLANK, PLAIN], metadata={"example": "李娟"})
+    phone = fields.String(validate=[validate.Length(max=20), _mobile],
+                          metadata={"example": "13800000010", "pattern": MOBILE_PATTERN,
+                                    "description": "换号后原有登录全部失效"})
+    wecom_id = fields.String(allow_none=True, validate=validate.Regexp(r"^[A-Za-z0-9_.@-]{1,64}$",
+                             error="企业微信账号只能含字母、数字和 _.@-"), metadata={"example": "LiJuan"})
+    title = fields.String(allow_none=True, validate=[validate.Length(min=1, max=20), NOT_BLANK, PLAIN],
+                          metadata={"example": "综治中心专干"})
+
+
 class AccountQuery(_In):
     township = fields.String(validate=TOWNSHIP_CODE)
     city = fields.String(validate=validate.Regexp(r"^\d{6}$", error="必须是6位市级行政区划代码"))
@@ -110,6 +123,7 @@ class AccountOut(Schema):
     name = fields.String()
     phone = fields.Function(lambda a: phones.mask(a.get("phone")))
     wecom_id = fields.String(allow_none=True)
+    title = fields.String(allow_none=True)
     township = fields.String(allow_none=True)
     city = fields.String(allow_none=True)
     department_id = fields.String(allow_none=True)

@@ -284,3 +284,22 @@ def test_a_message_carries_a_short_link_that_opens_the_case_after_sign_in(tmp_pa
         assert foreign.get_data() == made_up.get_data()
     finally:
         runtime.stop()
+
+
+def test_an_administrator_edits_staff_and_a_new_phone_ends_the_old_sessions(world, clock):
+    web, runtime, phone, township = world["web"], world["runtime"], world["phone"], world["township"]
+    made = web.post("/api/v1/accounts", headers=ADMIN_HEADERS, json={
+        "kind": "staff", "name": "李娟", "phone": "13700000002", "township": township, "title": "综治专干"})
+    assert made.json["title"] == "综治专干"
+    token = sign_in(web, runtime, phone, "13700000002")["token"]
+    renamed = web.patch(f"/api/v1/accounts/{made.json['id']}", headers=ADMIN_HEADERS, json={"name": "李娟娟"})
+    assert renamed.status_code == 200 and renamed.json["name"] == "李娟娟"
+    assert web.get("/api/v1/me", headers=bearer(token)).status_code == 200     # a new name keeps the session
+    moved = web.patch(f"/api/v1/accounts/{made.json['id']}", headers=ADMIN_HEADERS, json={"phone": "13700000008"})
+    assert moved.status_code == 200 and moved.json["phone"] == "137****0008"
+    assert web.get("/api/v1/me", headers=bearer(token)).status_code == 401     # a new phone ends it
+    assert sign_in(web, runtime, phone, "13700000008")["role"] == "staff"
+    web.post("/api/v1/accounts", headers=ADMIN_HEADERS, json={
+        "kind": "staff", "name": "王芳", "phone": "13700000009", "township": township})
+    taken = web.patch(f"/api/v1/accounts/{made.json['id']}", headers=ADMIN_HEADERS, json={"phone": "13700000009"})
+    assert taken.status_code == 409 and taken.json["errors"]["json"]["phone"]
