@@ -159,3 +159,25 @@ def test_notify_stores_the_code_masked_and_sends_it_clear():
     assert MASK in stored["text"] and code not in json.dumps(stored, ensure_ascii=False)
     assert sent[0].text == stored["text"].replace(MASK, code) and sent[0].params["code"] == code
     assert phone_key(SECRET, LEAD) != LEAD
+
+
+def test_every_service_refuses_a_session_its_deny_table_holds():
+    """What intake, escalation and notify do with access.revoked: the next request with it is refused."""
+    from shared.auth import Authenticator
+    from shared.revocations import Revocations
+
+    clock = FakeClock(datetime(2026, 11, 2, 1, 0, tzinfo=timezone.utc))
+    issuer = TokenIssuer(SECRET)
+    denied = Revocations(MemoryStore(), clock)
+    auth = Authenticator(None, issuer, clock)
+    auth.session_checks.append(denied.allows)
+    token = issuer.issue_session(Principal(role="staff", townships=(T,), session_id="s-1", account_id="a"),
+                                 clock.now().timestamp() + 3600)
+    machine = issuer.issue(Principal(role="staff", townships=(T,)))
+    assert auth.resolve(token).session_id == "s-1"
+    event = {"payload": {"session_ids": ["s-1"], "account_id": "a", "reason": "signed_out",
+                         "expires_at": "2026-11-02T02:00:00Z"}}
+    denied.handlers()["access.revoked"](event)
+    denied.handlers()["access.revoked"](event)        # redelivered: the same row
+    assert auth.resolve(token) is None and auth.resolve(machine) is not None
+    assert len(denied.denied.find({})) == 1
