@@ -171,3 +171,16 @@ def test_a_lead_removed_by_a_roster_change_keeps_no_old_session(world):
     assert sum(r.status_code < 400 for r in calls) == 0
     for name in ("intake", "escalation", "notify"):   # and every service holds it in its deny table
         assert runtime.stores[name].collection("revoked_sessions").find({}), name
+
+
+def test_sign_in_never_redirects_off_site(world):
+    web, runtime, phone = world["web"], world["runtime"], world["phone"]
+    for n, wanted in enumerate(("//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:alert(1)")):
+        world["runtime"].clock.advance(seconds=61)
+        before = len(phone.messages)
+        page = web.post("/signin/code", data={"phone": world["lead_phone"], "next": wanted},
+                        environ_base={"REMOTE_ADDR": f"10.6.0.{n}"})
+        challenge_id = page.get_data(as_text=True).split('name=challenge_id value="')[1].split('"')[0]
+        code = phone.wait_for_code(world["lead_phone"], runtime, before)
+        done = web.post("/signin/verify", data={"challenge_id": challenge_id, "sms_code": code, "next": wanted})
+        assert done.status_code == 303 and done.headers["Location"] in ("/my", "http://localhost/my"), wanted
