@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from shared.auth import DEV_SESSION_COOKIE, SESSION_COOKIE
+from shared.auth import SESSION_COOKIE
 from tests.support.runtime import ADMIN_HEADERS
 from tests.support.signin import Phone, ask, bearer, seed, sign_in
 
