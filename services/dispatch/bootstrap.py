@@ -73,19 +73,28 @@ def build(ctx: Context) -> ServiceParts:
     resident_loop = ResidentLoop(org, cases, policies, escalator, ctx.clock)
     # People: accounts, sign-in with a code, sessions (people.py); needs the secret to sign them.
     people = People(ctx, org, desk) if ctx.settings.secret else None
-    return ServiceParts(
+    parts = ServiceParts(
         name="dispatch",
         blueprints=[build_blueprint(org, cases), build_case_blueprint(desk), build_policy_blueprint(policies),
-                    *supervision.blueprints(), build_merge_blueprint(resident_loop),
-                    *(people.blueprints() if people else [])],
+                    *supervision.blueprints(), build_merge_blueprint(resident_loop)],
         handlers=merge_handlers(handlers.handlers(), supervision.handlers(), resident_loop.handlers(),
-                                department_handlers(cases, ctx.clock),
-                                people.handlers() if people else {kind: lambda event: None for kind in PEOPLE_HANDLES}),
-        repos=[cases, org.imports, *(people.repos if people else [])],
+                                department_handlers(cases, ctx.clock)),
+        repos=[cases, org.imports],
         tasks=[sweeper, *supervision.sweepers],
         api={"org": org, "cases": cases, "policies": policies, "desk": desk, "timers": timers,
              "sweeper": sweeper, "escalator": escalator, "supervision": supervision, "resident_loop": resident_loop,
              "gauges": _gauges(cases.collection),
-             "load_demo": lambda: load_demo(org), "people": people,
-             "session_checks": [people.sessions.allows] if people else []},
+             "load_demo": lambda: load_demo(org)},
     )
+    return with_people(parts, people)
+
+
+def with_people(parts: ServiceParts, people: People | None) -> ServiceParts:
+    """Adds people's blueprints, handlers, outboxes and session check (people.py) to dispatch."""
+    noop = {kind: (lambda event: None) for kind in PEOPLE_HANDLES}
+    parts.handlers = merge_handlers(parts.handlers, people.handlers() if people else noop)
+    if people:
+        parts.blueprints.extend(people.blueprints())
+        parts.repos.extend(people.repos)
+        parts.api.update(people=people, session_checks=[people.sessions.allows])
+    return parts

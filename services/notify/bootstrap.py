@@ -12,7 +12,7 @@ from .api import build_blueprint
 from .channels import build_channels
 from .config import NotifySettings
 from .service import NotifyService
-from .signin_codes import terminal_printer
+from .signin_codes import ConsoleCodes, terminal_printer
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ def build(ctx: Context, *, opener=None) -> ServiceParts:
     # The providers' adapters sign requests and cache tokens on the same clock the rest runs on.
     channels = build_channels(environ, now=ctx.clock.now, opener=opener)
     service = NotifyService(ctx.store, channels, ctx.clock, settings, secret=ctx.settings.secret)
+    channels["console"] = ConsoleCodes(channels["console"])   # no sign-in code in its log (signin_codes.py)
     if ctx.settings.demo and ctx.settings.embedded:
         channels["console"].terminal = terminal_printer()   # `make run`'s terminal stands for the phone
     revocations = Revocations(ctx.store, ctx.clock)

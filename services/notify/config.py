@@ -51,7 +51,7 @@ ENV_VARS = {
     "SANZHANG_WECHAT_MP_ENDPOINT": "WeChat API base (default https://api.weixin.qq.com).",
     "SANZHANG_WECHAT_MP_TIMEOUT": "Seconds to wait for WeChat (default 5).",
     # who, when, how often
-    "SANZHANG_NOTIFY_ROUTES": "JSON: {\"default\"|township: {lead|resident|staff|department|signin: [channels in order of preference]}}; unset: console for everyone.",
+    "SANZHANG_NOTIFY_ROUTES": "JSON: {\"default\"|township: {lead|resident|staff|department: [channels in order of preference]}}; unset: console for everyone.",
     "SANZHANG_NOTIFY_QUIET_HOURS": "Local quiet hours, e.g. 22:00-07:00 (the default); off disables.",
     "SANZHANG_NOTIFY_QUIET_KINDS": "Recipient kinds whose non-urgent messages wait out quiet hours (default resident,lead).",
     "SANZHANG_NOTIFY_EXEMPT_CHANNELS": "Channels that reach no one's handset, exempt from quiet hours and the rate limit (default console).",

@@ -9,11 +9,16 @@ never merged into a digest.
 """
 from __future__ import annotations
 
+import logging
 import sys
 
+from shared.domain import phones
 from shared.domain.signin_codes import MASK, code_for
 
+from .channels import SendResult
 from .recipients import Recipient
+
+log = logging.getLogger(__name__)
 
 TEMPLATE = "signin.code_requested:person"
 
@@ -38,6 +43,32 @@ class SigninCodes:
         clear = {k: v for k, v in params.items() if k != "challenge_id"}
         clear["code"] = code
         return text.replace(MASK, code), clear
+
+
+class ConsoleCodes:
+    """The console channel with sign-in codes kept out of its log line and its sink: a code's
+    message goes to ``terminal`` alone (the embedded demo's stand-in for a phone), if set."""
+
+    name = "console"
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.terminal = None
+
+    def can_reach(self, msg) -> bool:
+        return self.inner.can_reach(msg)
+
+    def send(self, msg) -> SendResult:
+        if msg.template != TEMPLATE:
+            return self.inner.send(msg)
+        log.info("console message_id=%s recipient=%s phone=%s template=%s text=(登录验证码，不记入日志)",
+                 msg.message_id, msg.recipient_id, phones.mask(msg.phone) or "-", msg.template)
+        if self.terminal is not None:
+            self.terminal(msg)
+        return SendResult(provider_message_id=f"console-{msg.message_id}", status="delivered")
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
 
 
 def terminal_printer(stream=None):

@@ -20,10 +20,10 @@ from shared.domain.levels import POST_TITLES
 
 
 CASE_VARIABLES = frozenset({
+    "link",  # the short link to the case for someone who must act (…/l/<code>), else 查询码<tracking_no>
     "name", "tracking_no", "category_name", "summary", "unit_name", "level_title", "holder_name",
     "from_unit", "reason", "note", "due_local", "promise_local", "department_name",
     "rate_url",  # report.rating_requested: the township's rating link for this report (…/r/<查询码>)
-    "link",      # the short link to the case for someone who must act (…/l/<code>), else 查询码<tracking_no>
 })
 DEPARTMENT_VARIABLES = frozenset({
     "name", "department_name", "tracking_no", "category_name", "summary", "due_local", "township",

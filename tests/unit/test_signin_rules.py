@@ -14,6 +14,7 @@ from services.dispatch.sessions import Sessions
 from services.dispatch.signin import Refused, SignIn
 from services.notify.channels import ConsoleChannel
 from services.notify.service import NotifyService
+from services.notify.signin_codes import ConsoleCodes
 from shared import personal
 from shared.auth import Principal, TokenIssuer
 from shared.clock import FakeClock
@@ -145,7 +146,7 @@ def test_a_session_token_needs_its_session_id_and_expiry():
 
 def test_notify_stores_the_code_masked_and_sends_it_clear():
     clock = FakeClock(datetime(2026, 11, 2, 14, 30, tzinfo=timezone.utc))   # 22:30 local: quiet hours
-    console = ConsoleChannel(now=clock.now)
+    console = ConsoleCodes(ConsoleChannel(now=clock.now))
     sent = []
     console.terminal = sent.append
     service = NotifyService(MemoryStore(), {"console": console}, clock, secret=SECRET)

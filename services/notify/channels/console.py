@@ -24,8 +24,6 @@ class ConsoleChannel:
     def __init__(self, log_sink: LogSink | None = None, now: Clock = system_clock):
         self._sink = log_sink or (lambda entry: None)
         self._now = now
-        # The embedded demo's terminal (notify/signin_codes.py): shows a sign-in code there, only there.
-        self.terminal: Callable[[OutboundMessage], None] | None = None
 
     def can_reach(self, msg: OutboundMessage) -> bool:
         return True
@@ -41,17 +39,14 @@ class ConsoleChannel:
             "township": msg.township,
             "template": msg.template,
             "params": dict(msg.params),
-            "text": msg.text if not msg.template.startswith("signin.") else "(登录验证码)",
+            "text": msg.text,
             "phone": phones.mask(msg.phone),
             "wecom_user": msg.wecom_user,
             "openid": msg.openid,
         })
-        # A sign-in code never reaches a log line.
-        logged = "(登录验证码，不记入日志)" if msg.template.startswith("signin.") else scrub(msg.text)
         log.info(
             "console message_id=%s recipient=%s phone=%s template=%s text=%s",
-            msg.message_id, msg.recipient_id, phones.mask(msg.phone) or "-", msg.template, logged,
+            msg.message_id, msg.recipient_id, phones.mask(msg.phone) or "-", msg.template,
+            scrub(msg.text),
         )
-        if self.terminal is not None:
-            self.terminal(msg)
         return SendResult(provider_message_id=f"console-{msg.message_id}", status="delivered")
