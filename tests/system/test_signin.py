@@ -303,3 +303,28 @@ def test_an_administrator_edits_staff_and_a_new_phone_ends_the_old_sessions(worl
         "kind": "staff", "name": "王芳", "phone": "13700000009", "township": township})
     taken = web.patch(f"/api/v1/accounts/{made.json['id']}", headers=ADMIN_HEADERS, json={"phone": "13700000009"})
     assert taken.status_code == 409 and taken.json["errors"]["json"]["phone"]
+
+
+def test_a_city_administrator_adds_a_department_clerk_who_signs_in_as_the_department(world):
+    from tests.support.escalation import CITY, dept_id, setup_city
+
+    web, runtime, phone = world["web"], world["runtime"], world["phone"]
+    setup_city(web, matrix=False)
+    assert web.post("/api/v1/accounts", headers=ADMIN_HEADERS, json={
+        "kind": "city_admin", "name": "市三长办", "phone": "13700000021", "city": CITY}).status_code == 201
+    admin = sign_in(web, runtime, phone, "13700000021")["token"]
+    assert web.get(f"/api/v1/cities/{CITY}/departments", headers=bearer(admin)).status_code == 200
+    clerk = web.post("/api/v1/accounts", headers=bearer(admin), json={
+        "kind": "department", "name": "住建局经办人", "phone": "13700000022", "department_id": dept_id("zjj")})
+    assert clerk.status_code == 201
+    other_city = web.post("/api/v1/accounts", headers=bearer(admin), json={
+        "kind": "department", "name": "外市", "phone": "13700000023", "department_id": "430521-zjj"})
+    assert other_city.status_code == 403 and "本市" in other_city.json["message"]
+    staff = web.post("/api/v1/accounts", headers=bearer(admin), json={
+        "kind": "staff", "name": "越权", "phone": "13700000024", "township": world["township"]})
+    assert staff.status_code == 403
+    session = sign_in(web, runtime, phone, "13700000022")
+    assert session["role"] == "department" and session["department_id"] == dept_id("zjj")
+    mine = web.get("/api/v1/department", headers=bearer(session["token"]))
+    assert mine.status_code == 200 and mine.json["id"] == dept_id("zjj")
+    assert web.get(f"/api/v1/accounts?city={CITY}", headers=bearer(admin)).json[0]["name"] == "住建局经办人"
