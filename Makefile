@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	SANZHANG_DEMO=1 $(BIN)/sanzhang run
+	SANZHANG_DEMO=1 SANZHANG_COOKIE_SECURE=$${SANZHANG_COOKIE_SECURE:-0} $(BIN)/sanzhang run
 
 # The whole suite (what CI runs): every tier.
 test: $(STAMP)

@@ -56,7 +56,7 @@ def _load_demo(runtime: Runtime) -> dict:
         "staff": issuer.issue(Principal(role="staff", townships=(DEMO_TOWNSHIP,), name="demo-staff")),
         "lead": issuer.issue(Principal(role="lead", townships=(DEMO_TOWNSHIP,), unit_id=first["_id"],
                                        name=first["lead"]["name"])),
-        "lead_unit": first["name"],
+        "lead_unit": first["name"], "lead_phone": first["lead"].get("phone"),
     }
 
 
@@ -78,6 +78,9 @@ Tokens (demo only):
   export STAFF={demo['staff']}
   export LEAD={demo['lead']}     # the 邻长 of {demo['lead_unit']}
   export ADMIN={settings.admin_token}
+
+Sign in as that 邻长 (the demo roster's made-up number; the code shows up in this terminal):
+  {base}/signin   phone {demo.get('lead_phone')}   then "我的案件" at {base}/my
 
 Try it — submit a report, then read it back with its id or tracking number:
   curl -s -X POST {base}/api/v1/reports -H "Authorization: Bearer $CLIENT" \\
@@ -131,7 +134,7 @@ def cmd_topology(args) -> int:
 def cmd_import_roster(args) -> int:
     from .domain.spreadsheet import ImportRejected
 
-    settings = Settings.from_env()
+    settings = _with_embedded_secret(Settings.from_env())
     logs.configure("sanzhang", settings.log_level)
     runtime = Runtime(settings, ["dispatch"], consume=False)
     org = runtime.service("dispatch").api["org"]
@@ -168,12 +171,24 @@ def cmd_bus(args) -> int:
     return 0
 
 
+def _with_embedded_secret(settings: Settings) -> Settings:
+    """A CLI command outside `sanzhang run` uses the embedded run's secret from the data folder
+    (SANZHANG_DATA_DIR) when SANZHANG_SECRET is unset, so its tokens work against that run."""
+    from dataclasses import replace
+
+    path = settings.data_dir / "demo-credentials.json"
+    if settings.secret or not path.exists():
+        return settings
+    return replace(settings, secret=json.loads(path.read_text()).get("secret"))
+
+
 def cmd_token(args) -> int:
     from .auth import Principal, TokenIssuer
 
-    settings = Settings.from_env()
+    settings = _with_embedded_secret(Settings.from_env())
     if not settings.secret:
-        print("SANZHANG_SECRET is not set", file=sys.stderr)
+        print(f"SANZHANG_SECRET is not set, and no embedded run's secret in {settings.data_dir}/demo-credentials.json "
+              "(set SANZHANG_DATA_DIR to the folder `make run` uses)", file=sys.stderr)
         return 2
     principal = Principal(role=args.role, townships=tuple(args.township or ()), unit_id=args.unit,
                           name=args.name)

@@ -44,9 +44,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SANZHANG_MAX_BODY", "1048576", "Largest accepted request body in bytes (1 MiB)."),
     Setting("SANZHANG_TIMEZONE", DEFAULT_ZONE, "The local time zone: working days, holidays, quiet hours, quarters and the times people read."),
     Setting("SANZHANG_RATE_LIMIT", None, "Write requests (POST/PUT/PATCH/DELETE) per credential, N/seconds, e.g. 60/60; more answer 429 with Retry-After. Kept in memory, so per gunicorn worker. Unset or off: no limit."),
+    Setting("SANZHANG_SESSION_HOURS", "12", "Hours a person's sign-in (bearer token or page cookie) lasts; signing out ends it sooner (docs/sign-in.md)."),
+    Setting("SANZHANG_COOKIE_SECURE", "1", "1: the page session cookie is __Host-, Secure (HTTPS only). 0: plain http on localhost only (make run sets it); never in production."),
+    Setting("SANZHANG_WECOM_OAUTH", None, "WeCom web sign-in (企业微信网页授权) per township, JSON: {\"<township>\": {\"corp_id\", \"agent_id\", \"secret\"}} (the secret of the app whose trusted domain serves /signin). Unset: SMS codes only."),
+    Setting("SANZHANG_WECOM_OAUTH_ENDPOINT", "https://qyapi.weixin.qq.com", "WeCom's API for web sign-in (tests point it at a local fake)."),
+    Setting("SANZHANG_SIGNIN_ADDRESS_LIMIT", "30", "Sign-in codes one client address may ask for per hour (besides 1 a minute and 5 an hour per phone)."),
     Setting("SANZHANG_PAGES_TOWNSHIPS", None, "Townships whose residents may report on the public pages (/resident/), comma-separated, each code=name, e.g. 430382100=清溪镇. Unset: the pages take no new reports (tracking and rating still work). The demo opens its township."),
     Setting("SANZHANG_TRUSTED_PROXIES", "0", "How many proxies in front of the service set X-Forwarded-For/-Proto/-Host (the Compose proxy or the Kubernetes Ingress: 1). The client's address (rate limits) and https (secure cookies) are read from them. 0: the headers are ignored."),
 )
+
+def setting(settings: "Settings", env: str) -> str | None:
+    """A listed variable that ``Settings`` has no field for: its value from the environment the
+    settings were read from, else its default."""
+    return (settings.extra or {}).get(env) or DEFAULTS[env]
+
 
 # Name -> meaning, the registry the deploy tests read.
 ENV_VARS = {s.env: s.description for s in SETTINGS}

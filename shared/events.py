@@ -266,6 +266,27 @@ class OrgContacts(_Payload):
     posts = fields.List(fields.Dict(), load_default=None, allow_none=True)
 
 
+class SigninCodeRequested(_Payload):
+    """A person asked for a sign-in code. The code is not here: notify derives it from the challenge
+    id with the shared secret (shared/domain/signin_codes.py). The phone travels sealed."""
+    challenge_id = fields.String(required=True)
+    recipient_id = fields.String(required=True)
+    name = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    wecom_id = fields.String(allow_none=True)
+    expires_at = fields.String(required=True)
+    urgent = fields.Boolean(load_default=True)   # never held by quiet hours or merged into a digest
+
+
+class AccessRevoked(_Payload):
+    """Sessions that must stop working at once in every service (sign-out, sign-out everywhere, an
+    account removed, a lead removed by a red card or a roster change)."""
+    session_ids = fields.List(fields.String(), required=True)
+    account_id = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+    expires_at = fields.String(allow_none=True)   # the latest expiry among them: the deny rows' end
+
+
 PAYLOADS: dict[str, type[Schema]] = {
     "report.submitted": ReportSubmitted,
     "case.assigned": CaseEvent,
@@ -306,6 +327,9 @@ PAYLOADS: dict[str, type[Schema]] = {
     "case.paused": CaseEvent,
     "case.resumed": CaseEvent,
     "report.supplemented": ReportSupplemented,
+    # people's sign-in (services/dispatch/signin.py, sessions.py)
+    "signin.code_requested": SigninCodeRequested,
+    "access.revoked": AccessRevoked,
 }
 
 

@@ -64,7 +64,7 @@ class Runtime:
         self.waker = Waker()
         self.issuer = TokenIssuer(settings.secret) if settings.secret else None
         personal.configure(settings.secret, settings.previous_secret)
-        self.authenticator = Authenticator(settings.admin_token, self.issuer)
+        self.authenticator = Authenticator(settings.admin_token, self.issuer, self.clock)
         self.stores = {}
         self.parts: list[ServiceParts] = []
         for name in services:
@@ -80,6 +80,7 @@ class Runtime:
         for parts in self.parts:
             for resolver in parts.api.get("auth_resolvers", []):
                 self.authenticator.resolvers.append(resolver)
+            self.authenticator.session_checks.extend(parts.api.get("session_checks", []))
         self.consume = consume
         self.workers: list[EventWorker | BusWorker] = []
         self._threads: list[threading.Thread] = []

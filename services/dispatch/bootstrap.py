@@ -22,6 +22,7 @@ from .org import OrgRepository
 from .policies import Policies
 from .policy_api import build_policy_blueprint
 from .merge_api import build_merge_blueprint
+from .people import HANDLES as PEOPLE_HANDLES, People
 from .resident_loop import ResidentLoop
 from .supervision import CASE_FIGURE_COLUMNS, CASE_FIGURE_INDEXES, CaseFacts, Supervision, merge_handlers, village_lookup
 from .web import build_pages
@@ -57,7 +58,7 @@ HANDLES = frozenset({
     "department.assigned", "department.accepted", "department.sla_breached",
     # pausing the clock: the resident's answer resumes a case paused for them (pause_events.py)
     "report.supplemented", "case.paused", "case.resumed",
-})
+}) | PEOPLE_HANDLES
 
 
 def build(ctx: Context) -> ServiceParts:
@@ -81,7 +82,9 @@ def build(ctx: Context) -> ServiceParts:
     supervision.reachability = book.reachability
     # The resident's loop: reopening on 不满意, following and merging duplicates (resident_loop.py).
     resident_loop = ResidentLoop(org, cases, policies, escalator, ctx.clock)
-    return ServiceParts(
+    # People: accounts, sign-in with a code, sessions (people.py); needs the secret to sign them.
+    people = People(ctx, org, desk) if ctx.settings.secret else None
+    parts = ServiceParts(
         name="dispatch",
         blueprints=[build_blueprint(org, cases, book.reachability), build_case_blueprint(desk),
                     build_policy_blueprint(policies), *supervision.blueprints(), build_merge_blueprint(resident_loop),
@@ -95,3 +98,15 @@ def build(ctx: Context) -> ServiceParts:
              "gauges": _gauges(cases.collection),
              "contact_book": book, "load_demo": lambda: load_demo(org, book)},
     )
+    return with_people(parts, people)
+
+
+def with_people(parts: ServiceParts, people: People | None) -> ServiceParts:
+    """Adds people's blueprints, handlers, outboxes and session check (people.py) to dispatch."""
+    noop = {kind: (lambda event: None) for kind in PEOPLE_HANDLES}
+    parts.handlers = merge_handlers(parts.handlers, people.handlers() if people else noop)
+    if people:
+        parts.blueprints.extend(people.blueprints())
+        parts.repos.extend(people.repos)
+        parts.api.update(people=people, session_checks=[people.sessions.allows])
+    return parts

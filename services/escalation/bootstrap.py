@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from shared.revocations import EVENTS as REVOCATION_EVENTS, Revocations
 from shared.service import Context, ServiceParts
 from shared.sweeper import DueSweeper
 
@@ -17,7 +18,7 @@ DEPARTMENT_EVENTS = ("department.assigned", "department.accepted", "department.p
                      "department.sla_breached", "department.unmatched")
 # Everything escalation handles: its queue's bindings are derived from this (shared.runtime.bindings),
 # and the runtime refuses a handler map that differs from it.
-HANDLES = frozenset({"case.referred", "report.submitted", *DEPARTMENT_EVENTS})
+HANDLES = frozenset({"case.referred", "report.submitted", *DEPARTMENT_EVENTS}) | REVOCATION_EVENTS
 
 
 def build(ctx: Context) -> ServiceParts:
@@ -25,6 +26,8 @@ def build(ctx: Context) -> ServiceParts:
     poll = ctx.settings.timer_poll
     handlers = {"case.referred": service.on_case_referred, "report.submitted": service.on_report_submitted}
     handlers.update({kind: service.on_department_event for kind in DEPARTMENT_EVENTS})
+    revocations = Revocations(ctx.store, ctx.clock)   # people's revoked sessions (shared/revocations.py)
+    handlers.update(revocations.handlers())
     tasks = [
         DueSweeper("department-sla", service.referrals.collection, "timer_due", service.fire_timers, ctx.clock,
                    poll=poll),
@@ -44,5 +47,5 @@ def build(ctx: Context) -> ServiceParts:
         repos=[service.referrals],
         tasks=tasks,
         api={"service": service, "referrals": service.referrals, "directory": service.directory,
-             "auth_resolvers": [service.directory.resolve_token]},
+             "auth_resolvers": [service.directory.resolve_token], "session_checks": [revocations.allows]},
     )

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from shared.aggregates import Aggregates
+from shared.revocations import EVENTS as REVOCATION_EVENTS, Revocations
 from shared.service import Context, ServiceParts
 from shared.storage import Index
 from shared.storage.blobs import blobs_for
@@ -39,7 +40,7 @@ HANDLES = frozenset({"case.assigned", "case.accepted", "case.progress", "case.su
                      # the resident's loop (dispatch's resident_loop.py)
                      "case.reopened", "case.merged",
                      # pausing the clock: what the holder asks the resident for (supplements.py)
-                     "case.paused", "case.resumed"})
+                     "case.paused", "case.resumed"}) | REVOCATION_EVENTS
 
 
 def build(ctx: Context) -> ServiceParts:
@@ -51,6 +52,7 @@ def build(ctx: Context) -> ServiceParts:
     loop = ResidentLoop(reports, followups, kb, settings, tokens, blobs_for(ctx.store, "photos"), ctx.clock)
     service = IntakeService(reports, ctx.clock, loop)
     poll = max(ctx.settings.timer_poll, 5.0)
+    revocations = Revocations(ctx.store, ctx.clock)   # people's revoked sessions (shared/revocations.py)
     followup_sweeper = DueSweeper("rating-followups", reports.collection, "rating_due", loop.create_followup,
                                   ctx.clock, poll=poll)
     return ServiceParts(
@@ -58,11 +60,11 @@ def build(ctx: Context) -> ServiceParts:
         blueprints=[build_blueprint(service, tokens), *build_resident_blueprints(loop, tokens),
                     build_admin_blueprint(kb, loop, settings), *build_open311_blueprints(service),
                     *build_pages(ResidentDesk(service, loop, tokens, parse_townships(ctx.settings.pages_townships)))],
-        handlers={t: service.on_case_event for t in HANDLES},
+        handlers={**{t: service.on_case_event for t in HANDLES - REVOCATION_EVENTS}, **revocations.handlers()},
         repos=[reports, followups],
         tasks=[DueSweeper("report-resend", reports.collection, "resend_due", service.resend, ctx.clock, poll=poll),
                followup_sweeper],
         api={"service": service, "reports": reports, "kb": kb, "loop": loop, "settings": settings,
              "tokens": tokens, "followups": followups, "followup_sweeper": followup_sweeper,
-             "load_demo": lambda: load_demo(kb)},
+             "load_demo": lambda: load_demo(kb), "session_checks": [revocations.allows]},
     )

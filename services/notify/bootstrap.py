@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
+from shared.revocations import EVENTS as REVOCATION_EVENTS, Revocations
 from shared.service import Context, ServiceParts
 from shared.sweeper import DueSweeper
 
@@ -10,6 +12,7 @@ from .api import build_blueprint
 from .channels import build_channels
 from .config import NotifySettings
 from .service import NotifyService
+from .signin_codes import ConsoleCodes, terminal_printer
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +26,24 @@ HANDLES = frozenset({
     "report.rating_requested", "followup.created",
     # pausing the clock: 请补充材料 to the resident, the resumed clock to the holder
     "case.paused", "case.resumed",
-})
+    # people's sign-in: the code's message (signin_codes.py) and revoked sessions (shared/revocations.py)
+    "signin.code_requested",
+}) | REVOCATION_EVENTS
 
 
 def build(ctx: Context, *, opener=None) -> ServiceParts:
     environ = dict(ctx.settings.extra or {})
     settings = NotifySettings.from_env(environ)
+    if ctx.settings.demo and ctx.settings.embedded and not settings.link_base:
+        # `make run`: messages' short links point at this run (docs/sign-in.md).
+        settings = replace(settings, link_base=f"http://{ctx.settings.host}:{ctx.settings.port}")
     # The providers' adapters sign requests and cache tokens on the same clock the rest runs on.
     channels = build_channels(environ, now=ctx.clock.now, opener=opener)
-    service = NotifyService(ctx.store, channels, ctx.clock, settings)
+    service = NotifyService(ctx.store, channels, ctx.clock, settings, secret=ctx.settings.secret)
+    channels["console"] = ConsoleCodes(channels["console"])   # no sign-in code in its log (signin_codes.py)
+    if ctx.settings.demo and ctx.settings.embedded:
+        channels["console"].terminal = terminal_printer()   # `make run`'s terminal stands for the phone
+    revocations = Revocations(ctx.store, ctx.clock)
     log.info("notify channels: %s", ", ".join(sorted(channels)))
     # Held (quiet hours, budget, digests), retrying and interrupted deliveries are data with a
     # due time; any replica claims them atomically.
@@ -42,7 +54,8 @@ def build(ctx: Context, *, opener=None) -> ServiceParts:
     return ServiceParts(
         name="notify",
         blueprints=[build_blueprint(service)],
-        handlers=service.handlers(),
+        handlers={**service.handlers(), **revocations.handlers()},
         tasks=[sweeper, janitor],
-        api={"service": service, "sweeper": sweeper, "janitor": janitor, "channels": channels},
+        api={"service": service, "sweeper": sweeper, "janitor": janitor, "channels": channels,
+             "session_checks": [revocations.allows]},
     )

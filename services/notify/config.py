@@ -5,6 +5,8 @@ fails the start-up with the variable's name (never its value: some hold phone nu
 """
 from __future__ import annotations
 
+import re
+
 import json
 from dataclasses import dataclass, field
 from datetime import time
@@ -13,7 +15,7 @@ from zoneinfo import ZoneInfo
 from shared.domain.localtime import local_zone
 
 PREFIX = "SANZHANG_NOTIFY_"
-KINDS = ("lead", "resident", "staff", "department")
+KINDS = ("lead", "resident", "staff", "department", "signin")   # signin: people's sign-in codes
 SMS_CHANNELS = frozenset({"aliyun_sms", "tencent_sms"})
 DEFAULT_ROUTE = ("console",)
 
@@ -63,6 +65,7 @@ ENV_VARS = {
     "SANZHANG_NOTIFY_SIGNATURE": "Signature prefixed as 【…】 to every text and counted in its length (default: the SMS sign name, else 三长制).",
     "SANZHANG_NOTIFY_TOWNSHIP_STAFF": "JSON: township -> [{name, phone, wecom_id, openid}] told of breaches and supervising vacant posts (default: the township unit's contact).",
     "SANZHANG_NOTIFY_DEPARTMENTS": "JSON: department id -> {name, phone, wecom_id}: how to reach city departments (events may carry contacts too).",
+    "SANZHANG_NOTIFY_LINK_BASE": "Where short links to a case point, e.g. https://qx.cn (keep it short: it counts in the 70-character SMS). Messages to people who must act carry <base>/l/<code>; unset: the tracking number instead (docs/sign-in.md).",
 }
 
 
@@ -117,6 +120,7 @@ class NotifySettings:
     signature: str = "三长制"
     township_staff: Mapping[str, list[dict]] = field(default_factory=dict, repr=False)
     departments: Mapping[str, dict] = field(default_factory=dict, repr=False)
+    link_base: str | None = None   # short links to a case (signin_codes.py's sibling, links.py)
 
     def budget_for(self, township: str) -> int:
         return int(self.sms_budget.get(township, self.sms_budget.get("default", 0)))
@@ -159,6 +163,10 @@ class NotifySettings:
             kw["township_staff"] = parse_staff(_json(get("TOWNSHIP_STAFF"), "TOWNSHIP_STAFF"))
         if get("DEPARTMENTS"):
             kw["departments"] = parse_departments(_json(get("DEPARTMENTS"), "DEPARTMENTS"))
+        if get("LINK_BASE"):
+            if not re.match(r"^https?://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._/-]*)?$", get("LINK_BASE")):
+                raise ConfigError(PREFIX + "LINK_BASE must look like https://qx.cn (a URL without query)")
+            kw["link_base"] = get("LINK_BASE").rstrip("/")
         return cls(**kw)
 
 

@@ -127,10 +127,12 @@ class Deliveries:
 
     def _message(self, doc: dict) -> OutboundMessage:
         to = doc.get("to") or {}
+        # A sign-in code is put in here, for the channel alone (signin_codes.py); stored: masked.
+        text, params = self._with_code(doc, doc["text"], dict(doc.get("params") or {}))
         return OutboundMessage(message_id=doc["_id"], recipient_id=doc["recipient_id"], phone=to.get("phone"),
                                wecom_user=to.get("wecom_id"), openid=to.get("openid"),
-                               template=doc["template_key"], params=dict(doc.get("params") or {}),
-                               text=doc["text"], township=doc["township"])
+                               template=doc["template_key"], params=params,
+                               text=text, township=doc["township"])
 
     def on_due(self, doc: dict) -> None:
         """DueSweeper work: held, retrying and crashed-while-queued deliveries; stale claims."""

@@ -114,6 +114,7 @@ class RecipientRules:
             return
         params = case_params(p, due_local=self._local(p.get("due_at")),
                              promise_local=self._local(p.get("promise_due")))
+        params["link"] = self._case_link(p)   # case_links.py: where someone who must act opens the case
         self._notify(event, recipients, params)
 
     def on_resident_loop_event(self, event: dict) -> None:
@@ -121,6 +122,7 @@ class RecipientRules:
         p = event["payload"]
         township = event["township"]
         params = case_params(p)
+        params["link"] = self._case_link(p)
         if event["type"] == "report.rating_requested":
             params["rate_url"] = p.get("rate_url") or "“三长制”小程序（凭查询码）"
             recipients = self._resident(township, p["report_id"])

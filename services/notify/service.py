@@ -37,13 +37,18 @@ from .digests import Digests
 from .limits import Limits
 from .receipts import Receipts
 from .recipients import RecipientRules
+from .signin_codes import SigninCodes
+from .case_links import CaseLinks
 from .sending import Sending
 from .template_admin import TemplateAdmin
 
 
-class NotifyService(RecipientRules, Deliveries, Sending, Limits, Digests, Receipts, TemplateAdmin, DeliveryLog):
-    def __init__(self, store: Store, channels: dict, clock: Clock, settings: NotifySettings | None = None):
+class NotifyService(RecipientRules, Deliveries, Sending, Limits, Digests, Receipts, TemplateAdmin, DeliveryLog,
+                    SigninCodes, CaseLinks):
+    def __init__(self, store: Store, channels: dict, clock: Clock, settings: NotifySettings | None = None,
+                 secret: str | None = None):
         self.settings = settings or NotifySettings()
+        self.secret = secret
         self.channels = channels
         self.clock = clock
         self.contacts = store.collection("contacts", [Index.on("township")])
@@ -76,6 +81,7 @@ class NotifyService(RecipientRules, Deliveries, Sending, Limits, Digests, Receip
             "followup.created": self.on_resident_loop_event,
             "department.assigned": self.on_department_event,
             "department.sla_breached": self.on_department_event,
+            "signin.code_requested": self.on_signin_code,
         }
 
     def _local(self, text: str | None) -> str:

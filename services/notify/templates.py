@@ -20,6 +20,7 @@ from shared.domain.levels import POST_TITLES
 
 
 CASE_VARIABLES = frozenset({
+    "link",  # the short link to the case for someone who must act (…/l/<code>), else 查询码<tracking_no>
     "name", "tracking_no", "category_name", "summary", "unit_name", "level_title", "holder_name",
     "from_unit", "reason", "note", "due_local", "promise_local", "department_name",
     "rate_url",  # report.rating_requested: the township's rating link for this report (…/r/<查询码>)
@@ -29,19 +30,20 @@ DEPARTMENT_VARIABLES = frozenset({
     "name", "department_name", "tracking_no", "category_name", "summary", "due_local", "township",
 })
 DIGEST_VARIABLES = frozenset({"name", "count", "minutes", "tracking_nos"})
+SIGNIN_VARIABLES = frozenset({"name", "code", "minutes"})   # code: stored as ******, filled in at sending
 ELASTIC = ("summary", "note", "tracking_nos")
 
 TEMPLATES: dict[str, str] = {
     # to the holder of a case (a lead, the township's staff)
-    "case.assigned:assignee": "{name}您好，{unit_name}有{category_name}诉求待您接单，查询码{tracking_no}，请于{due_local}前办结：{summary}",
-    "case.escalated:assignee": "{name}您好，{from_unit}上交的{category_name}诉求待您接单，查询码{tracking_no}，原因：{reason}",
-    "case.reassigned:assignee": "{name}您好，镇里改派给您一件{category_name}诉求，查询码{tracking_no}，请于{due_local}前办结：{summary}",
+    "case.assigned:assignee": "{name}您好，{category_name}诉求待您接单，{due_local}前办结，{link}：{summary}",
+    "case.escalated:assignee": "{name}您好，{from_unit}上交{category_name}诉求待您接单，{link}，原因：{reason}",
+    "case.reassigned:assignee": "{name}您好，镇里改派给您一件{category_name}诉求，{due_local}前办结，{link}：{summary}",
     "case.reassigned:previous": "{name}您好，查询码{tracking_no}的{category_name}诉求已改派{unit_name}办理，您无需再办。",
-    "case.supervised:assignee": "{name}您好，查询码{tracking_no}的{category_name}诉求被督办，请尽快办理并答复：{note}",
-    "sla.warning:assignee": "{name}您好，查询码{tracking_no}的{category_name}诉求{reason}（时限{due_local}），请抓紧办理。",
+    "case.supervised:assignee": "{name}您好，{category_name}诉求被督办，请尽快办理并答复，{link}：{note}",
+    "sla.warning:assignee": "{name}您好，{category_name}诉求{reason}（时限{due_local}），抓紧办理：{link}",
     "sla.warning:supervisor": "{name}您好，{unit_name}{holder_name}的{category_name}诉求{reason}（时限{due_local}），查询码{tracking_no}，请督促。",
     "sla.breached:previous": "{name}您好，查询码{tracking_no}的{category_name}诉求{reason}，已按规定上交上一级。",
-    "sla.breached:township": "{unit_name}{holder_name}{reason}，查询码{tracking_no}的{category_name}诉求已自动上交，请督办。",
+    "sla.breached:township": "{unit_name}{holder_name}{reason}，{category_name}诉求已自动上交，请督办：{link}",
     # to the resident who reported
     "case.accepted:resident": "您反映的{category_name}问题（查询码{tracking_no}）已由{unit_name}{level_title}接单，预计{promise_local}前办结。",
     "case.resolved:resident": "您反映的{category_name}问题（查询码{tracking_no}）已办结，请在“三长制”小程序凭查询码评价：满意/基本满意/不满意。",
@@ -52,14 +54,16 @@ TEMPLATES: dict[str, str] = {
     # the resident's loop (intake's loop.py, dispatch's resident_loop.py)
     "report.rating_requested:resident": "您反映的问题（查询码{tracking_no}）已办结，请点此评价：{rate_url}",
     "case.merged:resident": "您反映的问题（查询码{tracking_no}）已与同类诉求合并办理，进展和结果将一并告知您。",
-    "case.reopened:assignee": "{name}您好，查询码{tracking_no}的{category_name}诉求{reason}，请尽快接单办理：{note}",
-    "followup.created:staff": "{name}您好，查询码{tracking_no}的{category_name}诉求办结后群众未评价，请电话回访并登记结果。",
+    "case.reopened:assignee": "{name}您好，{category_name}诉求{reason}，请尽快接单办理，{link}：{note}",
+    "followup.created:staff": "{name}您好，{category_name}诉求办结后群众未评价，请电话回访并登记：{link}",
     # pausing the clock (dispatch's pausing.py): the resident is asked for what is missing; the holder
     # hears when the resident answered or the pause ran out
     "case.paused:resident": "您反映的{category_name}问题（查询码{tracking_no}）需要您补充材料：{note}。请在“三长制”小程序凭查询码补充。",
-    "case.resumed:assignee": "{name}您好，查询码{tracking_no}的{category_name}诉求已恢复计时（{reason}），请于{due_local}前办结。",
+    "case.resumed:assignee": "{name}您好，{category_name}诉求已恢复计时，请于{due_local}前办结，{link}",
     # many messages to one person within the rate-limit window, merged
     "notify.digest:recipient": "{name}您好，近{minutes}分钟您有{count}条新通知，请登录系统查看。查询码：{tracking_nos}",
+    # people's sign-in (services/notify/signin_codes.py)
+    "signin.code_requested:person": "{name}您好，您的登录验证码是{code}，{minutes}分钟内有效，请勿告诉他人。",
 }
 
 
@@ -69,6 +73,8 @@ def variables_for(key: str) -> frozenset[str]:
         return DEPARTMENT_VARIABLES
     if event_type == "notify.digest":
         return DIGEST_VARIABLES
+    if event_type == "signin.code_requested":
+        return SIGNIN_VARIABLES
     return CASE_VARIABLES
 
 
@@ -80,7 +86,8 @@ SAMPLE = {
     "reason": "超出本级处理能力", "note": "群众反映强烈，请今天内到现场查看并答复", "due_local": "11月04日17:30",
     "promise_local": "11月04日17:30", "department_name": "韶山市住房和城乡建设局", "township": "清溪镇",
     "count": "12", "minutes": "10", "tracking_nos": "7KQ4M2XC、9PW3HJ6T、4NZ8RB2K、X5D7QF3M",
-    "rate_url": "https://qingxi.example.cn/r/7KQ4M2XC",
+    "rate_url": "https://qingxi.example.cn/r/7KQ4M2XC", "code": "******",
+    "link": "https://qx.cn/l/7KQ4M2XC",
 }
 
 

@@ -215,8 +215,11 @@ class World:
                                     headers=self.creds["lead_a"]), 201)
         self.ids.update(item_id=item["id"], exchange_id=exchange["id"])
 
+        # A person's account of A (services/dispatch/accounts.py), for the paths that name one.
+        account = self.ok(web.post("/api/v1/accounts", json={"kind": "staff", "name": "甲镇职员", "phone": "13700009001",
+                                                              "township": A}, headers=self.creds["operator"]), 201)
         self.ids.update({
-            "ref": report["tracking_no"], "photo_id": photo["photo"]["id"], "code": A, "entry": kb[0]["code"],
+            "account_id": account["id"], "ref": report["tracking_no"], "photo_id": photo["photo"]["id"], "code": A, "entry": kb[0]["code"],
             "followup_id": followup["id"], "case_id": case_id, "supervision_id": supervision_id,
             "card_id": cards[0]["_id"], "unit_id": a_nb1["_id"], "city": CITY_A, "department_id": f"{CITY_A}-zjj",
             "key_id": key_ids[f"{CITY_A}-zjj"], "extension_id": extension_id, "service_request_id": report["tracking_no"],

@@ -118,7 +118,7 @@ def random_ids() -> dict[str, str]:
     """Well-formed ids that name nothing, for each path parameter."""
     tracking = "".join(random.choice("23456789ABCDEFGHJKMNPQRSTUVWXYZ") for _ in range(8))
     shop = {"item_id": _hex(16), "exchange_id": _hex(32)}          # 积分超市
-    return {**shop, "ref": tracking, "service_request_id": tracking, "photo_id": _hex(32), "code": "430382199",
+    return {**shop, "account_id": "acc-" + _hex(20), "ref": tracking, "service_request_id": tracking, "photo_id": _hex(32), "code": "430382199",
             "entry": "no-such-entry", "followup_id": _hex(32), "case_id": _hex(32), "supervision_id": _hex(12),
             "card_id": _hex(32), "unit_id": "u-" + _hex(16), "city": "430399", "department_id": f"{CITY_A}-nosuch",
             "key_id": "dk_" + _hex(16), "extension_id": "x" + _hex(10), "fmt": "json", "contact_id": "c-" + _hex(16)}

@@ -29,6 +29,8 @@ PUBLIC = {
     ("GET", "/open311/v2/discovery.{fmt}"): "Open311 GeoReport v2: discovery is public",
     ("GET", "/open311/v2/services.{fmt}"): "Open311 GeoReport v2: the service list is public",
     ("GET", "/open311/v2/services/{service_code}.{fmt}"): "Open311 GeoReport v2: a service definition is public",
+    ("POST", "/api/v1/signin/code"): "sign-in: asking for a one-time code is how a person gets a credential",
+    ("POST", "/api/v1/signin/verify"): "sign-in: entering the code is how a person gets a credential",
 }
 # Provider callbacks carry a shared secret in the URL instead of a credential: a wrong or missing
 # secret is 404, the same as a route that does not exist (nothing tells a prober it is there).

@@ -125,6 +125,9 @@ POSITIVE_DATA_ACCEPTANCE_EXCEPTIONS = {
     "PUT /api/v1/cities/{city}": "durations' bounds",
     "POST /api/v1/cities/{city}/departments": "durations' bounds",
     "PATCH /api/v1/departments/{department_id}": "durations' bounds",
+    # people's accounts and sign-in (services/dispatch/accounts_api.py, signin_api.py)
+    "POST /api/v1/accounts": "kind decides which of township, city, department_id is required (a rule across fields)",
+    "GET /api/v1/accounts": "township or city: one of the two (a rule across fields)",
     # services/dispatch/supervision (another engineer's package; reported, not fixed here):
     "PUT /api/v1/townships/{code}/rules": "SUPERVISION: rule codes are an undocumented enum",
     "PUT /api/v1/townships/{code}/units/{unit_id}/lead": "SUPERVISION: phone format is checked, not documented",

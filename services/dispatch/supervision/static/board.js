@@ -34,8 +34,14 @@
   }
   function age(h) { return h < 24 ? h.toFixed(1) + "小时" : (h / 24).toFixed(1) + "天"; }
 
+  // A signed-in person's page session (docs/sign-in.md): the HttpOnly cookie goes along by itself;
+  // writes carry the session's CSRF token. A pasted token, when there is one, is used instead.
+  var csrf = null;
   function api(method, path, body) {
-    var opts = { method: method, headers: { Authorization: "Bearer " + sessionStorage.getItem(KEY) } };
+    var token = sessionStorage.getItem(KEY);
+    var opts = { method: method, headers: {}, credentials: "same-origin" };
+    if (token) { opts.headers.Authorization = "Bearer " + token; }
+    else if (csrf && method !== "GET") { opts.headers["X-CSRF-Token"] = csrf; }
     if (body) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
     return fetch(path, opts).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (j) {
@@ -55,11 +61,26 @@
     sessionStorage.setItem(KEY, $("token").value.trim());
     load();
   });
-  $("logout").addEventListener("click", function () { sessionStorage.removeItem(KEY); showLogin(); });
+  $("logout").addEventListener("click", function () {
+    if (sessionStorage.getItem(KEY) || !csrf) { sessionStorage.removeItem(KEY); showLogin(); return; }
+    api("POST", "/api/v1/signout").catch(function () {}).then(function () { csrf = null; showLogin(); });
+  });
+  $("signin-link").setAttribute("href", "/signin?next=/board/" + encodeURIComponent(township));
   $("refresh").addEventListener("click", function () { load(); });
 
   function load() {
-    if (!sessionStorage.getItem(KEY)) { showLogin(); return Promise.resolve(); }
+    if (!sessionStorage.getItem(KEY)) {
+      return fetch("/api/v1/me", { credentials: "same-origin" }).then(function (r) {
+        return r.ok ? r.json() : null;
+      }).catch(function () { return null; }).then(function (me) {
+        if (me && me.session) { csrf = me.csrf_token; return loadBoard(); }
+        showLogin();
+      });
+    }
+    return loadBoard();
+  }
+
+  function loadBoard() {
     return api("GET", "/api/v1/townships/" + township + "/board").then(function (data) {
       state.data = data;
       $("login").hidden = true; $("board").hidden = false;

@@ -1,0 +1,38 @@
+"""Short links to a case (shared/domain/links.py): the code → (township, case) table, kept from
+dispatch's own case events, and resolving a code for a signed-in person who may see the case."""
+from __future__ import annotations
+
+from shared.domain.links import is_link_code, link_code
+from shared.storage import Index, Store
+
+from .desk import CaseNotVisible
+
+# The events that tell someone to act on a case: a message about them may carry its link.
+EVENTS = frozenset({"case.assigned", "case.escalated", "case.reassigned", "case.supervised"})
+
+
+class CaseLinks:
+    def __init__(self, store: Store, secret: str, desk):
+        self.secret = secret
+        self.desk = desk
+        self.links = store.collection("case_links", [Index.on("township")])
+
+    def handlers(self) -> dict:
+        return {kind: self.on_case_event for kind in EVENTS}
+
+    def on_case_event(self, event: dict) -> None:
+        case_id = event["payload"]["case_id"]
+        code = link_code(self.secret, case_id)
+        if self.links.get(code) is None:
+            self.links.upsert({"_id": code, "township": event["township"], "case_id": case_id})
+
+    def open(self, principal, code: str) -> dict | None:
+        """The case a link names, for a caller who may see it; None alike for an unknown code and
+        for someone else's case (a link reveals nothing)."""
+        link = self.links.get(code) if is_link_code(code) else None
+        if link is None or not principal.sees(link["township"]):
+            return None
+        try:
+            return self.desk.read(principal, link["case_id"])
+        except CaseNotVisible:
+            return None

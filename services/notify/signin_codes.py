@@ -1,0 +1,80 @@
+"""Sign-in codes: the one message whose text must never be kept.
+
+``signin.code_requested`` names a challenge, never its code. notify stores the notice with the
+code masked (the delivery log, the dead letters and every log line only ever hold ``******``) and
+derives the code from the challenge id with the shared secret only when it builds the message a
+channel sends (shared/domain/signin_codes.py). Codes go by the ``signin`` route (console unless
+SANZHANG_NOTIFY_ROUTES names an SMS channel for it); they are urgent: never held by quiet hours,
+never merged into a digest.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+from shared.domain import phones
+from shared.domain.signin_codes import MASK, code_for
+
+from .channels import SendResult
+from .recipients import Recipient
+
+log = logging.getLogger(__name__)
+
+TEMPLATE = "signin.code_requested:person"
+
+
+class SigninCodes:
+    """Part of NotifyService (services/notify/service.py), which holds the stores, channels and settings."""
+
+    secret: str | None = None
+
+    def on_signin_code(self, event: dict) -> None:
+        p = event["payload"]
+        contact = {"phone": p.get("phone"), "wecom_id": p.get("wecom_id"), "openid": None}
+        recipient = Recipient(p["recipient_id"], "person", "signin", p.get("name"), contact)
+        self._notify(event, [recipient], {"code": MASK, "minutes": "5", "challenge_id": p["challenge_id"]})
+
+    def _with_code(self, doc: dict, text: str, params: dict) -> tuple[str, dict]:
+        """The clear text for the channel alone: the stored text and params keep the mask."""
+        challenge_id = (doc.get("params") or {}).get("challenge_id")
+        if doc.get("template_key") != TEMPLATE or not challenge_id or not self.secret:
+            return text, params
+        code = code_for(self.secret, challenge_id)
+        clear = {k: v for k, v in params.items() if k != "challenge_id"}
+        clear["code"] = code
+        return text.replace(MASK, code), clear
+
+
+class ConsoleCodes:
+    """The console channel with sign-in codes kept out of its log line and its sink: a code's
+    message goes to ``terminal`` alone (the embedded demo's stand-in for a phone), if set."""
+
+    name = "console"
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.terminal = None
+
+    def can_reach(self, msg) -> bool:
+        return self.inner.can_reach(msg)
+
+    def send(self, msg) -> SendResult:
+        if msg.template != TEMPLATE:
+            return self.inner.send(msg)
+        log.info("console message_id=%s recipient=%s phone=%s template=%s text=(登录验证码，不记入日志)",
+                 msg.message_id, msg.recipient_id, phones.mask(msg.phone) or "-", msg.template)
+        if self.terminal is not None:
+            self.terminal(msg)
+        return SendResult(provider_message_id=f"console-{msg.message_id}", status="delivered")
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def terminal_printer(stream=None):
+    """The embedded demo's stand-in for a phone: the console channel shows a sign-in code on the
+    terminal running `make run` (stdout, not the log)."""
+    def show(msg) -> None:
+        if msg.template == TEMPLATE:
+            print(f"[短信 → {msg.params.get('name') or ''}] {msg.text}", file=stream or sys.stdout, flush=True)
+    return show
