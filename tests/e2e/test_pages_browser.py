@@ -24,7 +24,8 @@ from tests.support.axe import axe_source, violations
 from tests.support.cdp import Browser, chromium_path
 from tests.support.dispatch import TOWNSHIP, case, holder, posts
 from tests.support.pages import first_load, noisy_png, set_files
-from tests.support.runtime import make_settings
+from tests.support.runtime import ADMIN_HEADERS, make_settings, token
+from tests.support.signin import Phone
 
 MAX_FIRST_LOAD = 150 * 1024
 PHONE = "13973200001"
@@ -38,7 +39,10 @@ def _missing(what: str):
 
 @pytest.fixture
 def system(tmp_path, clock):
-    runtime = Runtime(make_settings(tmp_path, pages_townships=f"{TOWNSHIP}=清溪镇"), SERVICES, clock=clock).start()
+    # Plain http on 127.0.0.1 (the session cookie without Secure, as `make run`); messages carry short links.
+    settings = make_settings(tmp_path, pages_townships=f"{TOWNSHIP}=清溪镇",
+                             extra={"SANZHANG_COOKIE_SECURE": "0", "SANZHANG_NOTIFY_LINK_BASE": "https://qx.cn"})
+    runtime = Runtime(settings, SERVICES, clock=clock).start()
     yield runtime
     runtime.stop()
 
@@ -104,6 +108,11 @@ class Checker:
         self.browser.eval(f"document.getElementById('{form_id}').requestSubmit(); true")
 
 
+def loaded(browser, condition: str, timeout: float = 15):
+    """Waits for the page a form led to: fully parsed, and ``condition`` true on it."""
+    return browser.wait(f"document.readyState === 'complete' && ({condition})", timeout)
+
+
 def fill(browser, values: dict) -> None:
     for name, value in values.items():
         browser.eval(f"document.getElementById({json.dumps(name)}).value = {json.dumps(value)}; true")
@@ -117,14 +126,14 @@ def test_a_resident_reports_with_a_photo_tracks_and_rates(system, demo, server, 
     pages = Checker(browser, axe, tmp_path)
     pages.open("entry", f"{server}/")
     browser.eval("document.getElementById('role-resident').click(); true")
-    browser.wait(f"location.pathname === '/resident/{TOWNSHIP}/'")
+    loaded(browser, f"location.pathname === '/resident/{TOWNSHIP}/'")
     pages.check("resident-home")
     pages.open("report", f"{server}/resident/{TOWNSHIP}/report")
 
     # Bad input: a Chinese message next to each field, and what was typed kept.
     fill(browser, {"description": "门口路灯坏了一个星期，晚上出行不安全", "phone": "12345"})
     pages.submit("report-form")
-    browser.wait("document.querySelectorAll('.error').length > 0")
+    loaded(browser, "document.querySelectorAll('.error').length > 0")
     found = errors(browser)
     assert found == {"category-error": "请选择问题类别", "address-error": "请填写地址，例如：韶山村一组12号",
                      "phone-error": "手机号格式不正确，请填写11位手机号"}
@@ -140,7 +149,7 @@ def test_a_resident_reports_with_a_photo_tracks_and_rates(system, demo, server, 
     fill(browser, {"address": "韶山村一组12号", "phone": PHONE})
     set_files(browser, "#photos", [photo])
     pages.submit("report-form")
-    browser.wait("location.pathname.indexOf('/track/') > 0", timeout=30)
+    loaded(browser, "location.pathname.indexOf('/track/') > 0", timeout=30)
     assert system.drain()
     tracking = browser.eval("document.getElementById('tracking-no').textContent")
     report = system.service("intake").api["service"].find(tracking)
@@ -167,12 +176,12 @@ def test_a_resident_reports_with_a_photo_tracks_and_rates(system, demo, server, 
     pages.check("rate")
     fill(browser, {"comment": "路面还是坑坑洼洼"})
     pages.submit("rating-form")
-    browser.wait("document.querySelectorAll('.error').length > 0")
+    loaded(browser, "document.querySelectorAll('.error').length > 0")
     assert errors(browser) == {"rating-error": "请选择评价"}
     assert browser.eval("document.getElementById('comment').value") == "路面还是坑坑洼洼"
     browser.eval("document.querySelector('input[name=rating][value=\"不满意\"]').click(); true")
     pages.submit("rating-form")
-    browser.wait("document.querySelector('.notice') !== null")
+    loaded(browser, "document.querySelector('.notice') !== null")
     assert system.drain()
     rated = system.service("intake").api["service"].find(tracking)["ratings"][-1]
     assert (rated["rating"], rated["comment"]) == ("unsatisfied", "路面还是坑坑洼洼")
@@ -185,7 +194,7 @@ def test_tracking_by_number_and_the_instant_answer(system, demo, server, browser
     browser.eval("document.getElementById('cat-social').click(); true")
     fill(browser, {"description": "低保怎么申请", "address": "韶山村一组12号", "phone": PHONE})
     pages.submit("report-form")
-    browser.wait("document.getElementById('answer') !== null")
+    loaded(browser, "document.getElementById('answer') !== null")
     tracking = browser.eval("document.getElementById('tracking-no').textContent")
     assert browser.eval("document.getElementById('status').dataset.status") == "answered"
     pages.check("answer")
@@ -195,18 +204,18 @@ def test_tracking_by_number_and_the_instant_answer(system, demo, server, browser
     pages.open("track-form", f"{server}/resident/{TOWNSHIP}/track")
     fill(browser, {"tracking_no": tracking, "phone_last4": "9999"})
     pages.submit("track-form")
-    browser.wait("document.querySelectorAll('.error').length > 0")
+    loaded(browser, "document.querySelectorAll('.error').length > 0")
     assert errors(browser) == {"tracking_no-error": "查询码或手机号后四位不对，请核对后再试"}
     assert browser.eval("document.getElementById('tracking_no').value") == tracking
     pages.check("track-form-errors")
     fill(browser, {"phone_last4": PHONE[-4:]})
     pages.submit("track-form")
-    browser.wait("document.getElementById('answer') !== null")
+    loaded(browser, "document.getElementById('answer') !== null")
 
     # "没有解决我的问题": on to a person (a case for the 邻长).
     fill(browser, {"note": "我家情况特殊，想当面问问"})
     pages.submit("not-answered-form")
-    browser.wait("document.querySelector('.notice') !== null")
+    loaded(browser, "document.querySelector('.notice') !== null")
     assert system.drain()
     report = system.service("intake").api["service"].find(tracking)
     assert report["answer"]["declined_note"] == "我家情况特殊，想当面问问" and report["case_id"]
@@ -220,3 +229,85 @@ def test_the_staff_start_page(system, demo, server, browser, axe, tmp_path):
     pages.open("staff", f"{server}/staff/")
     assert browser.eval("[...document.querySelectorAll('.roles a')].map(a => a.getAttribute('href'))") == \
         [f"/board/{TOWNSHIP}"]
+
+
+def sign_in(browser, system, phone_box, phone: str) -> None:
+    """On the sign-in page now open: the phone, then the code the 'phone' received."""
+    loaded(browser, "document.querySelector('input[name=phone]') !== null")
+    before = len(phone_box.messages)
+    browser.eval(f"document.querySelector('input[name=phone]').value = {json.dumps(phone)};"
+                 "document.querySelector('form').submit(); true")
+    loaded(browser, "document.querySelector('input[name=sms_code]') !== null")
+    code = phone_box.wait_for_code(phone, system, before)
+    browser.eval(f"document.querySelector('input[name=sms_code]').value = {json.dumps(code)};"
+                 "document.querySelector('form').submit(); true")
+
+
+def test_a_lead_signs_in_accepts_reports_progress_and_resolves(system, demo, server, browser, axe, tmp_path):
+    import re
+
+    pages = Checker(browser, axe, tmp_path)
+    phone_box = Phone(system)
+    web = create_app(system).test_client()
+    for description in ("门口路灯坏了一个星期，晚上出行不安全", "村口垃圾堆了三天没人清运"):
+        assert web.post("/api/v1/reports", headers=token(system, "client"), json={
+            "township": TOWNSHIP, "category": "environment", "address": "韶山村一组12号", "description": description,
+            "reporter_phone": PHONE, "channel": "mini_program"}).status_code == 201
+    assert system.drain()
+    lead = posts(system)["neighbourhood"]["lead"]
+
+    browser.goto(f"{server}/")
+    browser.eval("document.getElementById('role-lead').click(); true")
+    sign_in(browser, system, phone_box, lead["phone"])
+    loaded(browser, "location.pathname === '/lead/'")
+    counts = browser.eval("Object.fromEntries([...document.querySelectorAll('#boxes a')]"
+                          ".map(a => [a.id, a.querySelector('.count').dataset.count]))")
+    assert counts == {"box-assigned": "2", "box-accepted": "0", "box-due_soon": "0", "box-overdue": "0"}
+    pages.open("lead-inbox", f"{server}/lead/")
+
+    # The SMS short link lands on the case itself.
+    log = web.get(f"/api/v1/deliveries?township={TOWNSHIP}", headers=ADMIN_HEADERS).json
+    text = next(d["text"] for d in log if d["template_key"] == "case.assigned:assignee")
+    link = re.search(r"https://qx\.cn(/l/[A-Z0-9]{8})", text).group(1)
+    browser.goto(f"{server}{link}")
+    loaded(browser, "location.pathname.indexOf('/lead/cases/') === 0")
+    case_id = browser.eval("location.pathname.split('/').pop()")
+    pages.check("lead-case")
+
+    pages.submit("accept-form")
+    loaded(browser, "document.querySelector('.notice') !== null")
+    assert browser.eval("document.getElementById('status').dataset.status") == "accepted"
+    fill(browser, {"note": "好"})
+    pages.submit("progress-form")
+    loaded(browser, "document.querySelectorAll('.error').length > 0")
+    assert errors(browser) == {"note-error": "请写2到500个字"}
+    assert browser.eval("document.getElementById('note').value") == "好"
+    pages.check("lead-case-errors")
+    fill(browser, {"note": "已联系供电所，明天上午来换灯"})
+    pages.submit("progress-form")
+    loaded(browser, "document.querySelector('.notice') !== null")
+    fill(browser, {"resolve-note": "供电所已更换灯泡，路灯恢复照明"})
+    pages.submit("resolve-form")
+    loaded(browser, "document.querySelector('.notice') !== null")
+    assert browser.eval("document.getElementById('status').dataset.status") == "resolved"
+    done = case(system, case_id)
+    assert done["status"] == "resolved"
+    assert [e["type"] for e in done["timeline"]][-3:] == ["accepted", "progress", "resolved"]
+    assert "供电所已更换灯泡" in browser.eval("document.getElementById('timeline').textContent")
+
+    # The other case goes up a level: no reason first (the message next to it), then one.
+    browser.goto(f"{server}/lead/")
+    browser.eval(f"document.querySelector('.case-link:not([data-case-id=\"{case_id}\"])').click(); true")
+    loaded(browser, "document.getElementById('escalate-form') !== null")
+    other = browser.eval("location.pathname.split('/').pop()")
+    fill(browser, {"escalate-note": "需要村里协调"})
+    pages.submit("escalate-form")
+    loaded(browser, "document.querySelectorAll('.error').length > 0")
+    assert errors(browser) == {"reason-error": "请选择上交原因"}
+    assert browser.eval("document.getElementById('escalate-note').value") == "需要村里协调"
+    browser.eval("document.getElementById('reason-beyond_ability').click(); true")
+    pages.submit("escalate-form")
+    loaded(browser, "location.pathname === '/lead/' && document.querySelector('.notice') !== null")
+    assert "已上交" in browser.eval("document.querySelector('.notice').textContent")
+    assert case(system, other)["level"] == "group"
+    assert browser.eval("document.querySelectorAll('.case-link').length") == 0   # no longer this lead's
