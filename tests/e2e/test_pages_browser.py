@@ -311,3 +311,60 @@ def test_a_lead_signs_in_accepts_reports_progress_and_resolves(system, demo, ser
     assert "已上交" in browser.eval("document.querySelector('.notice').textContent")
     assert case(system, other)["level"] == "group"
     assert browser.eval("document.querySelectorAll('.case-link').length") == 0   # no longer this lead's
+
+
+def test_a_department_clerk_signs_in_accepts_asks_for_time_and_signs_off(system, demo, server, browser, axe, tmp_path):
+    from tests.support.escalation import dept_id, referred_event, setup_city
+
+    pages = Checker(browser, axe, tmp_path)
+    phone_box = Phone(system)
+    web = create_app(system).test_client()
+    depts = setup_city(web)
+    clerk_phone = "13700000022"
+    assert web.post("/api/v1/accounts", headers=ADMIN_HEADERS, json={
+        "kind": "department", "name": "住建局经办人", "phone": clerk_phone, "department_id": dept_id("zjj")}).status_code == 201
+    case_id = "c" * 32
+    system.service("escalation").api["service"].on_case_referred(referred_event(case_id))   # 住房物业: 住建局 leads
+
+    browser.goto(f"{server}/")
+    browser.eval("document.getElementById('role-department').click(); true")
+    sign_in(browser, system, phone_box, clerk_phone)
+    loaded(browser, "location.pathname === '/dept/'")
+    counts = browser.eval("Object.fromEntries([...document.querySelectorAll('#boxes a')]"
+                          ".map(a => [a.id, a.querySelector('.count').dataset.count]))")
+    assert counts == {"box-assigned": "1", "box-accepted": "0", "box-done": "0"}
+    pages.open("dept-cases", f"{server}/dept/")
+    browser.eval("document.querySelector('.case-link').click(); true")
+    loaded(browser, "document.getElementById('accept-form') !== null")
+    assert "需要部门协调解决" in browser.eval("document.querySelector('.facts').textContent")
+    pages.check("dept-case")
+    pages.submit("accept-form")
+    loaded(browser, "document.querySelector('.notice') !== null")
+    assert browser.eval("document.getElementById('status').dataset.status") == "accepted"
+
+    # 申请延期 with a bad number: the message next to it, the reason kept; then a good one.
+    fill(browser, {"extension-working_days": "99", "extension-reason": "需等待第三方鉴定报告"})
+    pages.submit("extension-form")
+    loaded(browser, "document.querySelectorAll('.error').length > 0")
+    assert errors(browser) == {"extension-working_days-error": "延长1到60个工作日"}
+    assert browser.eval("document.getElementById('extension-reason').value") == "需等待第三方鉴定报告"
+    pages.check("dept-case-errors")
+    fill(browser, {"extension-working_days": "5"})
+    pages.submit("extension-form")
+    loaded(browser, "document.querySelector('.notice') !== null")
+
+    # 销号 waits for the co-departments' opinions: the refusal is shown; after them it goes through.
+    fill(browser, {"sign_off-resolution": "已完成屋面防水维修，住户确认不再漏水"})
+    pages.submit("sign_off-form")
+    loaded(browser, "document.querySelector('.alert') !== null")
+    assert browser.eval("document.getElementById('sign_off-resolution').value") == "已完成屋面防水维修，住户确认不再漏水"
+    for short in ("dx", "mzj"):
+        for action, body in (("accept", {}), ("part", {"note": "已配合完成检查"})):
+            assert web.post(f"/api/v1/department/cases/{case_id}/{action}", json=body,
+                            headers=depts[short]).status_code == 200
+    pages.submit("sign_off-form")
+    loaded(browser, "document.querySelector('.notice') !== null")
+    assert browser.eval("document.getElementById('status').dataset.status") == "signed_off"
+    doc = system.service("escalation").api["referrals"].get(case_id)
+    assert doc["status"] == "signed_off"
+    assert [e["type"] for e in doc["timeline"]].count("extension_requested") == 1
