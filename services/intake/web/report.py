@@ -55,10 +55,12 @@ def report_routes(bp, pages, desk) -> None:
         files = [f.read(MAX_BYTES + 1) for f in request.files.getlist("photos") if f.filename]
         try:
             report, token = desk.submit(township, ReportForm().load(values), files)
+        # The form comes back as a page (200), not an error response: it keeps what the person typed,
+        # their phone number among it, and error bodies never carry a phone number (docs/pages.md).
         except ValidationError as exc:
-            return _form(pages, township, name, values, field_errors(exc), 422)
+            return _form(pages, township, name, values, field_errors(exc))
         except LoopError as exc:
-            return _form(pages, township, name, values, {exc.field or "form": exc.message}, 422)
+            return _form(pages, township, name, values, {exc.field or "form": exc.message})
         resp = redirect(f"{bp.url_prefix}/{township}/track/{report['tracking_no']}", 303)
         remember(resp, report, token)
         return resp

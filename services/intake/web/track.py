@@ -90,7 +90,10 @@ def _act(pages, desk, held, schema, section, action, base):
             raise ValidationError({"form": ["页面已过期，请刷新后重新提交"]})
         action(report, form)
     except ValidationError as exc:
-        return _page(pages, report, token, {section: values}, {section: field_errors(exc)}, status=422)
+        found = field_errors(exc)
+        if "csrf" in found:   # a hidden field: said at the top of the form
+            found["form"] = found.pop("csrf")
+        return _page(pages, report, token, {section: values}, {section: found}, status=422)
     except LoopError as exc:
         return _page(pages, report, token, {section: values}, {section: {exc.field or "form": exc.message}},
                      status=exc.status if exc.status != 404 else 409)
