@@ -368,3 +368,31 @@ def test_a_department_clerk_signs_in_accepts_asks_for_time_and_signs_off(system,
     doc = system.service("escalation").api["referrals"].get(case_id)
     assert doc["status"] == "signed_off"
     assert [e["type"] for e in doc["timeline"]].count("extension_requested") == 1
+
+
+def test_the_core_actions_work_without_scripts(system, demo, server, browser, tmp_path):
+    """Scripts off (an old phone, a blocked script): reporting with a photo and rating are plain forms."""
+    photo = str(tmp_path / "small.png")
+    noisy_png(photo, width=64, height=48)
+    browser.call("Emulation.setScriptExecutionDisabled", {"value": True})
+    browser.goto(f"{server}/resident/{TOWNSHIP}/report")
+    assert browser.eval("document.querySelector('[data-locate]').hidden")   # no location without scripts
+    browser.eval("document.getElementById('cat-water').click(); true")
+    fill(browser, {"description": "自来水停了两天了", "address": "韶山村一组12号", "phone": PHONE})
+    set_files(browser, "#photos", [photo])
+    browser.eval("document.getElementById('report-form').requestSubmit(); true")
+    loaded(browser, "location.pathname.indexOf('/track/') > 0")
+    assert system.drain()
+    tracking = browser.eval("document.getElementById('tracking-no').textContent")
+    report = system.service("intake").api["service"].find(tracking)
+    assert report["category"] == "water" and report["uploads"][0]["content_type"] == "image/png"   # sent as it was
+    web = create_app(system).test_client()
+    lead = holder(system, posts(system)["neighbourhood"])
+    for action, body in (("accept", {}), ("resolve", {"note": "水管已修好"})):
+        assert web.post(f"/api/v1/cases/{report['case_id']}/{action}", json=body, headers=lead).status_code == 200
+    assert system.drain()
+    browser.goto(browser.eval("location.href"))
+    browser.eval("document.querySelector('input[name=rating][value=\"满意\"]').click(); true")
+    browser.eval("document.getElementById('rating-form').requestSubmit(); true")
+    loaded(browser, "document.querySelector('.notice') !== null")
+    assert system.service("intake").api["service"].find(tracking)["ratings"][-1]["rating"] == "satisfied"
