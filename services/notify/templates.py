@@ -55,6 +55,8 @@ TEMPLATES: dict[str, str] = {
     "followup.created:staff": "{name}您好，查询码{tracking_no}的{category_name}诉求办结后群众未评价，请电话回访并登记结果。",
     # many messages to one person within the rate-limit window, merged
     "notify.digest:recipient": "{name}您好，近{minutes}分钟您有{count}条新通知，请登录系统查看。查询码：{tracking_nos}",
+    # to the resident when the lead city department takes their case (resident_policy.py: once)
+    "department.assigned:resident": "您反映的{category_name}问题（查询码{tracking_no}）已转{department_name}办理，进展可凭查询码在“三长制”小程序查看。",
 }
 
 
