@@ -359,7 +359,7 @@ def service_notice(report: dict) -> str:
     if report.get("expected_at"):
         when = parse_iso(report["expected_at"]).astimezone(local_zone()).strftime("%Y-%m-%d %H:%M")
         return f"承诺于 {when}（北京时间）前办结，逾期自动上报上一级。"
-    return "已受理，正在分派给所在邻的邻长。"
+    return "已受理，正在分派：按地址或登记电话派给所在邻的邻长，无法确定住户时由镇(街道)工作人员分派。"
 
 
 def request_view(report: dict) -> dict:
