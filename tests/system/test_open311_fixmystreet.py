@@ -255,3 +255,14 @@ def test_updates_stay_behind_the_key_and_inside_the_township(system, web, fms, c
     resp = web.get(url, query_string={**fms, "start_date": "2026-01-01T00:00:00Z", "end_date": end})
     assert process_error(resp) == "400: start_date/end_date: 查询区间不能超过90天\n"
     assert web.post(url, data=fms).status_code == 405
+
+
+def test_no_follow_up_call_is_owed_to_a_reporter_without_a_phone(system, web, fms, clock):
+    rid = walk_a_case(system, web, fms, clock)
+    doc = report(system, rid)
+    assert doc["reporter_phone"] is None and doc["rating_due"] is not None   # unrated, a call would be due
+    clock.advance(days=4)
+    system.service("intake").api["followup_sweeper"].run_once()
+    assert system.drain()
+    assert system.service("intake").api["followups"].collection.count({"report_id": doc["_id"]}) == 0
+    assert report(system, rid)["rating_due"] is None
