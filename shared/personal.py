@@ -24,7 +24,7 @@ def _fernet(secret: str) -> Fernet:
 
 def is_personal(key: str) -> bool:
     """Field names that carry a contact address; masked copies are not personal."""
-    return (key.endswith("phone") or key.endswith("openid")) and not key.endswith("_masked")
+    return (key.endswith("phone") or key.endswith("openid") or key.endswith("email")) and not key.endswith("_masked")
 
 
 class Sealer:

@@ -146,6 +146,17 @@ def spreadsheet_body(what: str) -> dict:
         "text/csv": {"schema": {"type": "string"}}}}
 
 
+def uploaded_spreadsheet(query: dict, default_name: str, max_bytes: int,
+                         body_name: str | None = None) -> tuple[bytes, str]:
+    """The file of a spreadsheet import (see spreadsheet_body): the multipart field ``file``, or the
+    body itself named by the ``filename`` query parameter. Reads at most ``max_bytes`` + 1 bytes of an
+    upload, so the caller can tell an oversize file apart without holding all of it."""
+    upload = request.files.get("file")
+    if upload is not None:
+        return upload.read(max_bytes + 1), upload.filename or default_name
+    return request.get_data(), query.get("filename") or body_name or default_name
+
+
 class GenericResponses(BasePlugin):
     """Adds to every operation the error statuses that come from the framework around it rather
     than from its own code: 401/403 where a credential is required, 404 where a path names a

@@ -1,14 +1,14 @@
 """dispatch's HTTP edge: townships, the roster, and reading cases. Decode, validate, call, map."""
 from __future__ import annotations
 
-from flask import jsonify, request
+from flask import jsonify
 from flask_smorest import Blueprint, abort
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from shared.auth import current_principal, require, require_township
 from shared.domain.spreadsheet import StalePreview
 from shared.events import TOWNSHIP_CODE
-from shared.web import spreadsheet_body
+from shared.web import spreadsheet_body, uploaded_spreadsheet
 
 from .contacts import ContactsError
 from .roster import RosterError
@@ -119,11 +119,7 @@ def build_blueprint(org, cases_repo, reachability=None) -> Blueprint:
         先加 dry_run=true 预览（不写入），确认后不带该参数再提交同一文件；重复导入同一文件不会产生任何更改。"""
         _township_code(code)
         principal = require_township(code)
-        upload = request.files.get("file")
-        if upload is not None:
-            data, filename = upload.read(MAX_ROSTER_BYTES + 1), upload.filename or "roster.xlsx"
-        else:
-            data, filename = request.get_data(), query.get("filename") or "roster.xlsx"
+        data, filename = uploaded_spreadsheet(query, "roster.xlsx", MAX_ROSTER_BYTES)
         if not data:
             abort(400, message="缺少花名册文件", errors={"file": ["缺少花名册文件"]})
         if len(data) > MAX_ROSTER_BYTES:

@@ -2,13 +2,12 @@
 (镇干部), and the posts nobody can be reached at. Decode, validate, call, map."""
 from __future__ import annotations
 
-from flask import request
 from flask_smorest import Blueprint, abort
 from marshmallow import RAISE, Schema, fields, validate
 
 from shared.auth import require, require_township
 from shared.domain.phones import mask
-from shared.web import spreadsheet_body
+from shared.web import spreadsheet_body, uploaded_spreadsheet
 
 from .api import MAX_ROSTER_BYTES, PLAIN_TEXT, RosterQuery, _township_code
 from .contact_book import ContactBook, ContactConflict
@@ -157,11 +156,7 @@ def _writing_routes(bp: Blueprint, book: ContactBook) -> None:
         """导入联系人表（XLSX 或 CSV），整份替换本镇的村两委和镇干部联系人。上传 multipart 字段 file，或以原始正文提交并给出 filename。"""
         _township_code(code)
         principal = require_township(code)
-        upload = request.files.get("file")
-        if upload is not None:
-            data, filename = upload.read(MAX_ROSTER_BYTES + 1), upload.filename or "contacts.xlsx"
-        else:
-            data, filename = request.get_data(), query.get("filename") or "contacts.xlsx"
+        data, filename = uploaded_spreadsheet(query, "contacts.xlsx", MAX_ROSTER_BYTES)
         if not data:
             abort(400, message="缺少联系人文件", errors={"file": ["缺少联系人文件"]})
         if len(data) > MAX_ROSTER_BYTES:

@@ -3,13 +3,12 @@ departments, their webhooks and credentials, and the responsibility matrix. Town
 city may read the departments and the matrix (to choose a lead); staff of other cities get 404."""
 from __future__ import annotations
 
-from flask import request
 from flask_smorest import Blueprint, abort
 from marshmallow import RAISE
 
 from shared.auth import require
 from shared.domain.spreadsheet import StalePreview
-from shared.web import spreadsheet_body
+from shared.web import spreadsheet_body, uploaded_spreadsheet
 
 from .api_support import (MAX_MATRIX_BYTES, STAFF, check_city, city_admin, city_reader, department_or_404,
                           error_body, fail, issue_credential_for, respond, revoke_credential_of, with_effective)
@@ -226,11 +225,7 @@ def _matrix_routes(admin: Blueprint, service: EscalationService) -> None:
         上传 multipart 字段 file，或以原始正文提交并给出 filename。先加 dry_run=true 预览，确认后再提交。"""
         check_city(city)
         principal = city_admin(city)
-        upload = request.files.get("file")
-        if upload is not None:
-            data, filename = upload.read(MAX_MATRIX_BYTES + 1), upload.filename or "matrix.xlsx"
-        else:
-            data, filename = request.get_data(), query.get("filename") or "matrix.csv"
+        data, filename = uploaded_spreadsheet(query, "matrix.xlsx", MAX_MATRIX_BYTES, "matrix.csv")
         if not data:
             return fail(400, "缺少责任清单文件", field="file", location="files")
         if len(data) > MAX_MATRIX_BYTES:

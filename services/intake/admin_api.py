@@ -2,13 +2,13 @@
 calls (回访), and the township's settings (follow-up delay, duplicate radius and window, rating link)."""
 from __future__ import annotations
 
-from flask import jsonify, request
+from flask import jsonify
 from flask_smorest import Blueprint, abort
 from marshmallow import RAISE, Schema, fields, validate
 
 from shared.auth import require, require_township
 from shared.domain.spreadsheet import StalePreview
-from shared.web import spreadsheet_body
+from shared.web import spreadsheet_body, uploaded_spreadsheet
 
 from .knowledge import KbError, KnowledgeBase
 from .loop import OUTCOMES, LoopError, ResidentLoop
@@ -232,11 +232,7 @@ def _kb_file_routes(bp: Blueprint, kb: KnowledgeBase) -> None:
         上传 multipart 字段 file，或以原始正文提交并给出 filename。重复导入按编号更新，不会重复。
         先加 dry_run=true 预览，确认后再提交。"""
         principal = require_township(code)
-        upload = request.files.get("file")
-        if upload is not None:
-            data, filename = upload.read(MAX_KB_BYTES + 1), upload.filename or "kb.xlsx"
-        else:
-            data, filename = request.get_data(), query.get("filename") or "kb.csv"
+        data, filename = uploaded_spreadsheet(query, "kb.xlsx", MAX_KB_BYTES, "kb.csv")
         if len(data) > MAX_KB_BYTES:
             abort(413, message="文件过大")
         try:

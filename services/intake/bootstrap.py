@@ -30,7 +30,9 @@ REPORT_INDEXES = [Index.on("tracking_no", unique=True), Index.on("township"), In
                   Index.on("township", "category", "address_key"), Index.on("township", "category", "household_id"),
                   Index.on("township", "category", "geo_cell"), Index.on("township", "category", "landing_unit_id"),
                   # no rating in time: a follow-up call (DueSweeper)
-                  Index.on("rating_due")]
+                  Index.on("rating_due"),
+                  # the Open311 updates feed (servicerequestupdates): a township's reports changed since
+                  Index.on("township", "updated_at")]
 FOLLOWUP_INDEXES = [Index.on("township", "created_at"), Index.on("township", "status", "created_at"),
                     Index.on("report_id"), Index.on("outbox_due")]
 # The events intake handles: its queue's bindings are derived from this (shared.runtime.bindings).

@@ -29,7 +29,8 @@ class Followups:
         if report is None:
             return
         res = report.get("resolution")
-        if can_rate(report):
+        # A reporter who left no phone (an Open311 client's user) cannot be called back: no task.
+        if can_rate(report) and report.get("reporter_phone"):
             fid = followup_id(report["_id"], res)
             doc = {"_id": fid, "township": report["township"], "report_id": report["_id"],
                    "tracking_no": report["tracking_no"], "case_id": report.get("case_id"),

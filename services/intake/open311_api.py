@@ -10,6 +10,7 @@ declaration); the format is the extension, as the spec says.
     POST /open311/v2/requests.{json,xml}                       api_key
     GET  /open311/v2/requests.{json,xml}?jurisdiction_id=…     api_key
     GET  /open311/v2/requests/<service_request_id>.{json,xml}  api_key
+    GET  /open311/v2/servicerequestupdates.{json,xml}?jurisdiction_id=…&start_date&end_date  api_key
 
 Mapping and choices:
 
@@ -32,14 +33,26 @@ Mapping and choices:
 - **Tenancy**: a credential sees only its own townships. A jurisdiction_id the key does not cover
   does not exist for it: 404, for reads and for creating, never 403 — the same rule as
   ``shared.auth.require_township``.
-- **Creating**: form-encoded as the spec says (JSON bodies are accepted too). ``phone`` is
-  required (our reports carry the reporter's phone; it also locates the household from the
-  roster), ``address_string`` or ``address_id`` (our household id) locate it otherwise, lat/long
-  are kept when both are given. ``first_name``/``last_name`` become the reporter's name (family
-  name first when both are Chinese, "first last" otherwise); ``email`` is ignored; each
-  ``media_url`` becomes a photo. The body then goes through the same ``ReportIn`` validation as
-  ``POST /api/v1/reports`` with channel ``open311``. Success is 200 (not 201) because the spec
-  shows none and some clients test for exactly 200.
+- **Creating**: form-encoded as the spec says, or multipart/form-data when a client (FixMyStreet)
+  uploads photos as files (``photo1``…; checked by open311_media.py before anything is stored);
+  JSON bodies are accepted too. ``phone`` is optional when ``lat``/``long``, ``address_string`` or
+  ``address_id`` locate the problem (the spec's rule; FixMyStreet often sends only lat/long and an
+  email). ``phone``, ``address_string`` or ``address_id`` (our household id) find the household in
+  the roster; lat/long alone find none, so such a report goes to the township's staff, and the
+  ``service_notice`` says so. ``first_name``/``last_name`` become the reporter's name (family
+  name first when both are Chinese, "first last" otherwise); ``email`` is kept with the report like
+  a phone (never returned, never in an event or a log); ``attribute[…]`` is accepted and ignored
+  (every service has ``metadata`` false); each ``media_url`` becomes a photo. The body then goes
+  through ``Open311ReportIn`` (``ReportIn``'s rules, phone optional) with channel ``open311``.
+  Success is 200 (not 201) because the spec shows none and some clients test for exactly 200.
+- **A reporter without a phone** gets no SMS (there is no email channel): they follow the report
+  through the client, which polls ``servicerequestupdates`` and relays each step (FixMyStreet
+  emails its user), and by the tracking number (this API, or the township's tracking page).
+- **Updates** (``servicerequestupdates``, the GeoReport v2 extension FixMyStreet polls): each step
+  of a report that a case event made, with a stable ``update_id``, a status from one table
+  (open311_status.py) and the Chinese step text; see open311_updates.py. Same key and tenancy rules
+  as reading requests; ``start_date``/``end_date`` bound ``updated_datetime`` as they bound
+  ``requested_datetime`` for requests.
 - **Listing**: ``service_request_id`` (comma-separated) overrides every other filter, as the spec
   says. Otherwise ``service_code`` and ``status`` (open, closed; comma-separated) filter, and
   ``start_date``/``end_date`` bound ``requested_datetime``: no dates mean the last 90 days, one
@@ -82,7 +95,10 @@ from shared.domain.localtime import local_zone
 from shared.domain.phones import mask_text
 
 from .reports import STATUS_NAMES
-from .schemas import ReportIn
+from . import photos as photo_rules
+from .open311_media import BadUpload, attach_uploads, read_uploads
+from .open311_updates import updates_in
+from .schemas import Open311ReportIn
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +118,8 @@ MAX_RESULTS = 1000
 ROLES = ("operator", "staff", "client", "lead")
 CLOSED = ("resolved", "closed", "answered")   # answered: a common question the bot answered at once
 OPEN = tuple(s for s in STATUS_NAMES if s not in CLOSED)
-_KNOWN_PATH = re.compile(r"^/open311/v2/(discovery|services|services/[^/]+|requests|requests/[^/]+)\.(json|xml)$")
+_KNOWN_PATH = re.compile(r"^/open311/v2/(discovery|services|services/[^/]+|requests|requests/[^/]+"
+                         r"|servicerequestupdates)\.(json|xml)$")
 _REQUEST_ID = re.compile(r"^[0-9A-Za-z]{1,32}$")
 _JURISDICTION = re.compile(r"^\d{9}$")
 _XML_BAD = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -123,7 +140,7 @@ SERVICE_INFO: dict[str, tuple[str, str, str]] = {
 }
 # ReportIn's fields under the names an Open311 client sent them.
 _PARAM_OF = {"township": "jurisdiction_id", "category": "service_code", "description": "description",
-             "reporter_phone": "phone", "reporter_name": "first_name", "address": "address_string",
+             "reporter_phone": "phone", "reporter_email": "email", "reporter_name": "first_name", "address": "address_string",
              "household_id": "address_id", "photos": "media_url", "channel": "channel", "urgent": "urgent",
              "location": "lat", "lat": "lat", "lng": "long"}
 
@@ -342,7 +359,7 @@ def service_notice(report: dict) -> str:
     if report.get("expected_at"):
         when = parse_iso(report["expected_at"]).astimezone(local_zone()).strftime("%Y-%m-%d %H:%M")
         return f"承诺于 {when}（北京时间）前办结，逾期自动上报上一级。"
-    return "已受理，正在分派给所在邻的邻长。"
+    return "已受理，正在分派：按地址或登记电话派给所在邻的邻长，无法确定住户时由镇(街道)工作人员分派。"
 
 
 def request_view(report: dict) -> dict:
@@ -410,16 +427,17 @@ def report_body(params: dict, township: str) -> dict:
     elif code not in CATEGORIES:
         missing.append(f"service_code: {code} 不存在，可选值见 services.json")
     phone = _str(params, "phone")
-    if phone is None:
-        missing.append("phone: 必填参数（报事人电话，用于回访，也用于定位住户）")
+    if phone is None and not any(_str(params, p) for p in ("lat", "long", "address_string", "address_id")):
+        missing.append("phone: 必填参数（报事人电话）；不留电话时须提供 lat/long 或 address_string 以确定问题位置")
     description = _str(params, "description")
     if description is None:
         missing.append("description: 必填参数（请描述问题）")
     if missing:
         raise Open311Error(400, *missing)
     body: dict[str, Any] = {"township": township, "category": code, "description": description,
-                            "reporter_phone": phone, "channel": "open311"}
-    for param, key in (("address_string", "address"), ("address_id", "household_id")):
+                            "channel": "open311"}
+    for param, key in (("phone", "reporter_phone"), ("email", "reporter_email"),
+                       ("address_string", "address"), ("address_id", "household_id")):
         value = _str(params, param)
         if value:
             body[key] = value
@@ -436,9 +454,33 @@ def report_body(params: dict, township: str) -> dict:
     if media:
         body["photos"] = [m.strip() for m in media]
     try:
-        return ReportIn().load(body)
+        return Open311ReportIn().load(body)
     except ValidationError as exc:
         raise Open311Error(400, *[f"{p}: {m}" for p, m in _flatten(exc.messages)]) from None
+
+
+def _uploads() -> list[bytes]:
+    """Photos sent as files in a multipart body, checked before anything is stored."""
+    if request.method != "POST" or not request.files:
+        return []
+    files = [(name, f.read(photo_rules.MAX_BYTES + 1)) for name in request.files for f in request.files.getlist(name)]
+    try:
+        return read_uploads(files)
+    except BadUpload as exc:
+        raise Open311Error(400, str(exc)) from None
+
+
+def created_notice(report: dict) -> str:
+    """What the client shows after creating: true whichever way dispatch routes the report."""
+    no = report["tracking_no"]
+    if report.get("status") == "answered":
+        return f"{service_notice(report)}（编号 {no}；如未解决您的问题，可申请转人工办理）"
+    where = ("系统将按地址（或登记电话）找到所在邻，派给邻长办理；地址不在本镇花名册中时，由镇(街道)工作人员分派。"
+             if report.get("address") or report.get("household_id") or report.get("reporter_phone") else
+             "仅凭位置无法确定所在邻，将由镇(街道)工作人员分派。")
+    follow = (f"请凭编号 {no} 查询办理进展。" if report.get("reporter_phone") else
+              f"您未留电话，不会收到短信；请凭编号 {no} 查询办理进展，或留意您提交诉求的平台转来的进展。")
+    return f"您的诉求已受理。{where}{follow}"
 
 
 # -- the blueprint ---------------------------------------------------------------------------------
@@ -448,6 +490,10 @@ def _query(name: str, description: str, required: bool = False, **schema) -> dic
 
 
 _JURISDICTION_DOC = _query("jurisdiction_id", "镇(街道)9位行政区划代码", True, pattern=r"^\d{9}$")
+_FORM_SCHEMA = {"type": "object", "required": ["api_key", "jurisdiction_id", "service_code", "description"],
+                "properties": {k: {"type": "string"} for k in (
+                    "api_key", "jurisdiction_id", "service_code", "description", "phone", "address_string",
+                    "address_id", "lat", "long", "first_name", "last_name", "email", "media_url")}}
 _API_KEY_DOC = _query("api_key", "TokenIssuer 签发的凭证（也可用 Authorization: Bearer）")
 
 
@@ -474,6 +520,7 @@ def build_open311_blueprints(service) -> list:
     # Registered in this order so the OpenAPI document lists the operations as it always has.
     _discovery_routes(bp)
     _request_routes(bp, service)
+    _update_routes(bp, service)
     return [bp, _fallback_blueprint()]
 
 
@@ -512,21 +559,20 @@ def _request_routes(bp: Blueprint, service) -> None:
     @bp.route(f"/requests.{FMT}", methods=["POST"])
     @bp.doc(responses=_responses("已受理：[{service_request_id, service_notice, account_id}]"),
             requestBody={"required": True, "content": {
-                "application/x-www-form-urlencoded": {"schema": {"type": "object", "required": [
-                    "api_key", "jurisdiction_id", "service_code", "description", "phone"], "properties": {
-                    k: {"type": "string"} for k in ("api_key", "jurisdiction_id", "service_code", "description",
-                                                    "phone", "address_string", "address_id", "lat", "long",
-                                                    "first_name", "last_name", "email", "media_url")}}},
+                "application/x-www-form-urlencoded": {"schema": _FORM_SCHEMA},
+                "multipart/form-data": {"schema": {**_FORM_SCHEMA, "properties": {
+                    **_FORM_SCHEMA["properties"], "photo1": {"type": "string", "format": "binary"}}}},
                 "application/json": {"schema": {"type": "object"}}}})
     def create_request(fmt):
-        """提交诉求（POST Service Request）。phone 必填；address_string、address_id 或 phone 定位住户。"""
+        """提交诉求（POST Service Request）。不留 phone 时须有 lat/long 或 address_string；可用 multipart 上传照片。"""
         params = _params()
         township = _township_for(params)
-        report = service.submit(report_body(params, township))
-        notice = f"您的诉求已受理，将派给所在邻的邻长办理。请凭编号 {report['tracking_no']} 查询办理进度。"
-        if report.get("status") == "answered":
-            notice = f"{service_notice(report)}（编号 {report['tracking_no']}；如未解决您的问题，可申请转人工办理）"
-        return _respond(fmt, [{"service_request_id": report["tracking_no"], "service_notice": notice,
+        body = report_body(params, township)
+        uploads = _uploads()
+        report = service.submit(body)
+        if uploads:
+            report = attach_uploads(service.loop, report, uploads)
+        return _respond(fmt, [{"service_request_id": report["tracking_no"], "service_notice": created_notice(report),
                                "account_id": None}], root="service_requests", item="request")
 
     @bp.route(f"/requests.{FMT}", methods=["GET"])
@@ -554,6 +600,24 @@ def _request_routes(bp: Blueprint, service) -> None:
         if report is None:
             raise Open311Error(404, f"service_request_id {service_request_id} 未找到")
         return _respond(fmt, [request_view(report)], root="service_requests", item="request")
+
+
+def _update_routes(bp: Blueprint, service) -> None:
+    """The servicerequestupdates extension FixMyStreet polls (open311_updates.py)."""
+
+    @bp.route(f"/servicerequestupdates.{FMT}", methods=["GET"])
+    @bp.doc(parameters=[_JURISDICTION_DOC, _API_KEY_DOC,
+                        _query("start_date", "updated_datetime 下限（W3C 时间）"),
+                        _query("end_date", "updated_datetime 上限（W3C 时间），区间不超过90天")],
+            responses=_responses("诉求办理进展（每步一条，update_id 稳定，最早在前，最多1000条）"))
+    def request_updates(fmt):
+        """查询办理进展（GET Service Request Updates，FixMyStreet 扩展）"""
+        params = _params()
+        township = _township_for(params)
+        since, until = _window(params, service.clock.now())
+        reports = service.updated_since(township, iso(since))
+        updates = updates_in(reports, iso(since), iso(until), MAX_RESULTS)
+        return _respond(fmt, updates, root="service_request_updates", item="request_update")
 
 
 def _search(service, township: str, params: dict) -> list:

@@ -25,7 +25,9 @@ def new_report(body: dict, at: datetime) -> tuple[dict, list[dict]]:
         "_id": report_id, "township": body["township"], "tracking_no": tracking_number(),
         "category": body["category"], "description": body["description"], "channel": body["channel"],
         "household_id": body.get("household_id"), "address": body.get("address"),
-        "reporter_phone": body["reporter_phone"], "reporter_name": body.get("reporter_name"),
+        "reporter_phone": body.get("reporter_phone"), "reporter_name": body.get("reporter_name"),
+        # An Open311 client's (FixMyStreet's) user: kept with the report, never shown nor sent on.
+        "reporter_email": body.get("reporter_email"),
         "photos": body.get("photos", []), "location": body.get("location"), "urgent": body.get("urgent", False),
         "submitted_at": iso(at), "updated_at": iso(at), "status": "submitted", "level": None,
         "handler": None, "case_id": None, "expected_at": None, "last_event_at": None,
@@ -102,8 +104,10 @@ def apply_case_event(report: dict, event: dict) -> None:
         fold_pause(report, event)
     report["case_id"] = payload["case_id"]
     report["resend_due"] = None  # dispatch has the report
+    # event_id and status: the Open311 updates feed (open311_updates.py) derives update_id and status from them.
     report["timeline"].append({"at": event["occurred_at"], "type": event["type"],
-                               "text": summary_text(event["type"], payload)})
+                               "text": summary_text(event["type"], payload),
+                               "event_id": event["id"], "status": payload.get("status")})
     report["timeline"].sort(key=lambda e: e["at"])
 
 

@@ -57,6 +57,32 @@ class ReportIn(Schema):
         return data
 
 
+class Open311ReportIn(ReportIn):
+    """An Open311 client's report (services/intake/open311_api.py): the phone is optional when the
+    problem is located by lat/long or an address, as GeoReport v2 has it; the email is kept, never shown."""
+
+    reporter_phone = fields.String(load_default=None, allow_none=True,
+                                   metadata={"example": "13800000000", "pattern": PHONE_PATTERN})
+    reporter_email = fields.Email(validate=validate.Length(max=254), error_messages={"invalid": "邮箱格式不正确"})
+
+    @validates("reporter_phone")
+    def _phone(self, value, **_):
+        if value is not None and not is_valid_phone(value):
+            raise ValidationError("手机号或座机号格式不正确")
+
+    @validates_schema
+    def _locatable(self, data, **_):
+        if not (data.get("household_id") or data.get("address") or data.get("reporter_phone")
+                or data.get("location")):
+            raise ValidationError("需要经纬度、地址、住户或电话之一", field_name="address")
+
+    def load(self, *args, **kwargs):
+        data = Schema.load(self, *args, **kwargs)
+        if data.get("reporter_phone"):
+            data["reporter_phone"] = normalise_phone(data["reporter_phone"])
+        return data
+
+
 class Handler(Schema):
     level = fields.String()
     unit_name = fields.String(allow_none=True)

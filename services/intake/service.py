@@ -70,6 +70,12 @@ class IntakeService:
             where["status"] = {"$in": list(statuses)}
         return self.reports.collection.find(where, sort=[("submitted_at", -1)], limit=limit)
 
+    def updated_since(self, township: str, since: str, limit: int = 5000) -> list[dict]:
+        """A township's reports changed at or after ``since`` (stored ISO text): every report with a step
+        in a window starting then (the Open311 updates feed, open311_updates.py)."""
+        return self.reports.collection.find({"township": township, "updated_at": {"$gte": since}},
+                                            sort=[("updated_at", 1)], limit=limit)
+
     # -- events -------------------------------------------------------------------------------
     def on_case_event(self, event: dict) -> None:
         """Folds a case event into its report's view — and into every report that follows the case."""

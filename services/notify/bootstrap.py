@@ -9,6 +9,7 @@ from shared.service import Context, ServiceParts
 from shared.sweeper import DueSweeper
 
 from .api import build_blueprint
+from .resident_messages_api import build_resident_messages_blueprint
 from .channels import build_channels
 from .config import NotifySettings
 from .service import NotifyService
@@ -53,7 +54,7 @@ def build(ctx: Context, *, opener=None) -> ServiceParts:
                          poll=max(ctx.settings.timer_poll, 30.0))
     return ServiceParts(
         name="notify",
-        blueprints=[build_blueprint(service)],
+        blueprints=[build_blueprint(service), build_resident_messages_blueprint(service)],
         handlers={**service.handlers(), **revocations.handlers()},
         tasks=[sweeper, janitor],
         api={"service": service, "sweeper": sweeper, "janitor": janitor, "channels": channels,

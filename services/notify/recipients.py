@@ -65,8 +65,8 @@ class RecipientRules:
     def on_report_submitted(self, event: dict) -> None:
         """Remembers how to reach the resident who reported, for the case's later news."""
         p = event["payload"]
-        if not (p.get("reporter_phone") or p.get("reporter_openid")):
-            return
+        # A reporter without a phone (an Open311 client's user) is remembered too, as having no
+        # contact: their news is not texted (resident_messages.py), it is on the tracking page and feed.
         try:
             self.residents.insert({"_id": p["report_id"], "township": event["township"],
                                    "phone": p.get("reporter_phone"), "openid": p.get("reporter_openid"),
@@ -93,7 +93,7 @@ class RecipientRules:
             old = previous or assignee
             recipients = self._holder(township, old, "previous") + self._township_staff(township, "township")
         elif kind == "case.accepted":
-            recipients = self._resident(township, p["report_id"])
+            recipients = self._resident_news(event, township, p["report_id"])
         elif kind in ("case.resolved", "case.signed_off"):
             # The resident hears of a resolution once, from intake's report.rating_requested, which
             # carries the rating link and is sent to every report that follows the case.
@@ -102,14 +102,14 @@ class RecipientRules:
             # 请补充材料: only a pause that waits for the resident asks them for something.
             if p.get("pause_reason") != "awaiting_resident":
                 return
-            recipients = self._resident(township, p["report_id"])
+            recipients = self._resident_news(event, township, p["report_id"])
         elif kind == "case.resumed":
             if p.get("actor") not in ("resident", "system"):
                 return  # the holder resumed it themselves
             recipients = self._holder(township, assignee, "assignee")
         elif kind == "case.merged":
             reports = p.get("linked_report_ids") or [p["report_id"]]
-            recipients = [r for report_id in reports for r in self._resident(township, report_id)]
+            recipients = [r for report_id in reports for r in self._resident_news(event, township, report_id)]
         else:
             return
         params = case_params(p, due_local=self._local(p.get("due_at")),
@@ -125,7 +125,7 @@ class RecipientRules:
         params["link"] = self._case_link(p)
         if event["type"] == "report.rating_requested":
             params["rate_url"] = p.get("rate_url") or "“三长制”小程序（凭查询码）"
-            recipients = self._resident(township, p["report_id"])
+            recipients = self._resident_news(event, township, p["report_id"])
         else:
             recipients = self._township_staff(township, "staff")
         self._notify(event, recipients, params)
@@ -140,7 +140,10 @@ class RecipientRules:
         recipient = Recipient(f"department:{dept_id}", "department", "department",
                               p.get("department_name") or contact.get("name"), _address(contact))
         params = department_params(p, due_local=self._local(p.get("due_at")))
-        self._notify(event, [recipient], params)
+        # The lead department's assignment is news for the resident too (resident_policy.py); a co-handler's is not.
+        resident = self._resident_news(event, event["township"], p["report_id"]) \
+            if event["type"] == "department.assigned" and p.get("role") != "co" else []
+        self._notify(event, [recipient] + resident, params)
 
     def _holder(self, township: str, assignee: dict | None, role: str) -> list[Recipient]:
         if not assignee:

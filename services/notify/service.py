@@ -21,7 +21,8 @@ The work is split along its seams, one module each, composed into ``NotifyServic
 ``recipients`` (who hears what), ``deliveries`` (opening a notice, compare-and-set writes, the
 sweeper's work), ``sending`` (claim, send, retry, fall back, dead-letter), ``limits`` (quiet hours,
 rate limit, SMS budget), ``digests`` (rate-limit digests), ``receipts`` (provider receipts),
-``template_admin`` (a township's templates) and ``delivery_log`` (what staff read).
+``template_admin`` (a township's templates), ``delivery_log`` (what staff read) and
+``resident_messages`` (which news reaches a resident: the rule in ``resident_policy``).
 """
 from __future__ import annotations
 
@@ -39,12 +40,13 @@ from .receipts import Receipts
 from .recipients import RecipientRules
 from .signin_codes import SigninCodes
 from .case_links import CaseLinks
+from .resident_messages import ResidentMessages
 from .sending import Sending
 from .template_admin import TemplateAdmin
 
 
 class NotifyService(RecipientRules, Deliveries, Sending, Limits, Digests, Receipts, TemplateAdmin, DeliveryLog,
-                    SigninCodes, CaseLinks):
+                    SigninCodes, CaseLinks, ResidentMessages):
     def __init__(self, store: Store, channels: dict, clock: Clock, settings: NotifySettings | None = None,
                  secret: str | None = None):
         self.settings = settings or NotifySettings()
@@ -61,6 +63,9 @@ class NotifyService(RecipientRules, Deliveries, Sending, Limits, Digests, Receip
         self.templates = store.collection("templates", [Index.on("township")])
         # notify's dead letters: notices no channel could deliver (see the README section).
         self.dead = store.collection("dead", [Index.on("township"), Index.on("case_id")])
+        # what residents are texted (resident_policy.py): each township's choice, and the first telling of each news
+        self.resident_policies = store.collection("resident_policies")
+        self.resident_told = store.collection("resident_told", [Index.on("township")])
         missing = sorted(self.settings.routes.channel_names() - set(channels))
         if missing:
             raise ConfigError("SANZHANG_NOTIFY_ROUTES names channels that are not configured: "

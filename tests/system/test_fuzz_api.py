@@ -134,6 +134,7 @@ POSITIVE_DATA_ACCEPTANCE_EXCEPTIONS = {
     # pausing the clock and 积分超市 (rules across fields and against stored data; 422 naming the field)
     "POST /api/v1/cases/{case_id}/pause": "until only with awaiting_external, in the future and within the tier's cap",
     "POST /api/v1/townships/{code}/exchanges": "unit_id must be a 三长 post of the township with a lead in it",
+    "GET /open311/v2/servicerequestupdates.{fmt}": "start_date/end_date: W3C times at most 90 days apart, end after start",
 }
 # The knowledge base's /kb/match and /kb/import are also /kb/{entry} URLs (an entry may be named
 # "match"), so OPTIONS there rightly lists GET, PUT and DELETE too.

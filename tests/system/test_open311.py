@@ -6,7 +6,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from services.intake.reports import submitted_event
 from shared.cli import _load_demo
+from shared.clock import parse_iso
 from shared.events import make_event
 
 from tests.support.runtime import token
@@ -186,7 +188,9 @@ def test_phone_alone_locates_the_household_and_fields_map_onto_the_report(system
     assert report["location"] == {"lat": 27.915, "lng": 112.527}
     assert report["photos"] == ["https://img.example.com/lamp.jpg"]
     assert report["category"] == "power" and report["address"] is None
-    assert "li@example.com" not in str(report)
+    # The email is kept with the report like a phone: never in the report.submitted event nor a view.
+    assert report["reporter_email"] == "li@example.com"
+    assert "li@example.com" not in str(submitted_event(report, parse_iso(report["submitted_at"])))
 
     assert system.drain()
     [view] = json_of(get_json(web, f"requests/{tracking_no}.json", jurisdiction_id=TOWNSHIP, api_key=demo["client"]))
@@ -300,12 +304,12 @@ def test_errors_answer_in_the_spec_format_in_json_and_xml(web, demo):
     department_key = token(web.application.extensions["sanzhang.runtime"], "department")["Authorization"][7:]
     assert "department" in err(get_json(web, "requests.json", jurisdiction_id=TOWNSHIP, api_key=department_key), 403)[0]
 
-    # the phone: required, and validated by the same schema as /api/v1/reports
-    assert err(post_request(web, demo, phone=None), 400) == [
-        "phone: 必填参数（报事人电话，用于回访，也用于定位住户）"]
+    # the phone: required unless lat/long or an address locate the problem; validated as in /api/v1/reports
+    assert err(post_request(web, demo, phone=None, address_string=None), 400) == [
+        "phone: 必填参数（报事人电话）；不留电话时须提供 lat/long 或 address_string 以确定问题位置"]
     assert err(post_request(web, demo, phone="12345"), 400) == ["phone: 手机号或座机号格式不正确"]
     assert xerr(post_request(web, demo, "xml", phone="12345"), 400) == [("400", "phone: 手机号或座机号格式不正确")]
-    several = err(post_request(web, demo, phone=None, description=None, service_code=None), 400)
+    several = err(post_request(web, demo, phone=None, address_string=None, description=None, service_code=None), 400)
     assert [d.split(":")[0] for d in several] == ["service_code", "phone", "description"]
     assert err(post_request(web, demo, lat="27.9"), 400) == ["lat/long: 须同时提供经度和纬度"]
     assert err(post_request(web, demo, lat="95", long="112.5"), 400)[0].startswith("lat: ")
@@ -388,7 +392,8 @@ def test_openapi_documents_the_open311_routes(web):
     paths = spec["paths"]
     assert set(p for p in paths if p.startswith("/open311/")) == {
         "/open311/v2/discovery.{fmt}", "/open311/v2/services.{fmt}", "/open311/v2/services/{service_code}.{fmt}",
-        "/open311/v2/requests.{fmt}", "/open311/v2/requests/{service_request_id}.{fmt}"}
+        "/open311/v2/requests.{fmt}", "/open311/v2/requests/{service_request_id}.{fmt}",
+        "/open311/v2/servicerequestupdates.{fmt}"}
     assert set(paths["/open311/v2/requests.{fmt}"]) >= {"get", "post"}
     fmt = next(p for p in paths["/open311/v2/discovery.{fmt}"]["parameters"] if p["name"] == "fmt")
     assert fmt["schema"]["enum"] == ["json", "xml"]

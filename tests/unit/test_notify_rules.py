@@ -176,7 +176,7 @@ def test_departments_hear_assignment_and_missed_deadlines(tmp_path, event_type, 
                "department_name": "市住建局", "township": TOWNSHIP, "due_at": "2026-11-09T09:30:00.000000Z",
                "category": "housing"}
     h.handle(event(event_type, payload))
-    [d] = h.deliveries()
+    [d] = h.deliveries(recipient_kind="department")   # (the resident's news is tested in test_resident_messages.py)
     assert (d["recipient_role"], d["recipient_id"], d["recipient_kind"]) == ("department", "department:d-zjj",
                                                                             "department")
     assert d["to"] == {"phone": "13873100201", "wecom_id": "zjj", "openid": None}

@@ -58,3 +58,11 @@ def test_a_previous_secret_still_opens_messages_sealed_before_a_rotation():
     personal.configure("a-brand-new-secret-0123456789")
     with pytest.raises(ValidationError):
         load_event(json.loads(json.dumps(old)))  # poison for this consumer: dead-lettered, never guessed
+
+
+def test_an_email_is_a_contact_field_like_a_phone():
+    """An Open311 client's user's email (intake keeps it on the report): sealed should it ever travel."""
+    assert personal.is_personal("reporter_email") and personal.is_personal("email")
+    sealed = personal.seal_tree({"reporter_email": "alex@example.org", "note": "x"})
+    assert sealed["reporter_email"].startswith("sealed:v1:") and sealed["note"] == "x"
+    assert personal.open_tree(sealed)["reporter_email"] == "alex@example.org"
