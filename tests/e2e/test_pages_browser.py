@@ -105,12 +105,13 @@ class Checker:
         b.screenshot(str(self.shots / f"{name}.png"))
 
     def submit(self, form_id: str) -> None:
-        self.browser.eval(f"document.getElementById('{form_id}').requestSubmit(); true")
+        # The page now open is marked: loaded() waits for the page the form leads to, not this one.
+        self.browser.eval(f"window.__stale = true; document.getElementById('{form_id}').requestSubmit(); true")
 
 
 def loaded(browser, condition: str, timeout: float = 15):
     """Waits for the page a form led to: fully parsed, and ``condition`` true on it."""
-    return browser.wait(f"document.readyState === 'complete' && ({condition})", timeout)
+    return browser.wait(f"!window.__stale && document.readyState === 'complete' && ({condition})", timeout)
 
 
 def fill(browser, values: dict) -> None:
@@ -235,11 +236,11 @@ def sign_in(browser, system, phone_box, phone: str) -> None:
     """On the sign-in page now open: the phone, then the code the 'phone' received."""
     loaded(browser, "document.querySelector('input[name=phone]') !== null")
     before = len(phone_box.messages)
-    browser.eval(f"document.querySelector('input[name=phone]').value = {json.dumps(phone)};"
+    browser.eval(f"window.__stale = true; document.querySelector('input[name=phone]').value = {json.dumps(phone)};"
                  "document.querySelector('form').submit(); true")
     loaded(browser, "document.querySelector('input[name=sms_code]') !== null")
     code = phone_box.wait_for_code(phone, system, before)
-    browser.eval(f"document.querySelector('input[name=sms_code]').value = {json.dumps(code)};"
+    browser.eval(f"window.__stale = true; document.querySelector('input[name=sms_code]').value = {json.dumps(code)};"
                  "document.querySelector('form').submit(); true")
 
 
@@ -380,7 +381,7 @@ def test_the_core_actions_work_without_scripts(system, demo, server, browser, tm
     browser.eval("document.getElementById('cat-water').click(); true")
     fill(browser, {"description": "自来水停了两天了", "address": "韶山村一组12号", "phone": PHONE})
     set_files(browser, "#photos", [photo])
-    browser.eval("document.getElementById('report-form').requestSubmit(); true")
+    browser.eval("window.__stale = true; document.getElementById('report-form').requestSubmit(); true")
     loaded(browser, "location.pathname.indexOf('/track/') > 0")
     assert system.drain()
     tracking = browser.eval("document.getElementById('tracking-no').textContent")
@@ -393,6 +394,6 @@ def test_the_core_actions_work_without_scripts(system, demo, server, browser, tm
     assert system.drain()
     browser.goto(browser.eval("location.href"))
     browser.eval("document.querySelector('input[name=rating][value=\"满意\"]').click(); true")
-    browser.eval("document.getElementById('rating-form').requestSubmit(); true")
+    browser.eval("window.__stale = true; document.getElementById('rating-form').requestSubmit(); true")
     loaded(browser, "document.querySelector('.notice') !== null")
     assert system.service("intake").api["service"].find(tracking)["ratings"][-1]["rating"] == "satisfied"
