@@ -88,7 +88,7 @@ def build(ctx: Context) -> ServiceParts:
         name="dispatch",
         blueprints=[build_blueprint(org, cases, book.reachability), build_case_blueprint(desk),
                     build_policy_blueprint(policies), *supervision.blueprints(), build_merge_blueprint(resident_loop),
-                    build_contacts_blueprint(book), *build_pages(org, desk, ctx.issuer)],
+                    build_contacts_blueprint(book), *build_pages(org, desk, ctx.issuer, supervision)],
         handlers=merge_handlers(handlers.handlers(), supervision.handlers(), resident_loop.handlers(),
                                 department_handlers(cases, ctx.clock), pause_handlers(cases, ctx.clock)),
         repos=[cases, org.imports],

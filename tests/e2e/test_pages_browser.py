@@ -265,6 +265,9 @@ def test_a_lead_signs_in_accepts_reports_progress_and_resolves(system, demo, ser
                           ".map(a => [a.id, a.querySelector('.count').dataset.count]))")
     assert counts == {"box-assigned": "2", "box-accepted": "0", "box-due_soon": "0", "box-overdue": "0"}
     pages.open("lead-inbox", f"{server}/lead/")
+    pages.open("lead-me", f"{server}/lead/me")
+    assert browser.eval("document.getElementById('points').textContent") == "0"
+    assert browser.eval("document.querySelectorAll('#households li').length") > 0     # the 邻长's households
 
     # The SMS short link lands on the case itself.
     log = web.get(f"/api/v1/deliveries?township={TOWNSHIP}", headers=ADMIN_HEADERS).json
@@ -312,6 +315,10 @@ def test_a_lead_signs_in_accepts_reports_progress_and_resolves(system, demo, ser
     assert "已上交" in browser.eval("document.querySelector('.notice').textContent")
     assert case(system, other)["level"] == "group"
     assert browser.eval("document.querySelectorAll('.case-link').length") == 0   # no longer this lead's
+    browser.goto(f"{server}/lead/me")                                           # points for the work just done
+    assert system.drain()
+    browser.goto(f"{server}/lead/me")
+    assert browser.eval("document.querySelectorAll('#ledger li').length") > 0
 
 
 def test_a_department_clerk_signs_in_accepts_asks_for_time_and_signs_off(system, demo, server, browser, axe, tmp_path):

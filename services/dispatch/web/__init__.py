@@ -13,12 +13,12 @@ from .lead import lead_routes
 PREFIX = "/pages"
 
 
-def build_pages(org, desk, issuer) -> list:
+def build_pages(org, desk, issuer, sup=None) -> list:
     from flask import Blueprint
 
     pages = Pages(Path(__file__).parent / "templates", kit=f"{PREFIX}/kit", site="诉求办理")
     bp = Blueprint("entry_pages", __name__)
     entry_routes(bp, pages, org)
     if issuer is not None:   # sessions need the secret
-        lead_routes(bp, pages, desk, issuer)
+        lead_routes(bp, pages, desk, issuer, sup)
     return [kit_blueprint("dispatch_kit", PREFIX), bp]

@@ -14,6 +14,7 @@ from shared.pages.web import field_errors
 from ..desk import BadField, CaseNotVisible, NotHolder
 from ..page_forms import AcceptForm, AnswerForm, EscalateForm, NoteForm
 from ..transitions import ESCALATION_REASONS, STATUS_TEXT, WrongState
+from .me import me_routes
 from .timeline import timeline_text
 
 BOXES = (("assigned", "待接单"), ("accepted", "办理中"), ("due_soon", "即将超时"), ("overdue", "已超时"))
@@ -28,7 +29,7 @@ def _boxes(cases: list[dict]) -> dict[str, list[dict]]:
             "overdue": [c for c in cases if c.get("timing") == "overdue"]}
 
 
-def lead_routes(bp, pages, desk, issuer) -> None:
+def lead_routes(bp, pages, desk, issuer, sup=None) -> None:
     def person():
         principal = current_principal()
         if principal is None or not principal.session_id or principal.role not in ROLES:
@@ -37,6 +38,9 @@ def lead_routes(bp, pages, desk, issuer) -> None:
 
     def signin(where: str):
         return redirect(f"/signin?next={where}", 303)
+
+    if sup is not None:
+        me_routes(bp, pages, sup, person, signin)
 
     @bp.get("/lead/")
     def inbox():
