@@ -29,8 +29,12 @@ def _embedded_settings(settings: Settings, demo: bool) -> Settings:
         creds = {"secret": secrets.token_urlsafe(32), "admin_token": "demo-admin-" + secrets.token_urlsafe(12)}
         path.write_text(json.dumps(creds))
         path.chmod(0o600)
+    from .domain.demo import DEMO_TOWNSHIP, DEMO_TOWNSHIP_NAME
+
+    pages = settings.pages_townships or (f"{DEMO_TOWNSHIP}={DEMO_TOWNSHIP_NAME}" if demo else None)
     return replace(settings, secret=settings.secret or creds["secret"],
-                   admin_token=settings.admin_token or (creds["admin_token"] if demo else None))
+                   admin_token=settings.admin_token or (creds["admin_token"] if demo else None),
+                   pages_townships=pages)
 
 
 def _load_demo(runtime: Runtime) -> dict:
@@ -67,6 +71,7 @@ sanzhang is running (embedded: one process, durable SQLite bus and stores in {se
   Health:    {base}/healthz   {base}/readyz
   OpenAPI:   {base}/openapi.json
   Open311:   {base}/open311/v2/discovery.json
+  Pages:     {base}/   (residents {base}/resident/, 三长 {base}/lead/, departments {base}/dept/)
 
 Demo township {demo['township']} loaded ({demo['counts']}).
 Tokens (demo only):
@@ -76,7 +81,7 @@ Tokens (demo only):
   export ADMIN={settings.admin_token}
 
 Sign in as that 邻长 (the demo roster's made-up number; the code shows up in this terminal):
-  {base}/signin   phone {demo.get('lead_phone')}   then "我的案件" at {base}/my
+  {base}/signin   phone {demo.get('lead_phone')}   then the workbench at {base}/lead/
 
 Try it — submit a report, then read it back with its id or tracking number:
   curl -s -X POST {base}/api/v1/reports -H "Authorization: Bearer $CLIENT" \\

@@ -49,6 +49,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SANZHANG_WECOM_OAUTH", None, "WeCom web sign-in (企业微信网页授权) per township, JSON: {\"<township>\": {\"corp_id\", \"agent_id\", \"secret\"}} (the secret of the app whose trusted domain serves /signin). Unset: SMS codes only."),
     Setting("SANZHANG_WECOM_OAUTH_ENDPOINT", "https://qyapi.weixin.qq.com", "WeCom's API for web sign-in (tests point it at a local fake)."),
     Setting("SANZHANG_SIGNIN_ADDRESS_LIMIT", "30", "Sign-in codes one client address may ask for per hour (besides 1 a minute and 5 an hour per phone)."),
+    Setting("SANZHANG_PAGES_TOWNSHIPS", None, "Townships whose residents may report on the public pages (/resident/), comma-separated, each code=name, e.g. 430382100=清溪镇. Unset: the pages take no new reports (tracking and rating still work). The demo opens its township."),
+    Setting("SANZHANG_TRUSTED_PROXIES", "0", "How many proxies in front of the service set X-Forwarded-For/-Proto/-Host (the Compose proxy or the Kubernetes Ingress: 1). The client's address (rate limits) and https (secure cookies) are read from them. 0: the headers are ignored."),
 )
 
 def setting(settings: "Settings", env: str) -> str | None:
@@ -96,6 +98,8 @@ class Settings:
     max_body: int = 1024 * 1024
     rate_limit: str | None = None
     timezone: str = DEFAULT_ZONE
+    pages_townships: str | None = None
+    trusted_proxies: int = 0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -131,5 +135,7 @@ class Settings:
             max_body=int(get("SANZHANG_MAX_BODY")),
             rate_limit=get("SANZHANG_RATE_LIMIT") or None,
             timezone=get("SANZHANG_TIMEZONE"),
+            pages_townships=get("SANZHANG_PAGES_TOWNSHIPS") or None,
+            trusted_proxies=int(get("SANZHANG_TRUSTED_PROXIES")),
             extra=env,
         )

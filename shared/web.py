@@ -222,6 +222,11 @@ def create_app(runtime) -> Flask:
     )
     app.json.ensure_ascii = False
     app.extensions["sanzhang.runtime"] = runtime
+    hops = getattr(runtime.settings, "trusted_proxies", 0)
+    if hops:  # behind the Compose proxy or the Ingress: the client's address and scheme from its headers
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.extensions["sanzhang.auth"] = runtime.authenticator
     api = _api(app)
     _http_errors(app, api)

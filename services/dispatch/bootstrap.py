@@ -25,6 +25,7 @@ from .merge_api import build_merge_blueprint
 from .people import HANDLES as PEOPLE_HANDLES, People
 from .resident_loop import ResidentLoop
 from .supervision import CASE_FIGURE_COLUMNS, CASE_FIGURE_INDEXES, CaseFacts, Supervision, merge_handlers, village_lookup
+from .web import build_pages
 
 CASE_INDEXES = [
     Index.on("report_id", unique=True), Index.on("township"), Index.on("township", "status"),
@@ -87,7 +88,7 @@ def build(ctx: Context) -> ServiceParts:
         name="dispatch",
         blueprints=[build_blueprint(org, cases, book.reachability), build_case_blueprint(desk),
                     build_policy_blueprint(policies), *supervision.blueprints(), build_merge_blueprint(resident_loop),
-                    build_contacts_blueprint(book)],
+                    build_contacts_blueprint(book), *build_pages(org, desk, ctx.issuer, supervision)],
         handlers=merge_handlers(handlers.handlers(), supervision.handlers(), resident_loop.handlers(),
                                 department_handlers(cases, ctx.clock), pause_handlers(cases, ctx.clock)),
         repos=[cases, org.imports],

@@ -161,4 +161,6 @@ def _link_routes(bp: Blueprint, people) -> None:
         case = people.links.open(principal, code)
         if case is None:
             return page("链接无效", "<p>链接无效，或您无权查看该案件。</p><p><a href=/my>我的案件</a></p>", 404)
+        if principal.role in ("lead", "staff"):   # the workbench's case page (web/lead.py)
+            return redirect(f"/lead/cases/{case['_id']}", code=303)
         return page("案件详情", _case_html(case))

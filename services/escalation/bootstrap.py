@@ -10,6 +10,7 @@ from shared.sweeper import DueSweeper
 from .api import build_blueprints
 from .service import EscalationService
 from .webhooks import BATCH
+from .web import build_pages
 
 # department.* events escalation consumes itself: they feed the departments' webhooks.
 DEPARTMENT_EVENTS = ("department.assigned", "department.accepted", "department.progress",
@@ -42,7 +43,7 @@ def build(ctx: Context) -> ServiceParts:
     ]
     return ServiceParts(
         name="escalation",
-        blueprints=build_blueprints(service),
+        blueprints=[*build_blueprints(service), *build_pages(service, ctx.issuer)],
         handlers=handlers,
         repos=[service.referrals],
         tasks=tasks,

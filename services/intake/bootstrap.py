@@ -13,10 +13,12 @@ from .admin_api import build_admin_blueprint
 from .api import build_blueprint
 from .knowledge import KnowledgeBase
 from .loop import ResidentLoop
+from .page_desk import ResidentDesk, parse_townships
 from .open311_api import build_open311_blueprints
 from .resident_api import build_resident_blueprints
 from .residents import ResidentTokens, TownshipSettings
 from .service import IntakeService
+from .web import build_pages
 
 REPORT_INDEXES = [Index.on("tracking_no", unique=True), Index.on("township"), Index.on("township", "status"),
                   # a client's Idempotency-Key: a resent POST finds the report it already made
@@ -58,7 +60,8 @@ def build(ctx: Context) -> ServiceParts:
     return ServiceParts(
         name="intake",
         blueprints=[build_blueprint(service, tokens), *build_resident_blueprints(loop, tokens),
-                    build_admin_blueprint(kb, loop, settings), *build_open311_blueprints(service)],
+                    build_admin_blueprint(kb, loop, settings), *build_open311_blueprints(service),
+                    *build_pages(ResidentDesk(service, loop, tokens, parse_townships(ctx.settings.pages_townships)))],
         handlers={**{t: service.on_case_event for t in HANDLES - REVOCATION_EVENTS}, **revocations.handlers()},
         repos=[reports, followups],
         tasks=[DueSweeper("report-resend", reports.collection, "resend_due", service.resend, ctx.clock, poll=poll),

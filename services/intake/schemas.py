@@ -10,7 +10,7 @@ from shared.domain.phones import mask as mask_phone
 from shared.domain.phones import normalise as normalise_phone
 from shared.events import NOT_BLANK, TOWNSHIP_CODE
 
-CHANNELS = ("mini_program", "wechat", "phone", "walk_in", "lead", "open311")
+CHANNELS = ("mini_program", "wechat", "phone", "walk_in", "lead", "open311", "web")
 
 
 class Location(Schema):

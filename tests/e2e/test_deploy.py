@@ -63,7 +63,7 @@ INTENTIONALLY_ABSENT = {
 
 # Kinds with schemas in kubernetes-validate, and the custom kinds checked structurally below.
 CORE_KINDS = {"ConfigMap", "Secret", "ServiceAccount", "Deployment", "Service", "PodDisruptionBudget",
-              "HorizontalPodAutoscaler", "Job", "NetworkPolicy", "Namespace"}
+              "HorizontalPodAutoscaler", "Job", "NetworkPolicy", "Namespace", "Ingress"}
 CUSTOM_KINDS = {"RabbitmqCluster": "rabbitmq.com/v1beta1",
                 "MongoDBCommunity": "mongodbcommunity.mongodb.com/v1",
                 "ScaledObject": "keda.sh/v1alpha1",
@@ -900,7 +900,7 @@ def test_compose_matches_the_compose_specification():
 
 def test_compose_services_and_images():
     services = _compose()["services"]
-    assert set(services) == {"rabbitmq", "mongo", "topology", *SERVICES}
+    assert set(services) == {"rabbitmq", "mongo", "topology", "proxy", *SERVICES}
     assert re.fullmatch(r"rabbitmq:(3\.13|4\.\d+)-management", services["rabbitmq"]["image"])
     assert re.fullmatch(r"mongo:7(\.\d+)*", services["mongo"]["image"])
     for name in ("topology", *SERVICES):
@@ -950,9 +950,9 @@ def test_compose_service_environment():
             assert re.fullmatch(r"\$\{%s:\?[^}]+\}" % secret, env[secret]), env[secret]
             assert secret in example
         assert env["SANZHANG_PORT"] == "8000"
-    published = {name: services[name]["ports"][0] for name in SERVICES}
-    assert published["intake"].endswith(":8000:8000")
-    assert len({p.rsplit(":", 2)[1] for p in published.values()}) == len(SERVICES), "distinct host ports"
+    # One public address: only the proxy is published (tests/e2e/test_ingress_routes.py checks its routes).
+    assert all("ports" not in services[name] for name in SERVICES)
+    assert [p.rsplit(":", 2)[1] for p in services["proxy"]["ports"]] == ["443", "80"]
 
 
 @pytest.mark.parametrize("service", SERVICES)

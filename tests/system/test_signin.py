@@ -266,7 +266,9 @@ def test_a_message_carries_a_short_link_that_opens_the_case_after_sign_in(tmp_pa
         code = world["phone"].wait_for_code(world["lead_phone"], runtime, 0)
         done = web.post("/signin/verify", data={"challenge_id": challenge_id, "sms_code": code, "next": path})
         assert done.status_code == 303 and done.headers["Location"].endswith(path)
-        opened = web.get(path)
+        opened = web.get(path)   # on to the lead's workbench, at the case
+        assert opened.status_code == 303 and "/lead/cases/" in opened.headers["Location"]
+        opened = web.get(opened.headers["Location"])
         assert opened.status_code == 200 and tracking_no in opened.get_data(as_text=True)
         made_up = web.get("/l/ABCDEFGH")
         # Another lead of the township: the same answer as a made-up code.

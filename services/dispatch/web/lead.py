@@ -1,0 +1,112 @@
+"""三长接单: the lead's workbench on the phone, after sign-in (the page session of shared.auth).
+An inbox of 待接单 / 办理中 / 即将超时 / 已超时 with counts, the case page, and its actions:
+接单, 进展, 办结, 上交, 答复督办. Plain forms; each carries the session's CSRF token (shared.auth
+refuses a cookie write without it)."""
+from __future__ import annotations
+
+from flask import redirect, request
+from marshmallow import ValidationError
+
+from shared.auth import CSRF_FIELD, current_principal
+from shared.domain.categories import CATEGORIES
+from shared.pages.web import field_errors
+
+from ..desk import BadField, CaseNotVisible, NotHolder
+from ..page_forms import AcceptForm, AnswerForm, EscalateForm, NoteForm
+from ..transitions import ESCALATION_REASONS, STATUS_TEXT, WrongState
+from .me import me_routes
+from .timeline import timeline_text
+
+BOXES = (("assigned", "待接单"), ("accepted", "办理中"), ("due_soon", "即将超时"), ("overdue", "已超时"))
+ROLES = ("lead", "staff")
+MAX_CASES = 200
+
+
+def _boxes(cases: list[dict]) -> dict[str, list[dict]]:
+    return {"assigned": [c for c in cases if c["status"] == "assigned"],
+            "accepted": [c for c in cases if c["status"] == "accepted"],
+            "due_soon": [c for c in cases if c.get("timing") == "due_soon"],
+            "overdue": [c for c in cases if c.get("timing") == "overdue"]}
+
+
+def lead_routes(bp, pages, desk, issuer, sup=None) -> None:
+    def person():
+        principal = current_principal()
+        if principal is None or not principal.session_id or principal.role not in ROLES:
+            return None
+        return principal
+
+    def signin(where: str):
+        return redirect(f"/signin?next={where}", 303)
+
+    if sup is not None:
+        me_routes(bp, pages, sup, person, signin)
+
+    @bp.get("/lead/")
+    def inbox():
+        principal = person()
+        if principal is None:
+            return signin("/lead/")
+        boxes = _boxes(desk.held(principal, "open", MAX_CASES, 0))
+        show = request.args.get("show") if request.args.get("show") in boxes else "assigned"
+        return pages.render("inbox.html", title="我的工作台", who=principal.name, boxes=BOXES, show=show,
+                            notice=DONE.get(request.args.get("done") or ""),
+                            counts={k: len(v) for k, v in boxes.items()}, cases=boxes[show],
+                            categories=CATEGORIES, status_text=STATUS_TEXT)
+
+    @bp.get("/lead/cases/<string:case_id>")
+    def case_page(case_id):
+        principal = person()
+        if principal is None:
+            return signin(f"/lead/cases/{case_id}")
+        return _case(pages, desk, issuer, principal, case_id, {}, {}, notice=request.args.get("done"))
+
+    @bp.post("/lead/cases/<string:case_id>/<string:action>")
+    def act(case_id, action):
+        principal = person()   # a cookie write: shared.auth has checked the CSRF token
+        if principal is None:
+            return signin(f"/lead/cases/{case_id}")
+        if action not in ACTIONS:
+            return pages.render("gone.html", status=404, title="未找到")
+        schema, call = ACTIONS[action]
+        values = request.form.to_dict()
+        values.pop(CSRF_FIELD, None)
+        try:
+            call(desk, principal, case_id, schema().load(values))
+        except ValidationError as exc:
+            return _case(pages, desk, issuer, principal, case_id, {action: values}, {action: field_errors(exc)}, 422)
+        except BadField as exc:
+            return _case(pages, desk, issuer, principal, case_id, {action: values}, {action: {exc.field: exc.message}}, 422)
+        except (WrongState, NotHolder) as exc:
+            return _case(pages, desk, issuer, principal, case_id, {action: values}, {action: {"form": str(exc)}}, 409)
+        except CaseNotVisible:
+            return pages.render("gone.html", status=404, title="未找到")
+        if action == "escalate":   # no longer this lead's case: back to the inbox
+            return redirect("/lead/?done=escalate", 303)
+        return redirect(f"/lead/cases/{case_id}?done={action}", 303)
+
+
+ACTIONS = {
+    "accept": (AcceptForm, lambda d, p, c, f: d.accept(p, c, f.get("note"))),
+    "progress": (NoteForm, lambda d, p, c, f: d.progress(p, c, f["note"])),
+    "resolve": (NoteForm, lambda d, p, c, f: d.resolve(p, c, f["note"])),
+    "escalate": (EscalateForm, lambda d, p, c, f: d.escalate(p, c, f["reason"], f.get("note"))),
+    "answer": (AnswerForm, lambda d, p, c, f: d.answer(p, c, f["supervision_id"], f["note"])),
+}
+DONE = {"accept": "已接单，请在时限内办结。", "progress": "进展已记录，群众可以看到。", "resolve": "已办结，将请群众评价。",
+        "escalate": "已上交上一级。", "answer": "已答复督办。"}
+
+
+def _case(pages, desk, issuer, principal, case_id, values, errors, status=200, notice=None):
+    try:
+        case = desk.read(principal, case_id)
+    except CaseNotVisible:
+        return pages.render("gone.html", status=404, title="未找到")
+    open_supervisions = [s for s in case.get("supervisions") or () if not s.get("answered_at")]
+    return pages.render(
+        "case.html", status=status, title=f"案件 {case['tracking_no']}", case=case,
+        category=CATEGORIES.get(case["category"], case["category"]), status_text=STATUS_TEXT.get(case["status"], case["status"]),
+        timeline=[{"at": e["at"], "type": e["type"], "text": timeline_text(e)} for e in reversed(case.get("timeline") or [])],
+        supervisions=open_supervisions, reasons=ESCALATION_REASONS, csrf=issuer.csrf_token(principal.session_id),
+        csrf_field=CSRF_FIELD, values=values, errors=errors, notice=DONE.get(notice or ""),
+        holds=case["status"] in ("assigned", "accepted"))

@@ -1,0 +1,25 @@
+"""The resident's pages (群众点单、评单), served by intake under /resident/: report a problem with
+photos shrunk in the browser, the instant answer with "没有解决我的问题", track a report by its
+tracking number and the last four digits of the phone, rate and reopen. Plain forms answered with
+pages; docs/pages.md says what a resident can do here."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared.pages.web import Pages, kit_blueprint
+
+from ..page_desk import ResidentDesk
+from .report import report_routes
+from .track import track_routes
+
+PREFIX = "/resident"
+
+
+def build_pages(desk: ResidentDesk) -> list:
+    from flask import Blueprint
+
+    pages = Pages(Path(__file__).parent / "templates", kit=f"{PREFIX}/kit", site="群众服务", home=f"{PREFIX}/")
+    bp = Blueprint("resident_pages", __name__, url_prefix=PREFIX)
+    report_routes(bp, pages, desk)
+    track_routes(bp, pages, desk)
+    return [kit_blueprint("resident_kit", PREFIX), bp]
