@@ -1,0 +1,24 @@
+"""The results, read back from the real APIs: the figures (三率, 2-day share, per level, per
+department, per week), points standings and cards, and the XLSX export a township reports upward."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from .system import SimSystem
+
+
+def collect(sim: SimSystem, city, opts, engine) -> dict:
+    admin = sim.admin_headers()
+    frm, to = opts.start.isoformat(), (opts.start + timedelta(days=opts.days - 1)).isoformat()
+    span = f"from={frm}&to={to}"
+    figures = {"city": sim.call("GET", f"/api/v1/cities/{city.code}/figures?{span}", admin), "townships": {}}
+    for town in city.townships:
+        base = f"/api/v1/townships/{town.code}/figures?{span}"
+        figures["townships"][town.code] = {
+            "name": town.name,
+            "whole": sim.call("GET", base, admin),
+            **{by: sim.call("GET", f"{base}&by={by}", admin) for by in ("level", "department", "week", "category")},
+        }
+    first = city.townships[0].code
+    xlsx = sim.call("GET", f"/api/v1/townships/{first}/figures/export?period=month&{span}", admin)
+    return {"figures": figures, "xlsx": xlsx, "series": {}}
