@@ -54,6 +54,7 @@ class Engine:
         self.tracked: dict[str, Tracked] = {}
         self.tally = Tally()
         self.steps = 0
+        self.phones: dict[tuple[str, str], str] = {}
 
     # -- the loop -------------------------------------------------------------------------------
     def at(self, when: datetime, fn, *args) -> None:

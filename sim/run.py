@@ -81,6 +81,7 @@ def _schedule(engine: Engine, city: City, org: setup.Org, opts: Options) -> None
         body = {"address": h.address, "category": a.category, "description": actors.DESCRIPTIONS[a.category],
                 "reporter_phone": h.phone, "reporter_name": h.head, "channel": a.channel}
         engine.at(a.at, engine.submit, no, a.township, body, client[a.township])
+    engine.phones = {(t.code, h.address): h.phone for t in city.townships for h in t.households}
     offset = 10_000_000
     for no, (at, code, pick, found) in enumerate(arrivals.visits(opts.seed, opts.start, opts.days, towns, opts.behaviour)):
         engine.at(at, _visit, engine, org, offset + no, code, pick, found)
@@ -97,7 +98,7 @@ def _visit(engine: Engine, org: setup.Org, no: int, township: str, pick: float, 
         engine.tally.visits_missed += 1
         return
     headers = engine.sim.headers("lead", township, unit.id, unit.lead)
-    household = rng.choice(unit.households)
+    household, address = rng.choice(unit.households)
     body = {"household_id": household, "mode": rng.choice(("in_person", "in_person", "phone", "wechat"))}
     b = engine.behaviour
     if found < b["visit_finds_problem"]:
@@ -106,7 +107,8 @@ def _visit(engine: Engine, org: setup.Org, no: int, township: str, pick: float, 
         if found < b["visit_finds_problem"] * b["visit_report_share"]:
             category = rng.choices(list(b["categories"]), weights=list(b["categories"].values()))[0]
             t = engine.submit(no, township, {"household_id": household, "category": category, "channel": "lead",
-                                             "description": actors.DESCRIPTIONS[category]}, headers)
+                                             "description": actors.DESCRIPTIONS[category],
+                                             "reporter_phone": engine.phones[(township, address)]}, headers)
             body["report_id"] = t.report_id
     else:
         body["findings"] = "走访正常，无新诉求"

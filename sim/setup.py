@@ -18,7 +18,7 @@ class Unit:
     name: str
     township: str
     lead: str | None
-    households: list[str] = field(default_factory=list)
+    households: list[tuple[str, str]] = field(default_factory=list)   # (id, address)
 
 
 @dataclass
@@ -65,7 +65,7 @@ def _city(sim: SimSystem, city: City) -> dict[str, dict]:
     for short, name in city.departments:
         dept = department_id(city, short)
         sim.call("POST", f"/api/v1/cities/{city.code}/departments", admin,
-                 json={"id": dept, "name": city.name[:-1] + name, "sees_phone": False,
+                 json={"id": dept, "name": city.name + name, "sees_phone": False,
                        "contact": {"name": f"{name[:2]}联络员", "phone": "19990000000"}})
         token = sim.call("POST", f"/api/v1/departments/{dept}/credentials", admin, json={"label": "模拟"})["token"]
         headers[dept] = {"Authorization": f"Bearer {token}"}
@@ -86,7 +86,7 @@ def _read_org(sim: SimSystem, township: str, org: Org) -> None:
         if unit.level == "neighbourhood" and lead:
             org.hoods[township].append(unit.id)
             mine = sim.call("GET", "/api/v1/my/households", sim.headers("lead", township, unit.id, lead))
-            unit.households = [h.get("id") or h.get("household_id") or h["_id"] for h in _items(mine)]
+            unit.households = [(h["household_id"], h.get("address")) for h in _items(mine)]
 
 
 def _items(answer) -> list[dict]:
