@@ -73,7 +73,8 @@ def main(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.html").write_text(render(outcomes), encoding="utf-8")
     for i, o in enumerate(outcomes):
-        (out / f"figures-{i + 1}-{o.label}.xlsx").write_bytes(o.xlsx)
+        for code, data in o.xlsx.items():
+            (out / f"figures-{i + 1}-{o.label}-{code}.xlsx").write_bytes(data)
     summary = [{"label": o.label, "counts": o.counts, "audit": o.audit, "runtime_s": o.runtime_s, "peak_mb": o.peak_mb,
                 "city": o.city} for o in outcomes]
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")

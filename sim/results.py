@@ -19,6 +19,6 @@ def collect(sim: SimSystem, city, opts, engine) -> dict:
             "whole": sim.call("GET", base, admin),
             **{by: sim.call("GET", f"{base}&by={by}", admin) for by in ("level", "department", "week", "category")},
         }
-    first = city.townships[0].code
-    xlsx = sim.call("GET", f"/api/v1/townships/{first}/figures/export?period=month&{span}", admin)
+    xlsx = {t.code: sim.call("GET", f"/api/v1/townships/{t.code}/figures/export?period=month&{span}", admin)
+            for t in city.townships}
     return {"figures": figures, "xlsx": xlsx, "series": {}}

@@ -35,7 +35,7 @@ class Outcome:
     label: str
     counts: dict
     figures: dict
-    xlsx: bytes
+    xlsx: dict[str, bytes]
     audit: dict
     runtime_s: float
     peak_mb: float
