@@ -55,6 +55,17 @@ class Engine:
         self.tally = Tally()
         self.steps = 0
         self.phones: dict[tuple[str, str], str] = {}
+        self.cards: dict[str, int] = {}
+        self.points: dict[str, float] = {}
+        self.refilled = 0
+
+    def rng(self, *key):
+        return actors.rng_for(self.seed, *key)
+
+    def kind_of(self, unit_id: str) -> str:
+        """A post's holder's behaviour: drawn for the person, so a refilled post gets a new one."""
+        unit = self.org.units.get(unit_id)
+        return actors.post_kind(self.seed, f"{unit_id}:{unit.lead if unit else ''}", self.behaviour)
 
     # -- the loop -------------------------------------------------------------------------------
     def at(self, when: datetime, fn, *args) -> None:
@@ -117,7 +128,7 @@ class Engine:
             t.reopens = payload["reopens"]
         if t.level not in LEVELS:
             return
-        kind = "normal" if t.level == "township" else actors.post_kind(self.seed, t.unit_id, self.behaviour)
+        kind = "normal" if t.level == "township" else self.kind_of(t.unit_id)
         if kind == "absent":
             return
         key = (t.no, t.level, t.reopens)

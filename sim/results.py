@@ -21,4 +21,9 @@ def collect(sim: SimSystem, city, opts, engine) -> dict:
         }
     xlsx = {t.code: sim.call("GET", f"/api/v1/townships/{t.code}/figures/export?period=month&{span}", admin)
             for t in city.townships}
-    return {"figures": figures, "xlsx": xlsx, "series": {}}
+    series = {"cards": {CARD_NAMES.get(k, k): v for k, v in sorted(engine.cards.items())},
+              "points": round(sum(engine.points.values()), 1)}
+    return {"figures": figures, "xlsx": xlsx, "series": series}
+
+
+CARD_NAMES = {"red_confirmed": "红牌（确认，岗位空缺）", "red": "红牌（拟定）", "yellow": "黄牌（拟定）", "blue": "蓝牌（拟定）", "none": "无牌"}

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time as dtime, timedelta
 from pathlib import Path
 
-from . import actors, arrivals, setup
+from . import actors, arrivals, reviews, setup
 from .audit import audit
 from .city import City, generate
 from .engine import Engine
@@ -69,7 +69,8 @@ def engine_counts(engine: Engine) -> dict:
     t = engine.tally
     return {"reports": t.reports, "instant_answers": t.instant, "visits": t.visits, "visit_findings": t.visit_findings,
             "visits_missed": t.visits_missed, "actions": dict(sorted(t.actions.items())),
-            "late_taps": dict(sorted(t.refused.items())), "requests": engine.sim.requests, "steps": engine.steps}
+            "late_taps": dict(sorted(t.refused.items())), "requests": engine.sim.requests, "steps": engine.steps,
+            "refilled": engine.refilled, "cards_proposed": dict(sorted(engine.cards.items())), "points": engine.points}
 
 
 def _schedule(engine: Engine, city: City, org: setup.Org, opts: Options) -> None:
@@ -85,6 +86,7 @@ def _schedule(engine: Engine, city: City, org: setup.Org, opts: Options) -> None
     offset = 10_000_000
     for no, (at, code, pick, found) in enumerate(arrivals.visits(opts.seed, opts.start, opts.days, towns, opts.behaviour)):
         engine.at(at, _visit, engine, org, offset + no, code, pick, found)
+    reviews.schedule(engine, org, opts.start, opts.days)
 
 
 def _visit(engine: Engine, org: setup.Org, no: int, township: str, pick: float, found: float) -> None:
@@ -94,7 +96,7 @@ def _visit(engine: Engine, org: setup.Org, no: int, township: str, pick: float, 
         return
     unit = org.units[hoods[int(pick * len(hoods))]]
     rng = actors.rng_for(engine.seed, "visit", no)
-    if not unit.households or actors.post_kind(engine.seed, unit.id, engine.behaviour) == "absent" or unit.lead is None:
+    if not unit.households or unit.lead is None or engine.kind_of(unit.id) == "absent":
         engine.tally.visits_missed += 1
         return
     headers = engine.sim.headers("lead", township, unit.id, unit.lead)

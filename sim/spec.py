@@ -93,6 +93,7 @@ class BehaviourSchema(_Strict):
     department_resolve_median_d = fields.Float(load_default=4.0, validate=POSITIVE)
     rating_share = fields.Float(load_default=0.6, validate=SHARE)
     unsatisfied_share = fields.Float(load_default=0.12, validate=SHARE)
+    red_confirm_share = fields.Float(load_default=0.03, validate=SHARE)
     refill_after_days = fields.Float(load_default=14.0, validate=validate.Range(min=0.0, max=120.0))
 
     @validates_schema
