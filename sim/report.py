@@ -75,6 +75,8 @@ def _headline(outcomes, sums) -> str:
                        ("breaches", "超时（次）"), ("rated", "评价（件）")):
         rows.append([label, *[s["total"].get(key, 0) for s in sums]])
     rows.append(["办结用时中位数（各镇按件数加权）", *[hours(s["total"].get("resolve_median_s")) for s in sums]])
+    for key, label in (("visits", "邻长走访（次）"), ("visit_findings", "走访收集问题（条）"), ("visits_missed", "未走访（岗位空缺或缺勤）")):
+        rows.append([label, *[x.counts.get(key, 0) for x in outcomes]])
     return "<h2>三率与2天解决率</h2>" + intro + table(head, rows)
 
 
