@@ -7,8 +7,9 @@ policies wherever the policy does not change who holds the case.
 - Time to accept and to act after accepting: log-normal, the level's median, spread ``sigma``.
 - After accepting: resolve with the level's ``resolve`` share, escalate with its ``escalate``
   share, else hold it until the SLA breach moves it up.
-- Departments accept after a log-normal delay (median ``department_accept_median_h``) and sign off
-  after ``department_resolve_median_d`` days (log-normal, sigma 0.8).
+- Departments accept after a log-normal delay (median ``department_accept_median_h``) and, with
+  ``department_sign_off_share``, sign off after ``department_resolve_median_d`` days (log-normal,
+  sigma 0.8); otherwise they report progress then and the case stays open.
 - Residents rate a resolution with ``rating_share`` after 2–48 hours; ``unsatisfied_share`` of
   those are unsatisfied, which reopens the case.
 """

@@ -171,8 +171,12 @@ class Engine:
         now = self.sim.clock.now()
         base = f"/department/cases/{payload['case_id']}"
         self.at(now + accept, self._department_act, "accept", base, headers, {})
-        self.at(now + accept + solve, self._department_act, "sign-off", base, headers,
-                {"resolution": "已协调解决并现场验收"})
+        if actors.rng_for(self.seed, "sign-off", t.no, t.reopens).random() < self.behaviour["department_sign_off_share"]:
+            self.at(now + accept + solve, self._department_act, "sign-off", base, headers,
+                    {"resolution": "已协调解决并现场验收"})
+        else:  # beyond the department this year: it reports progress and the case stays open
+            self.at(now + accept + solve, self._department_act, "progress", base, headers,
+                    {"note": "需纳入项目计划，资金落实后实施"})
 
     def _department_act(self, action: str, base: str, headers: dict, body: dict) -> None:
         self._try(f"department_{action}", "POST", f"/api/v1{base}/{action}", headers, json=body)

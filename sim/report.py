@@ -130,6 +130,6 @@ def _closing(outcomes) -> str:
     keys = ["reports", "instant_answers", "cases", "reports_with_two_cases", "reports_without_case",
             "case_assigned_events", "dead_letters", "waiting_on_bus", "outbox_backlog", "ok"]
     rows = [[k, *[o.audit.get(k) for o in outcomes]] for k in keys]
-    rows += [["运行用时（秒）", *[o.runtime_s for o in outcomes]], ["内存峰值（MB，Python 分配）", *[o.peak_mb for o in outcomes]],
+    rows += [["运行用时（秒）", *[o.runtime_s for o in outcomes]], ["内存峰值（MB，进程常驻）", *[o.peak_mb for o in outcomes]],
              ["HTTP 请求", *[o.counts.get("requests") for o in outcomes]], ["步进次数", *[o.counts.get("steps") for o in outcomes]]]
     return "<h2>收尾核对：不丢、不重</h2>" + table(["", *[o.label for o in outcomes]], rows)

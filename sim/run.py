@@ -3,7 +3,7 @@ from the real APIs and count that nothing was lost or doubled."""
 from __future__ import annotations
 
 import time
-import tracemalloc
+import resource
 from dataclasses import dataclass, field
 from datetime import date, datetime, time as dtime, timedelta
 from pathlib import Path
@@ -45,7 +45,6 @@ class Outcome:
 
 def simulate(opts: Options, folder: Path) -> Outcome:
     started = time.perf_counter()
-    tracemalloc.start()
     city = generate(opts.city, opts.seed)
     begin = datetime.combine(opts.start, dtime(0), ZONE)
     sim = SimSystem(folder, begin)
@@ -59,8 +58,7 @@ def simulate(opts: Options, folder: Path) -> Outcome:
         checks = audit(sim, engine)
     finally:
         sim.close()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # the process's peak resident set
     return Outcome(opts.label, engine_counts(engine), result["figures"], result["xlsx"], checks,
                    round(time.perf_counter() - started, 1), round(peak / 2**20, 1), city.counts(), result["series"])
 

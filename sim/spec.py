@@ -91,6 +91,7 @@ class BehaviourSchema(_Strict):
     absent_share = fields.Float(load_default=0.03, validate=SHARE)
     department_accept_median_h = fields.Float(load_default=6.0, validate=POSITIVE)
     department_resolve_median_d = fields.Float(load_default=4.0, validate=POSITIVE)
+    department_sign_off_share = fields.Float(load_default=0.7, validate=SHARE)
     rating_share = fields.Float(load_default=0.6, validate=SHARE)
     unsatisfied_share = fields.Float(load_default=0.12, validate=SHARE)
     red_confirm_share = fields.Float(load_default=0.03, validate=SHARE)
