@@ -56,7 +56,7 @@ def render(outcomes: list) -> str:
     names = [o.label for o in outcomes]
     title = "三长制模拟：" + (" 对比 ".join(names) if len(outcomes) > 1 else names[0])
     sections = [_headline(outcomes, sums), _levels(names, sums), _load(names, sums), _departments(names, sums),
-                _points(outcomes), _closing(outcomes)]
+                _points(outcomes), _boards(outcomes), _closing(outcomes)]
     return (f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             '<style>body{font-family:sans-serif;max-width:900px;margin:auto;padding:1em}table{border-collapse:collapse;'
             'margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}'
@@ -124,6 +124,14 @@ def _points(outcomes) -> str:
     rows.append(["积分合计", *[o.series.get("points", 0) for o in outcomes]])
     rows.append(["补齐的岗位（动态补齐）", *[o.counts.get("refilled", 0) for o in outcomes]])
     return "<h2>积分与蓝黄红牌</h2>" + table(head, rows)
+
+
+def _boards(outcomes) -> str:
+    head = ["", "镇（街道）", "季度", "在办", "超时在办", "走访超期户（前200）", *[label for _, label in RATES]]
+    rows = [[o.label, b["name"], b["quarter"], b["open_total"], b["open_overdue"], b["overdue_visits"],
+             *[pct(b.get(k)) for k, _ in RATES]]
+            for o in outcomes for b in o.series.get("boards", {}).values()]
+    return "<h2>年末的督办看板（本季度）</h2><p>与镇干部在 /board 页面上看到的一致（GET …/board）。</p>" + table(head, rows)
 
 
 def _closing(outcomes) -> str:

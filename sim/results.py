@@ -21,7 +21,14 @@ def collect(sim: SimSystem, city, opts, engine) -> dict:
         }
     xlsx = {t.code: sim.call("GET", f"/api/v1/townships/{t.code}/figures/export?period=month&{span}", admin)
             for t in city.townships}
-    series = {"cards": {CARD_NAMES.get(k, k): v for k, v in sorted(engine.cards.items())},
+    boards = {}
+    for town in city.townships:
+        b = sim.call("GET", f"/api/v1/townships/{town.code}/board", admin)
+        boards[town.code] = {"name": town.name, "quarter": b.get("quarter"), "open_total": b.get("open_total"),
+                             "open_overdue": b.get("open_overdue"), "overdue_visits": len(b.get("overdue_visits") or []),
+                             **{k: (b.get("figures") or {}).get(k) for k in ("response_rate", "resolve_rate",
+                                                                            "satisfaction_rate", "within_2d_rate")}}
+    series = {"boards": boards, "cards": {CARD_NAMES.get(k, k): v for k, v in sorted(engine.cards.items())},
               "points": round(sum(engine.points.values()), 1)}
     return {"figures": figures, "xlsx": xlsx, "series": series}
 
