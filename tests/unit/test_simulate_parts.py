@@ -158,3 +158,13 @@ def test_city_sums_recompute_the_rates_from_the_counts():
     assert total["response_rate"] == round(19 / 30, 4) and total["satisfaction_rate"] == 0.75
     assert total["within_2d_rate"] == 0.2 and total["resolve_median_s"] == 250
     assert combine([a]) == a
+
+
+def test_the_simulator_imports_no_service():
+    """It drives the services through their HTTP API and the bus (shared.runtime composes them),
+    never through their packages."""
+    from tests.unit.test_kernel_boundaries import _python_files, imported_modules
+
+    found = [(str(path), module) for path in _python_files("sim") for _, module in imported_modules(path)
+             if module == "services" or module.startswith("services.")]
+    assert list(_python_files("sim")) and found == []
