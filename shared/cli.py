@@ -203,11 +203,14 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("--unit", help="a lead's post (unit id)")
     tok.add_argument("--name")
     tok.set_defaults(func=cmd_token)
-    from sim.cli import add_arguments
-
-    simulate = sub.add_parser("simulate", help="a generated city's year through the real code under virtual time")
-    add_arguments(simulate)
-    simulate.set_defaults(func=cmd_simulate)
+    try:
+        from sim.cli import add_arguments
+    except ImportError:  # the service image carries no simulator (deploy/Dockerfile copies shared/ and services/)
+        add_arguments = None
+    if add_arguments is not None:
+        simulate = sub.add_parser("simulate", help="a generated city's year through the real code under virtual time")
+        add_arguments(simulate)
+        simulate.set_defaults(func=cmd_simulate)
     args = parser.parse_args(argv)
     return args.func(args)
 
