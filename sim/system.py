@@ -12,7 +12,6 @@ import json
 import secrets
 import shutil
 import sqlite3
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -90,7 +89,7 @@ class SimSystem:
         settings = Settings(data_dir=self.folder, namespace="sim", secret=secrets.token_urlsafe(32),
                             admin_token=self.admin, sqlite_sync="OFF", max_body=64 * 1024 * 1024,
                             rate_limit=None, log_level="WARNING", extra={})
-        self.runtime = Runtime(replace(settings), SERVICES, clock=self.clock, consume=False).start_stepped()
+        self.runtime = Runtime(settings, SERVICES, clock=self.clock, consume=False).start_stepped()
         self.tap = Tap(self.runtime.relay.publisher)
         self.runtime.relay.publisher = self.tap
         from shared.web import create_app
