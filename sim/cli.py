@@ -76,7 +76,7 @@ def main(args) -> int:
         for code, data in o.xlsx.items():
             (out / f"figures-{i + 1}-{o.label}-{code}.xlsx").write_bytes(data)
     summary = [{"label": o.label, "counts": o.counts, "audit": o.audit, "runtime_s": o.runtime_s, "peak_mb": o.peak_mb,
-                "city": o.city} for o in outcomes]
+                "city": o.city, "boards": o.series.get("boards"), "figures": o.figures} for o in outcomes]
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
     for o in outcomes:
         a = o.audit
