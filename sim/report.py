@@ -13,6 +13,12 @@ RATES = (("response_rate", "响应率"), ("resolve_rate", "解决率"), ("satisf
          ("within_2d_rate", "2天解决率"))
 
 
+CLOSING = (("reports", "提交的诉求"), ("instant_answers", "即时答复"), ("cases", "工单"),
+           ("reports_with_two_cases", "一件诉求两张工单"), ("reports_without_case", "诉求没有工单"),
+           ("case_assigned_events", "派单事件"), ("dead_letters", "死信"), ("waiting_on_bus", "总线上未处理"),
+           ("outbox_backlog", "未发布的事件"), ("ok", "核对通过"))
+
+
 def pct(v) -> str:
     return "—" if v is None else f"{v * 100:.1f}%"
 
@@ -135,9 +141,7 @@ def _boards(outcomes) -> str:
 
 
 def _closing(outcomes) -> str:
-    keys = ["reports", "instant_answers", "cases", "reports_with_two_cases", "reports_without_case",
-            "case_assigned_events", "dead_letters", "waiting_on_bus", "outbox_backlog", "ok"]
-    rows = [[k, *[o.audit.get(k) for o in outcomes]] for k in keys]
+    rows = [[f"{label}（{k}）", *[o.audit.get(k) for o in outcomes]] for k, label in CLOSING]
     rows += [["运行用时（秒）", *[o.runtime_s for o in outcomes]], ["内存峰值（MB，进程常驻）", *[o.peak_mb for o in outcomes]],
              ["HTTP 请求", *[o.counts.get("requests") for o in outcomes]], ["步进次数", *[o.counts.get("steps") for o in outcomes]]]
     return "<h2>收尾核对：不丢、不重</h2>" + table(["", *[o.label for o in outcomes]], rows)
