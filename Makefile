@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast test-integration test-system test-e2e bench clean venv
+.PHONY: run test test-fast test-integration test-system test-e2e bench clean venv simulate
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,6 +35,11 @@ test-e2e: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# A year of a Shaoshan-sized city through the real code under virtual time (docs/simulation.md).
+# SIMULATE_ARGS="--preset township --days 30 --intensity 10" for a quick one; --compare policy.json for a what-if.
+simulate: $(STAMP)
+	$(BIN)/sanzhang simulate --out simulation $(SIMULATE_ARGS)
 
 clean:
 	rm -rf $(VENV) data

@@ -197,6 +197,14 @@ def cmd_token(args) -> int:
     return 0
 
 
+def cmd_simulate(args) -> int:
+    """A generated city's year through the real services under virtual time (docs/simulation.md)."""
+    from sim.cli import main as simulate
+
+    logging.basicConfig(level=logging.ERROR)
+    return simulate(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sanzhang")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -221,6 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("--unit", help="a lead's post (unit id)")
     tok.add_argument("--name")
     tok.set_defaults(func=cmd_token)
+    try:
+        from sim.cli import add_arguments
+    except ImportError:  # the service image carries no simulator (deploy/Dockerfile copies shared/ and services/)
+        add_arguments = None
+    if add_arguments is not None:
+        simulate = sub.add_parser("simulate", help="a generated city's year through the real code under virtual time")
+        add_arguments(simulate)
+        simulate.set_defaults(func=cmd_simulate)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -49,6 +49,11 @@ class DueSweeper:
         self.fired += fired
         return fired
 
+    def next_due(self) -> str | None:
+        """The earliest due time waiting (ISO text), or None: lets a virtual clock jump to it."""
+        docs = self.collection.find({self.field: {"$ne": None}}, sort=[(self.field, 1)], limit=1)
+        return docs[0][self.field] if docs else None
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
         self._thread.start()

@@ -79,6 +79,15 @@ class BusWorker:
             finally:
                 self.in_flight -= 1
 
+    def run_pending(self) -> int:
+        """Handles every message waiting for this service, on the caller's thread (the simulator's
+        stepped runtime); returns how many deliveries were processed."""
+        processed = 0
+        while (delivery := self.bus.claim(self.service)) is not None:
+            self._process(delivery)
+            processed += 1
+        return processed
+
     def _give_back(self, delivery: Delivery) -> None:
         try:
             self.bus.release(delivery)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCOPE = ("services", "shared")
+SCOPE = ("services", "shared", "sim")
 MAX_LINES = 80
 WEB_PACKAGES = {"flask", "flask_smorest", "werkzeug"}
 EDGE_NAME = re.compile(r"^(api|web|views|pages|bootstrap|auth)$|^api_|_(api|auth)$")
