@@ -107,8 +107,9 @@ class SQLiteCollection:
         for ix in indexes:
             name = f"ix_{self.name}_{'_'.join(ix.fields)}"
             unique = "UNIQUE " if ix.unique else ""
+            partial = f" WHERE {_ident(ix.present)} IS NOT NULL" if ix.present else ""
             statements.append((name, f"CREATE {unique}INDEX IF NOT EXISTS {_ident(name)} ON {self.table} "
-                                     f"({', '.join(_ident(c) for c in ix.fields)})"))
+                                     f"({', '.join(_ident(c) for c in ix.fields)}){partial}"))
         self.declared = sqlite_schema.Declared(self.name, self.table, tuple(self.columns), tuple(statements))
         # The store's write lock keeps this process's own threads out of SQLite's busy handler;
         # other processes queue on BEGIN IMMEDIATE inside ensure().
