@@ -7,6 +7,7 @@ upgrading tables is the one multi-statement step: sqlite_schema runs it under SQ
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -15,6 +16,12 @@ from typing import Any, Iterable, Mapping, Sequence
 from . import sqlite_schema
 from .port import (RANGE_OPS, DuplicateKey, Index, Metric, StorageError, UndeclaredField, VersionConflict,
                    Where, Sort, check_aggregate, check_where, empty_row)
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: threads still queue, processes use SQLite's busy handler
+    fcntl = None
+
 
 _SQL_OPS = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
 
@@ -33,6 +40,42 @@ def _param(value: Any) -> Any:
     return value
 
 
+class _WriterLock:
+    """This process's threads queue on a lock; processes sharing the file queue on ``flock``, which
+    wakes the next writer as soon as the last one is done (SQLite's busy handler polls with sleeps
+    of up to 100 ms). Advisory only: SQLite's own locking still decides, so a process without it
+    (another tool, an older version) is merely slower, never unsafe. The kernel drops a dead
+    process's lock."""
+
+    def __init__(self, path: str | None):
+        self._thread = threading.Lock()
+        self._path = path if fcntl is not None else None
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> "_WriterLock":
+        self._thread.acquire()
+        if self._path is not None:
+            try:
+                if self._fd is None or self._pid != os.getpid():
+                    # A forked child opens its own: a lock on an inherited descriptor is shared.
+                    self._fd, self._pid = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except OSError:
+                pass  # no file lock to be had: SQLite's busy handler still serialises writers
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self._fd is not None:
+                try:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+                except OSError:
+                    pass
+        finally:
+            self._thread.release()
+
+
 class SQLiteStore:
     def __init__(self, path: str | Path, synchronous: str = "NORMAL"):
         self.path = str(path)
@@ -44,8 +87,9 @@ class SQLiteStore:
         self._lock = threading.Lock()
         # SQLite admits one writer at a time; a waiting connection sleeps in its busy handler
         # (1, 2, 5, 10 ms …). Threads of one process queue on this lock instead, which keeps
-        # write latency at the statement's own cost. Other processes still use the busy handler.
-        self.write_lock = threading.Lock()
+        # write latency at the statement's own cost; other processes on the same file queue on
+        # an advisory file lock beside it (issue 16: two gunicorn workers slept in the busy handler).
+        self.write_lock = _WriterLock(None if self.path == ":memory:" else self.path + "-writer")
 
     def write(self, sql: str, params=()) -> sqlite3.Cursor:
         with self.write_lock:
