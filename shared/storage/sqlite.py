@@ -76,6 +76,52 @@ class _WriterLock:
             self._thread.release()
 
 
+class _Pending:
+    """One statement waiting for a group commit, and its outcome."""
+    __slots__ = ("sql", "params", "done", "rowcount", "error")
+
+    def __init__(self, sql: str, params):
+        self.sql, self.params = sql, params
+        self.done, self.rowcount, self.error = False, -1, None
+
+    def result(self) -> "_Pending":
+        if self.error is not None:
+            raise self.error
+        return self
+
+
+def _run_batch(conn: sqlite3.Connection, batch: list[_Pending]) -> None:
+    try:
+        if len(batch) == 1:
+            item = batch[0]
+            try:
+                item.rowcount = conn.execute(item.sql, item.params).rowcount
+            except sqlite3.Error as exc:
+                item.error = exc
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for item in batch:
+                conn.execute("SAVEPOINT w")
+                try:
+                    item.rowcount = conn.execute(item.sql, item.params).rowcount
+                except sqlite3.Error as exc:
+                    item.error = exc
+                    conn.execute("ROLLBACK TO w")
+                conn.execute("RELEASE w")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for item in batch:  # nothing of the batch is stored
+                item.error = exc if item.error is None else item.error
+            if not isinstance(exc, sqlite3.Error):
+                raise
+    finally:
+        for item in batch:
+            item.done = True
+
+
 class SQLiteStore:
     def __init__(self, path: str | Path, synchronous: str = "NORMAL"):
         self.path = str(path)
@@ -90,10 +136,36 @@ class SQLiteStore:
         # write latency at the statement's own cost; other processes on the same file queue on
         # an advisory file lock beside it (issue 16: two gunicorn workers slept in the busy handler).
         self.write_lock = _WriterLock(None if self.path == ":memory:" else self.path + "-writer")
+        self._group_commit = self._synchronous == "FULL"
+        self._batch_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Pending] = []
 
-    def write(self, sql: str, params=()) -> sqlite3.Cursor:
-        with self.write_lock:
-            return self.connection().execute(sql, params)
+    def write(self, sql: str, params=()):
+        """One statement, committed when this returns (its ``rowcount`` says what it changed).
+
+        Group commit (issue 16): statements of this process's threads that queue while another
+        writes are run by the next thread to get the lock, all in one transaction, each in its own
+        savepoint — a failing statement (a duplicate key) fails alone. Every caller returns only
+        after the transaction holding its statement committed; if the commit fails, all of them
+        raise. One statement alone runs as before, in autocommit.
+
+        Only with SANZHANG_SQLITE_SYNC=FULL, where each commit waits for the disk: measured
+        (2 processes × 8 threads inserting reports) +40–50 % there, −12 % at NORMAL, whose commits
+        cost no fsync — so at NORMAL each statement stays its own transaction."""
+        if not self._group_commit:
+            with self.write_lock:
+                return self.connection().execute(sql, params)
+        item = _Pending(sql, params)
+        with self._queue_lock:
+            self._queue.append(item)
+        with self._batch_lock:
+            if not item.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                with self.write_lock:
+                    _run_batch(self.connection(), batch)
+        return item.result()
 
     def connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
