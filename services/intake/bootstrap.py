@@ -73,4 +73,5 @@ def build(ctx: Context) -> ServiceParts:
         api={"service": service, "reports": reports, "kb": kb, "loop": loop, "settings": settings,
              "tokens": tokens, "followups": followups, "followup_sweeper": followup_sweeper,
              "load_demo": lambda: load_demo(kb), "session_checks": [revocations.allows]},
+        warm_ups=[kb.warm],
     )
