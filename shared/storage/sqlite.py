@@ -65,6 +65,16 @@ class _WriterLock:
                 pass  # no file lock to be had: SQLite's busy handler still serialises writers
         return self
 
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None and self._pid == os.getpid():
+            try:
+                os.close(fd)
+            except Exception:  # noqa: BLE001 - also at interpreter exit, from __del__
+                pass
+
+    __del__ = close
+
     def __exit__(self, *exc) -> None:
         try:
             if self._fd is not None:
@@ -204,6 +214,9 @@ class SQLiteStore:
         if conn is not None:
             conn.close()
             self._local.conn = None
+        with self._lock:  # not while another thread of this process writes
+            with self.write_lock._thread:
+                self.write_lock.close()
 
 
 class SQLiteCollection:
