@@ -67,9 +67,10 @@ class _WriterLock:
 
     def close(self) -> None:
         fd, self._fd = self._fd, None
-        if fd is not None and self._pid == os.getpid():
+        if fd is not None:
             try:
-                os.close(fd)
+                if self._pid == os.getpid():  # an inherited one is the parent's to close
+                    os.close(fd)
             except Exception:  # noqa: BLE001 - also at interpreter exit, from __del__
                 pass
 
