@@ -117,9 +117,28 @@ class Runtime:
         for parts in self.parts:
             for task in parts.tasks:
                 task.start()
+        self._warm_up()
         self._register_gauges()
         self.started = True
         return self
+
+    def _warm_up(self) -> threading.Thread | None:
+        """Runs the services' warm-ups in one background thread; a failure is logged, never fatal
+        (the first request then pays the cost, as before)."""
+        jobs = [job for p in self.parts for job in p.warm_ups]
+        if not jobs:
+            return None
+
+        def run() -> None:
+            for job in jobs:
+                try:
+                    job()
+                except Exception:  # noqa: BLE001 - a warm-up is an optimisation only
+                    log.warning("warm-up %s failed", getattr(job, "__qualname__", job), exc_info=True)
+
+        thread = threading.Thread(target=run, name="warm-up", daemon=True)
+        thread.start()
+        return thread
 
     def _register_gauges(self) -> None:
         from .metrics import GAUGES

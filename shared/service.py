@@ -22,6 +22,9 @@ class ServiceParts:
     tasks: list[BackgroundTask] = field(default_factory=list)
     # Things other parts of the same process may use (tests, CLI, demo loading).
     api: dict[str, Any] = field(default_factory=dict)
+    # Per-process costs paid once the runtime starts (after gunicorn's fork), in the background,
+    # instead of by the first request (issue 16: jieba's dictionary, ~1 s).
+    warm_ups: list[Callable[[], None]] = field(default_factory=list)
 
 
 @dataclass

@@ -173,6 +173,14 @@ class KnowledgeBase:
             self._matchers[township] = (revision, matcher)
             return matcher
 
+    def warm(self) -> int:
+        """Builds the matcher of every township with a knowledge base (loading jieba's dictionary
+        once): called at start-up, after the fork, so no resident's first report waits for it."""
+        townships = [doc["_id"] for doc in self.meta.find() if doc.get("revision")]
+        for township in townships:
+            self.matcher(township)
+        return len(townships)
+
     def match(self, township: str, text: str) -> tuple[Match | None, dict | None]:
         matcher = self.matcher(township)
         if matcher is None:

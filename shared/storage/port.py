@@ -40,10 +40,17 @@ class UndeclaredField(StorageError):
 class Index:
     fields: tuple[str, ...]
     unique: bool = False
+    # Only documents where this field is set (not null) are indexed — a partial index on SQLite,
+    # where a query with an equality or range on the field (or ``$ne: None``) may use it. Most new
+    # reports have no household, location or rating due: their inserts skip those indexes.
+    # MongoDB keeps the full index (an index's options cannot change under its name there).
+    present: str | None = None
 
     @staticmethod
-    def on(*fields: str, unique: bool = False) -> "Index":
-        return Index(tuple(fields), unique)
+    def on(*fields: str, unique: bool = False, present: str | None = None) -> "Index":
+        if present is not None and present not in fields:
+            raise ValueError(f"present={present!r} must be one of the index's fields")
+        return Index(tuple(fields), unique, present)
 
 
 METRIC_OPS = ("count", "sum", "min", "max", "avg", "percentile")

@@ -7,6 +7,7 @@ upgrading tables is the one multi-statement step: sqlite_schema runs it under SQ
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -15,6 +16,12 @@ from typing import Any, Iterable, Mapping, Sequence
 from . import sqlite_schema
 from .port import (RANGE_OPS, DuplicateKey, Index, Metric, StorageError, UndeclaredField, VersionConflict,
                    Where, Sort, check_aggregate, check_where, empty_row)
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: threads still queue, processes use SQLite's busy handler
+    fcntl = None
+
 
 _SQL_OPS = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
 
@@ -33,6 +40,99 @@ def _param(value: Any) -> Any:
     return value
 
 
+class _WriterLock:
+    """This process's threads queue on a lock; processes sharing the file queue on ``flock``, which
+    wakes the next writer as soon as the last one is done (SQLite's busy handler polls with sleeps
+    of up to 100 ms). Advisory only: SQLite's own locking still decides, so a process without it
+    (another tool, an older version) is merely slower, never unsafe. The kernel drops a dead
+    process's lock."""
+
+    def __init__(self, path: str | None):
+        self._thread = threading.Lock()
+        self._path = path if fcntl is not None else None
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> "_WriterLock":
+        self._thread.acquire()
+        if self._path is not None:
+            try:
+                if self._fd is None or self._pid != os.getpid():
+                    # A forked child opens its own: a lock on an inherited descriptor is shared.
+                    self._fd, self._pid = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except OSError:
+                pass  # no file lock to be had: SQLite's busy handler still serialises writers
+        return self
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                if self._pid == os.getpid():  # an inherited one is the parent's to close
+                    os.close(fd)
+            except Exception:  # noqa: BLE001 - also at interpreter exit, from __del__
+                pass
+
+    __del__ = close
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self._fd is not None:
+                try:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+                except OSError:
+                    pass
+        finally:
+            self._thread.release()
+
+
+class _Pending:
+    """One statement waiting for a group commit, and its outcome."""
+    __slots__ = ("sql", "params", "done", "rowcount", "error")
+
+    def __init__(self, sql: str, params):
+        self.sql, self.params = sql, params
+        self.done, self.rowcount, self.error = False, -1, None
+
+    def result(self) -> "_Pending":
+        if self.error is not None:
+            raise self.error
+        return self
+
+
+def _run_batch(conn: sqlite3.Connection, batch: list[_Pending]) -> None:
+    try:
+        if len(batch) == 1:
+            item = batch[0]
+            try:
+                item.rowcount = conn.execute(item.sql, item.params).rowcount
+            except sqlite3.Error as exc:
+                item.error = exc
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for item in batch:
+                conn.execute("SAVEPOINT w")
+                try:
+                    item.rowcount = conn.execute(item.sql, item.params).rowcount
+                except sqlite3.Error as exc:
+                    item.error = exc
+                    conn.execute("ROLLBACK TO w")
+                conn.execute("RELEASE w")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for item in batch:  # nothing of the batch is stored
+                item.error = exc if item.error is None else item.error
+            if not isinstance(exc, sqlite3.Error):
+                raise
+    finally:
+        for item in batch:
+            item.done = True
+
+
 class SQLiteStore:
     def __init__(self, path: str | Path, synchronous: str = "NORMAL"):
         self.path = str(path)
@@ -44,12 +144,39 @@ class SQLiteStore:
         self._lock = threading.Lock()
         # SQLite admits one writer at a time; a waiting connection sleeps in its busy handler
         # (1, 2, 5, 10 ms …). Threads of one process queue on this lock instead, which keeps
-        # write latency at the statement's own cost. Other processes still use the busy handler.
-        self.write_lock = threading.Lock()
+        # write latency at the statement's own cost; other processes on the same file queue on
+        # an advisory file lock beside it (issue 16: two gunicorn workers slept in the busy handler).
+        self.write_lock = _WriterLock(None if self.path == ":memory:" else self.path + "-writer")
+        self._group_commit = self._synchronous == "FULL"
+        self._batch_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Pending] = []
 
-    def write(self, sql: str, params=()) -> sqlite3.Cursor:
-        with self.write_lock:
-            return self.connection().execute(sql, params)
+    def write(self, sql: str, params=()):
+        """One statement, committed when this returns (its ``rowcount`` says what it changed).
+
+        Group commit (issue 16): statements of this process's threads that queue while another
+        writes are run by the next thread to get the lock, all in one transaction, each in its own
+        savepoint — a failing statement (a duplicate key) fails alone. Every caller returns only
+        after the transaction holding its statement committed; if the commit fails, all of them
+        raise. One statement alone runs as before, in autocommit.
+
+        Only with SANZHANG_SQLITE_SYNC=FULL, where each commit waits for the disk: measured
+        (2 processes × 8 threads inserting reports) +40–50 % there, −12 % at NORMAL, whose commits
+        cost no fsync — so at NORMAL each statement stays its own transaction."""
+        if not self._group_commit:
+            with self.write_lock:
+                return self.connection().execute(sql, params)
+        item = _Pending(sql, params)
+        with self._queue_lock:
+            self._queue.append(item)
+        with self._batch_lock:
+            if not item.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                with self.write_lock:
+                    _run_batch(self.connection(), batch)
+        return item.result()
 
     def connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -88,6 +215,9 @@ class SQLiteStore:
         if conn is not None:
             conn.close()
             self._local.conn = None
+        with self._lock:  # not while another thread of this process writes
+            with self.write_lock._thread:
+                self.write_lock.close()
 
 
 class SQLiteCollection:
@@ -107,8 +237,9 @@ class SQLiteCollection:
         for ix in indexes:
             name = f"ix_{self.name}_{'_'.join(ix.fields)}"
             unique = "UNIQUE " if ix.unique else ""
+            partial = f" WHERE {_ident(ix.present)} IS NOT NULL" if ix.present else ""
             statements.append((name, f"CREATE {unique}INDEX IF NOT EXISTS {_ident(name)} ON {self.table} "
-                                     f"({', '.join(_ident(c) for c in ix.fields)})"))
+                                     f"({', '.join(_ident(c) for c in ix.fields)}){partial}"))
         self.declared = sqlite_schema.Declared(self.name, self.table, tuple(self.columns), tuple(statements))
         # The store's write lock keeps this process's own threads out of SQLite's busy handler;
         # other processes queue on BEGIN IMMEDIATE inside ensure().

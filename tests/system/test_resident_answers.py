@@ -252,3 +252,16 @@ def test_knowledge_base_dry_run_shows_the_change_and_writes_nothing(system, web)
     same = web.post(f"{url}?filename=kb.xlsx&dry_run=true", data=first, headers=staff,
                     content_type="application/octet-stream").json
     assert same["changed"] is False and same["summary"]["unchanged"] == 2
+
+
+def test_the_knowledge_base_is_warmed_at_start_up_not_by_the_first_report(system, demo):
+    """Issue 16: jieba's dictionary and each township's matcher are built by the runtime's warm-up
+    thread after the fork; a new process over the same store finds them ready before any report."""
+    intake = system.service("intake")
+    assert intake.warm_ups, "intake declares its warm-ups"
+    kb = intake.api["kb"]
+    kb._matchers.clear()  # as a newly forked worker holds it
+    assert kb.warm() == 1
+    built = kb._matchers[TOWNSHIP][1]
+    assert kb.matcher(TOWNSHIP) is built  # the first report reuses it
+    assert faq._tokenizer is not None
