@@ -1,4 +1,4 @@
-"""`sanzhang simulate` at CI size: one township (900 households, reports ×10) for three weeks,
+"""`sanzhang simulate` at CI size: one township (900 households, reports ×10) for a month,
 through the real services under virtual time, twice — once with today's 0211 policy and once with
 the same policy written to a file as a county would — so the what-if path runs and the same seed
 must give the same year to the last figure. Then the closing count, the HTML and the XLSX."""
@@ -13,7 +13,7 @@ from openpyxl import load_workbook
 from shared.cli import main
 from sim.system import SimSystem
 
-ARGS = ["simulate", "--preset", "township", "--days", "21", "--intensity", "10", "--seed", "4"]
+ARGS = ["simulate", "--preset", "township", "--days", "30", "--intensity", "10", "--seed", "4"]
 
 
 def _todays_policy(tmp_path) -> str:
