@@ -8,6 +8,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from shared.auth import current_principal, require, require_township
 from shared.domain.spreadsheet import StalePreview
 from shared.events import TOWNSHIP_CODE
+from shared.import_schemas import ImportNoticeOut, ImportQuery, PreviewOut
 from shared.web import spreadsheet_body, uploaded_spreadsheet
 
 from .contacts import ContactsError
@@ -41,21 +42,8 @@ class TownshipOut(Schema):
     city = fields.String()
 
 
-class RosterQuery(Schema):
-    class Meta:
-        unknown = RAISE
-
-    filename = fields.String(validate=validate.Regexp(r".+\.(xlsx|csv)$", error="文件名须以 .xlsx 或 .csv 结尾"))
-    dry_run = fields.Boolean(load_default=False, metadata={
-        "description": "true：只预览将发生的变化（200），不写入任何数据；确认无误后去掉此参数再提交同一文件"})
-    base = fields.String(validate=validate.Regexp(r"^[0-9a-f]{16}$", error="base 应为预览返回的16位标识"), metadata={
-        "description": "可选：预览返回的 base。提交时带上，若预览之后台账已被修改则拒收（409），请重新预览"})
-
-
-class NoticeOut(Schema):
-    row = fields.Integer(allow_none=True)
-    column = fields.String(allow_none=True)
-    message = fields.String()
+class RosterQuery(ImportQuery):
+    """The roster's (and the contacts file's) import query: shared.import_schemas.ImportQuery."""
 
 
 class ImportOut(Schema):
@@ -64,20 +52,17 @@ class ImportOut(Schema):
     changed = fields.Boolean(metadata={"description": "false：与当前台账一致，未写入任何数据"})
     counts = fields.Dict(keys=fields.String(), values=fields.Integer())
     unreachable = fields.List(fields.Dict(), metadata={"description": "无人可联系的岗位（见 GET …/reachability）"})
-    notices = fields.List(fields.Nested(NoticeOut), metadata={"description": "读取时的提示：表头位置、未导入的合计/备注行、隐藏的行和列"})
+    notices = fields.List(fields.Nested(ImportNoticeOut), metadata={
+        "description": "读取时的提示：表头位置、未导入的合计/备注行、隐藏的行和列"})
 
 
-class RosterPreviewOut(Schema):
-    dry_run = fields.Boolean()
+class RosterPreviewOut(PreviewOut):
     township = fields.String()
-    changed = fields.Boolean()
-    base = fields.String(metadata={"description": "提交时作为 base 参数带上，可确保提交的正是预览时的情况"})
     summary = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
         "description": "posts_added, posts_removed, leads_changed, vacancies, households_added, households_removed, "
                        "households_moved, households_changed, unreachable_posts 的数量"})
     changes = fields.Dict(keys=fields.String(), values=fields.List(fields.Dict()), metadata={
         "description": "同上各项的明细（每项最多列出200条；电话脱敏）"})
-    notices = fields.List(fields.Nested(NoticeOut))
 
 
 class UnitOut(Schema):

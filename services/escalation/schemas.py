@@ -9,6 +9,7 @@ from shared.domain.phones import PHONE_PATTERN
 from shared.domain.phones import is_valid as is_valid_phone
 from shared.domain.phones import normalise as normalise_phone
 from shared.events import NOT_BLANK, TOWNSHIP_CODE
+from shared.import_schemas import ImportQuery, PreviewOut
 
 from .model import CASE_STATUS_TEXT, PART_STATUS_TEXT
 from .policy import ClockPolicyIn
@@ -157,23 +158,13 @@ class MatrixRowQuery(_In):
     township = fields.String(validate=TOWNSHIP_CODE)
 
 
-class MatrixImportQuery(_In):
-    filename = fields.String(validate=validate.Regexp(r".+\.(xlsx|csv)$", error="文件名须以 .xlsx 或 .csv 结尾"),
-                             metadata={"example": "责任清单.xlsx"})
-    dry_run = fields.Boolean(load_default=False, metadata={
-        "description": "true：只预览新增、修改、删除的行（MatrixPreviewOut），不写入；确认后去掉此参数再提交同一文件"})
-    base = fields.String(validate=validate.Regexp(r"^[0-9a-f]{16}$", error="base 应为预览返回的16位标识"), metadata={
-        "description": "可选：预览返回的 base；若预览之后清单已被修改则拒收（409）"})
+class MatrixImportQuery(ImportQuery):
+    """The matrix's import query: shared.import_schemas.ImportQuery."""
 
 
-class MatrixPreviewOut(Schema):
-    dry_run = fields.Boolean()
+class MatrixPreviewOut(PreviewOut):
     city = fields.String()
-    base = fields.String(metadata={"description": "提交时作为 base 参数带上，可确保提交的正是预览时的情况"})
-    changed = fields.Boolean(metadata={"description": "false：与当前清单一致，提交也不会有任何更改"})
     summary = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "added, changed, removed 的行数"})
-    changes = fields.Dict(keys=fields.String(), values=fields.List(fields.Dict()))
-    notices = fields.List(fields.Dict(), metadata={"description": "读取时的提示：表头位置、未导入的合计/备注行、隐藏的行和列"})
 
 
 class MatrixOut(Schema):

@@ -8,6 +8,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from shared.auth import require, require_township
 from shared.domain.spreadsheet import StalePreview
+from shared.import_schemas import ImportQuery, PreviewOut
 from shared.web import spreadsheet_body, uploaded_spreadsheet
 
 from .knowledge import KbError, KnowledgeBase
@@ -45,26 +46,14 @@ class KbEntryOut(Schema):
     updated_by = fields.String(allow_none=True)
 
 
-class KbImportQuery(Schema):
-    class Meta:
-        unknown = RAISE
-
-    filename = fields.String(validate=validate.Regexp(r".+\.(xlsx|csv)$", error="文件名须以 .xlsx 或 .csv 结尾"))
+class KbImportQuery(ImportQuery):
+    """The knowledge base's import query: shared.import_schemas.ImportQuery, and ``replace``."""
     replace = fields.Boolean(load_default=False, metadata={"description": "true：删除文件中没有的条目"})
-    dry_run = fields.Boolean(load_default=False, metadata={
-        "description": "true：只预览新增、修改、删除的条目（200），不写入；确认后去掉此参数再提交同一文件"})
-    base = fields.String(validate=validate.Regexp(r"^[0-9a-f]{16}$", error="base 应为预览返回的16位标识"), metadata={
-        "description": "可选：预览返回的 base；若预览之后知识库已被修改则拒收（409）"})
 
 
-class KbPreviewOut(Schema):
-    dry_run = fields.Boolean()
+class KbPreviewOut(PreviewOut):
     township = fields.String()
-    base = fields.String(metadata={"description": "提交时作为 base 参数带上，可确保提交的正是预览时的情况"})
-    changed = fields.Boolean(metadata={"description": "false：与当前知识库一致，提交也不会有任何更改"})
     summary = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "added, changed, removed, unchanged 的条数"})
-    changes = fields.Dict(keys=fields.String(), values=fields.List(fields.Dict()))
-    notices = fields.List(fields.Dict(), metadata={"description": "读取时的提示：表头位置、未导入的合计/备注行、隐藏的行和列"})
 
 
 class KbImportOut(Schema):
