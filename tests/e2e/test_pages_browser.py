@@ -6,8 +6,7 @@ last four digits, the instant answer with "没有解决我的问题". Every page
 message next to the field and keeps what was typed.
 
 ``SANZHANG_PAGES_SCREENSHOTS=docs/pages`` writes the screenshots docs/pages.md shows.
-Without chromium (or npm for axe-core) the test is skipped on a developer's machine and fails
-under CI (CI=true)."""
+Without chromium (or npm for axe-core) the test fails, saying what to install; it never skips."""
 from __future__ import annotations
 
 import json
@@ -21,7 +20,7 @@ from werkzeug.serving import make_server
 from shared.runtime import SERVICES, Runtime
 from shared.web import create_app
 from tests.support.axe import axe_source, violations
-from tests.support.cdp import Browser, chromium_path
+from tests.support.cdp import missing, open_browser
 from tests.support.dispatch import TOWNSHIP, case, holder, posts
 from tests.support.pages import first_load, noisy_png, set_files
 from tests.support.runtime import ADMIN_HEADERS, make_settings, token
@@ -29,12 +28,6 @@ from tests.support.signin import Phone
 
 MAX_FIRST_LOAD = 150 * 1024
 PHONE = "13973200001"
-
-
-def _missing(what: str):
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} is missing")
-    pytest.skip(f"{what} is not installed")
 
 
 @pytest.fixture
@@ -51,16 +44,13 @@ def system(tmp_path, clock):
 def axe():
     source = axe_source()
     if source is None:
-        _missing("axe-core (npm install axe-core)")
+        missing("axe-core (npm install axe-core)")
     return source
 
 
 @pytest.fixture
 def browser(tmp_path):
-    if chromium_path() is None:
-        _missing("chromium (apt-get install -y chromium)")
-    b = Browser(str(tmp_path / "profile"), width=375, height=667)
-    b.call("Emulation.setDeviceMetricsOverride", {"width": 375, "height": 667, "deviceScaleFactor": 1, "mobile": True})
+    b = open_browser(tmp_path / "profile", 375, 667, mobile=True)
     yield b
     b.close()
 

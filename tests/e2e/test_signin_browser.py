@@ -5,7 +5,6 @@ Skipped without chromium on a developer's machine; fails under CI (CI=true)."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 
 import pytest
@@ -13,7 +12,7 @@ from werkzeug.serving import make_server
 
 from shared.runtime import SERVICES, Runtime
 from shared.web import create_app
-from tests.support.cdp import Browser, chromium_path
+from tests.support.cdp import open_browser
 from tests.support.runtime import ADMIN_HEADERS, make_settings
 from tests.support.signin import Phone, seed
 
@@ -22,11 +21,7 @@ STAFF_PHONE = "13700000002"
 
 @pytest.fixture
 def browser(tmp_path):
-    if chromium_path() is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing: apt-get update && apt-get install -y chromium")
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    b = Browser(str(tmp_path / "profile"), width=412, height=900)   # a phone's width
+    b = open_browser(tmp_path / "profile", 412, 900)   # a phone's width
     yield b
     b.close()
 

@@ -14,7 +14,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from shared.web import create_app
-from tests.support.cdp import Browser, chromium_path
+from tests.support.cdp import open_browser
 from tests.support.runtime import token
 from tests.support.dispatch import TOWNSHIP, case
 
@@ -22,11 +22,7 @@ from tests.support.dispatch import TOWNSHIP, case
 
 @pytest.fixture
 def browser(tmp_path):
-    if chromium_path() is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing: apt-get update && apt-get install -y chromium")
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    b = Browser(str(tmp_path / "profile"), width=1280, height=900)
+    b = open_browser(tmp_path / "profile", 1280, 900)
     yield b
     b.close()
 

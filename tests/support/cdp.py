@@ -29,6 +29,26 @@ class CDPError(Exception):
     pass
 
 
+def missing(what: str):
+    """A browser test's tool is not on this machine: the test fails, saying what to install. It never
+    skips: a suite that passes without its browser tests would claim what it did not check
+    (.ci/run installs chromium; npm brings axe-core)."""
+    import pytest
+
+    pytest.fail(f"{what} is missing", pytrace=False)
+
+
+def open_browser(profile_dir, width: int, height: int, *, mobile: bool = False) -> "Browser":
+    """A fresh headless Chromium at ``width``×``height``; ``mobile`` also emulates a phone's screen."""
+    if chromium_path() is None:
+        missing("chromium (apt-get install -y chromium)")
+    browser = Browser(str(profile_dir), width=width, height=height)
+    if mobile:
+        browser.call("Emulation.setDeviceMetricsOverride",
+                     {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": True})
+    return browser
+
+
 class Browser:
     def __init__(self, user_data_dir: str, width: int = 1280, height: int = 900):
         exe = chromium_path()
