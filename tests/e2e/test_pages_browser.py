@@ -258,6 +258,12 @@ def test_a_lead_signs_in_accepts_reports_progress_and_resolves(system, demo, ser
     pages.open("lead-me", f"{server}/lead/me")
     assert browser.eval("document.getElementById('points').textContent") == "0"
     assert browser.eval("document.querySelectorAll('#households li').length") > 0     # the 邻长's households
+    # One tap logs a visit to the first household.
+    browser.eval("window.__stale = true; document.querySelector('.visit-form button[value=phone]').click(); true")
+    loaded(browser, "document.querySelector('.notice') !== null")
+    assert "走访已记录" in browser.eval("document.querySelector('.notice').textContent")
+    pages.check("lead-me-visit")
+    assert system.service("dispatch").api["supervision"].visits.list(TOWNSHIP)[0]["mode"] == "phone"
 
     # The SMS short link lands on the case itself.
     log = web.get(f"/api/v1/deliveries?township={TOWNSHIP}", headers=ADMIN_HEADERS).json
@@ -280,13 +286,27 @@ def test_a_lead_signs_in_accepts_reports_progress_and_resolves(system, demo, ser
     fill(browser, {"note": "已联系供电所，明天上午来换灯"})
     pages.submit("progress-form")
     loaded(browser, "document.querySelector('.notice') !== null")
+    # 挂起 while waiting for the resident: no reason first (the message next to it), then one; then 恢复.
+    fill(browser, {"pause-note": "请补充路灯的具体位置"})
+    pages.submit("pause-form")
+    loaded(browser, "document.querySelectorAll('.error').length > 0")
+    assert errors(browser) == {"pause-reason-error": "请选择挂起原因"}
+    assert browser.eval("document.getElementById('pause-note').value") == "请补充路灯的具体位置"
+    browser.eval("document.getElementById('pause-reason-awaiting_resident').click(); true")
+    pages.submit("pause-form")
+    loaded(browser, "document.getElementById('resume-form') !== null")
+    assert case(system, case_id)["pause"]["reason"] == "awaiting_resident"
+    pages.check("lead-case-paused")
+    pages.submit("resume-form")
+    loaded(browser, "document.getElementById('pause-form') !== null && document.querySelector('.notice') !== null")
+    assert not case(system, case_id).get("pause")
     fill(browser, {"resolve-note": "供电所已更换灯泡，路灯恢复照明"})
     pages.submit("resolve-form")
     loaded(browser, "document.querySelector('.notice') !== null")
     assert browser.eval("document.getElementById('status').dataset.status") == "resolved"
     done = case(system, case_id)
     assert done["status"] == "resolved"
-    assert [e["type"] for e in done["timeline"]][-3:] == ["accepted", "progress", "resolved"]
+    assert [e["type"] for e in done["timeline"]][-5:] == ["accepted", "progress", "paused", "resumed", "resolved"]
     assert "供电所已更换灯泡" in browser.eval("document.getElementById('timeline').textContent")
 
     # The other case goes up a level: no reason first (the message next to it), then one.
