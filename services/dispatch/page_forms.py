@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
+from shared.domain.categories import CATEGORIES
+
 from .transitions import ESCALATION_REASONS
 
 NOTE = validate.Length(min=2, max=500, error="请写2到500个字")
@@ -82,3 +84,28 @@ class VisitForm(_Form):
     mode = fields.String(required=True, validate=validate.OneOf(["in_person", "phone", "wechat"],
                                                                 error="请选择走访方式"),
                          error_messages={"required": "请选择走访方式"})
+
+
+TIERS = {"general": "一般问题", "difficult": "疑难问题", "complex": "复杂问题"}
+
+
+class SuperviseForm(_Form):
+    """督办: what the township asks of the holder."""
+    note = fields.String(required=True, validate=NOTE, error_messages={"required": "请写明督办要求"})
+
+
+class ReassignForm(_Form):
+    unit_id = fields.String(required=True, validate=validate.Length(min=1, max=64),
+                            error_messages={"required": "请选择改派给哪个岗位"})
+    note = fields.String(validate=validate.Length(max=500, error="不超过500个字"))
+
+
+class RecategoriseForm(_Form):
+    category = fields.String(validate=validate.OneOf(list(CATEGORIES), error="请选择类别"))
+    tier = fields.String(validate=validate.OneOf(list(TIERS), error="请选择难度"))
+    note = fields.String(validate=validate.Length(max=500, error="不超过500个字"))
+
+    @validates_schema
+    def _something(self, data, **_):
+        if not data.get("category") and not data.get("tier"):
+            raise ValidationError("请选择新的类别或难度", field_name="category")
