@@ -219,7 +219,52 @@ def test_the_staff_start_page(system, demo, server, browser, axe, tmp_path):
     pages = Checker(browser, axe, tmp_path)
     pages.open("staff", f"{server}/staff/")
     assert browser.eval("[...document.querySelectorAll('.roles a')].map(a => a.getAttribute('href'))") == \
-        [f"/board/{TOWNSHIP}"]
+        [f"/board/{TOWNSHIP}", f"/staff/{TOWNSHIP}/cases"]
+
+
+def test_township_staff_sign_in_and_supervise_reassign_recategorise(system, demo, server, browser, axe, tmp_path):
+    pages = Checker(browser, axe, tmp_path)
+    phone_box = Phone(system)
+    web = create_app(system).test_client()
+    assert system.drain()
+    assert web.post("/api/v1/accounts", headers=ADMIN_HEADERS, json={
+        "kind": "staff", "name": "李娟", "phone": "13700000002", "township": TOWNSHIP}).status_code == 201
+    assert web.post("/api/v1/reports", headers=token(system, "client"), json={
+        "township": TOWNSHIP, "category": "environment", "address": "韶山村一组12号",
+        "description": "门口路灯坏了一个星期，晚上出行不安全", "reporter_phone": PHONE, "channel": "mini_program"}).status_code == 201
+    assert system.drain()
+
+    browser.goto(f"{server}/staff/")
+    browser.eval(f"window.__stale = true; document.getElementById('cases-{TOWNSHIP}').click(); true")
+    sign_in(browser, system, phone_box, "13700000002")
+    loaded(browser, f"location.pathname === '/staff/{TOWNSHIP}/cases'")
+    assert browser.eval("document.getElementById('filter-assigned').querySelector('.count').dataset.count") == "1"
+    pages.open("staff-cases", f"{server}/staff/{TOWNSHIP}/cases")
+    browser.eval("window.__stale = true; document.querySelector('.case-link').click(); true")
+    loaded(browser, "document.getElementById('supervise-form') !== null")
+    case_id = browser.eval("location.pathname.split('/').pop()")
+    pages.check("staff-case")
+
+    fill(browser, {"supervise-note": "快"})
+    pages.submit("supervise-form")
+    loaded(browser, "document.querySelectorAll('.error').length > 0")
+    assert errors(browser) == {"supervise-note-error": "请写2到500个字"}
+    assert browser.eval("document.getElementById('supervise-note').value") == "快"
+    pages.check("staff-case-errors")
+    fill(browser, {"supervise-note": "请今天之内联系群众"})
+    pages.submit("supervise-form")
+    loaded(browser, "document.querySelector('.notice') !== null")
+    assert case(system, case_id)["supervisions"][-1]["note"] == "请今天之内联系群众"
+    fill(browser, {"recategorise-category": "road"})
+    pages.submit("recategorise-form")
+    loaded(browser, "document.querySelector('.notice') !== null")
+    assert case(system, case_id)["category"] == "road"
+    group = posts(system)["group"]
+    fill(browser, {"reassign-unit": group["_id"]})
+    pages.submit("reassign-form")
+    loaded(browser, "document.querySelector('.notice') !== null")
+    assert case(system, case_id)["unit_id"] == group["_id"]
+    assert "已改派" in browser.eval("document.querySelector('.notice').textContent")
 
 
 def sign_in(browser, system, phone_box, phone: str) -> None:
