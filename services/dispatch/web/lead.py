@@ -53,7 +53,7 @@ def lead_routes(bp, pages, desk, issuer, sup=None) -> None:
         return pages.render("inbox.html", title="我的工作台", who=principal.name, boxes=BOXES, show=show,
                             notice=DONE.get(request.args.get("done") or ""),
                             counts={k: len(v) for k, v in boxes.items()}, cases=boxes[show],
-                            categories=CATEGORIES, status_text=STATUS_TEXT)
+                            categories=CATEGORIES, status_text=STATUS_TEXT, report_for=_report_for(principal))
 
     @bp.get("/lead/cases/<string:case_id>")
     def case_page(case_id):
@@ -99,6 +99,14 @@ ACTIONS = {
 DONE = {"accept": "已接单，请在时限内办结。", "progress": "进展已记录，群众可以看到。", "resolve": "已办结，将请群众评价。",
         "escalate": "已上交上一级。", "answer": "已答复督办。", "pause": "已挂起，办理时限暂停计时。",
         "resume": "已恢复办理，时限继续计时。"}
+
+
+def _report_for(principal) -> str | None:
+    """代办: intake's report page (dispatch never imports intake), which sees the lead's session and
+    files the report with channel "lead"."""
+    if principal.role != "lead" or not principal.townships:
+        return None
+    return f"/resident/{principal.townships[0]}/report?for=lead"
 
 
 def _case(pages, desk, issuer, principal, case_id, values, errors, status=200, notice=None):
