@@ -375,6 +375,23 @@ def test_a_lead_signs_in_accepts_reports_progress_and_resolves(system, demo, ser
     browser.goto(f"{server}/lead/me")
     assert browser.eval("document.querySelectorAll('#ledger li').length") > 0
 
+    # 代办: from the workbench to intake's report page, filed with channel "lead".
+    browser.goto(f"{server}/lead/")
+    browser.eval("window.__stale = true; document.getElementById('go-report-for').click(); true")
+    loaded(browser, "document.getElementById('proxy-note') !== null")
+    pages.check("lead-report-for")
+    browser.eval("document.getElementById('cat-water').click(); true")
+    fill(browser, {"description": "独居老人家里水管漏水，老人不会用手机", "address": "韶山村一组12号"})
+    pages.submit("report-form")
+    loaded(browser, "document.querySelectorAll('.error').length > 0")
+    assert list(errors(browser)) == ["phone-error"]
+    assert browser.eval("document.getElementById('description').value") == "独居老人家里水管漏水，老人不会用手机"
+    fill(browser, {"phone": "13973200002"})
+    pages.submit("report-form")
+    loaded(browser, "location.pathname.indexOf('/track/') > 0", timeout=30)
+    filed = system.service("intake").api["reports"].collection.find({}, limit=100)
+    assert [r["description"] for r in filed if r["channel"] == "lead"] == ["独居老人家里水管漏水，老人不会用手机"]
+
 
 def test_a_department_clerk_signs_in_accepts_asks_for_time_and_signs_off(system, demo, server, browser, axe, tmp_path):
     from tests.support.escalation import dept_id, referred_event, setup_city
