@@ -61,12 +61,12 @@ class ResidentDesk:
         self.tokens = tokens
         self.townships = townships
 
-    def submit(self, township: str, form: dict, photos: list[bytes]) -> tuple[dict, str]:
+    def submit(self, township: str, form: dict, photos: list[bytes], channel: str = "web") -> tuple[dict, str]:
         """Stores the report (once per page: the form's nonce is the idempotency key), then its
         photos. Returns the report and its resident token. ValidationError names the page's fields."""
         check_photos(photos)
         body = {"township": township, "category": form["category"], "description": form["description"],
-                "address": form["address"], "reporter_phone": form["phone"], "channel": "web",
+                "address": form["address"], "reporter_phone": form["phone"], "channel": channel,
                 "urgent": form.get("urgent", False)}
         if form.get("name"):
             body["reporter_name"] = form["name"]

@@ -219,7 +219,52 @@ def test_the_staff_start_page(system, demo, server, browser, axe, tmp_path):
     pages = Checker(browser, axe, tmp_path)
     pages.open("staff", f"{server}/staff/")
     assert browser.eval("[...document.querySelectorAll('.roles a')].map(a => a.getAttribute('href'))") == \
-        [f"/board/{TOWNSHIP}"]
+        [f"/board/{TOWNSHIP}", f"/staff/{TOWNSHIP}/cases"]
+
+
+def test_township_staff_sign_in_and_supervise_reassign_recategorise(system, demo, server, browser, axe, tmp_path):
+    pages = Checker(browser, axe, tmp_path)
+    phone_box = Phone(system)
+    web = create_app(system).test_client()
+    assert system.drain()
+    assert web.post("/api/v1/accounts", headers=ADMIN_HEADERS, json={
+        "kind": "staff", "name": "李娟", "phone": "13700000002", "township": TOWNSHIP}).status_code == 201
+    assert web.post("/api/v1/reports", headers=token(system, "client"), json={
+        "township": TOWNSHIP, "category": "environment", "address": "韶山村一组12号",
+        "description": "门口路灯坏了一个星期，晚上出行不安全", "reporter_phone": PHONE, "channel": "mini_program"}).status_code == 201
+    assert system.drain()
+
+    browser.goto(f"{server}/staff/")
+    browser.eval(f"window.__stale = true; document.getElementById('cases-{TOWNSHIP}').click(); true")
+    sign_in(browser, system, phone_box, "13700000002")
+    loaded(browser, f"location.pathname === '/staff/{TOWNSHIP}/cases'")
+    assert browser.eval("document.getElementById('filter-assigned').querySelector('.count').dataset.count") == "1"
+    pages.open("staff-cases", f"{server}/staff/{TOWNSHIP}/cases")
+    browser.eval("window.__stale = true; document.querySelector('.case-link').click(); true")
+    loaded(browser, "document.getElementById('supervise-form') !== null")
+    case_id = browser.eval("location.pathname.split('/').pop()")
+    pages.check("staff-case")
+
+    fill(browser, {"supervise-note": "快"})
+    pages.submit("supervise-form")
+    loaded(browser, "document.querySelectorAll('.error').length > 0")
+    assert errors(browser) == {"supervise-note-error": "请写2到500个字"}
+    assert browser.eval("document.getElementById('supervise-note').value") == "快"
+    pages.check("staff-case-errors")
+    fill(browser, {"supervise-note": "请今天之内联系群众"})
+    pages.submit("supervise-form")
+    loaded(browser, "document.querySelector('.notice') !== null")
+    assert case(system, case_id)["supervisions"][-1]["note"] == "请今天之内联系群众"
+    fill(browser, {"recategorise-category": "road"})
+    pages.submit("recategorise-form")
+    loaded(browser, "document.querySelector('.notice') !== null")
+    assert case(system, case_id)["category"] == "road"
+    group = posts(system)["group"]
+    fill(browser, {"reassign-unit": group["_id"]})
+    pages.submit("reassign-form")
+    loaded(browser, "document.querySelector('.notice') !== null")
+    assert case(system, case_id)["unit_id"] == group["_id"]
+    assert "已改派" in browser.eval("document.querySelector('.notice').textContent")
 
 
 def sign_in(browser, system, phone_box, phone: str) -> None:
@@ -258,6 +303,12 @@ def test_a_lead_signs_in_accepts_reports_progress_and_resolves(system, demo, ser
     pages.open("lead-me", f"{server}/lead/me")
     assert browser.eval("document.getElementById('points').textContent") == "0"
     assert browser.eval("document.querySelectorAll('#households li').length") > 0     # the 邻长's households
+    # One tap logs a visit to the first household.
+    browser.eval("window.__stale = true; document.querySelector('.visit-form button[value=phone]').click(); true")
+    loaded(browser, "document.querySelector('.notice') !== null")
+    assert "走访已记录" in browser.eval("document.querySelector('.notice').textContent")
+    pages.check("lead-me-visit")
+    assert system.service("dispatch").api["supervision"].visits.list(TOWNSHIP)[0]["mode"] == "phone"
 
     # The SMS short link lands on the case itself.
     log = web.get(f"/api/v1/deliveries?township={TOWNSHIP}", headers=ADMIN_HEADERS).json
@@ -280,13 +331,27 @@ def test_a_lead_signs_in_accepts_reports_progress_and_resolves(system, demo, ser
     fill(browser, {"note": "已联系供电所，明天上午来换灯"})
     pages.submit("progress-form")
     loaded(browser, "document.querySelector('.notice') !== null")
+    # 挂起 while waiting for the resident: no reason first (the message next to it), then one; then 恢复.
+    fill(browser, {"pause-note": "请补充路灯的具体位置"})
+    pages.submit("pause-form")
+    loaded(browser, "document.querySelectorAll('.error').length > 0")
+    assert errors(browser) == {"pause-reason-error": "请选择挂起原因"}
+    assert browser.eval("document.getElementById('pause-note').value") == "请补充路灯的具体位置"
+    browser.eval("document.getElementById('pause-reason-awaiting_resident').click(); true")
+    pages.submit("pause-form")
+    loaded(browser, "document.getElementById('resume-form') !== null")
+    assert case(system, case_id)["pause"]["reason"] == "awaiting_resident"
+    pages.check("lead-case-paused")
+    pages.submit("resume-form")
+    loaded(browser, "document.getElementById('pause-form') !== null && document.querySelector('.notice') !== null")
+    assert not case(system, case_id).get("pause")
     fill(browser, {"resolve-note": "供电所已更换灯泡，路灯恢复照明"})
     pages.submit("resolve-form")
     loaded(browser, "document.querySelector('.notice') !== null")
     assert browser.eval("document.getElementById('status').dataset.status") == "resolved"
     done = case(system, case_id)
     assert done["status"] == "resolved"
-    assert [e["type"] for e in done["timeline"]][-3:] == ["accepted", "progress", "resolved"]
+    assert [e["type"] for e in done["timeline"]][-5:] == ["accepted", "progress", "paused", "resumed", "resolved"]
     assert "供电所已更换灯泡" in browser.eval("document.getElementById('timeline').textContent")
 
     # The other case goes up a level: no reason first (the message next to it), then one.
@@ -309,6 +374,23 @@ def test_a_lead_signs_in_accepts_reports_progress_and_resolves(system, demo, ser
     assert system.drain()
     browser.goto(f"{server}/lead/me")
     assert browser.eval("document.querySelectorAll('#ledger li').length") > 0
+
+    # 代办: from the workbench to intake's report page, filed with channel "lead".
+    browser.goto(f"{server}/lead/")
+    browser.eval("window.__stale = true; document.getElementById('go-report-for').click(); true")
+    loaded(browser, "document.getElementById('proxy-note') !== null")
+    pages.check("lead-report-for")
+    browser.eval("document.getElementById('cat-water').click(); true")
+    fill(browser, {"description": "独居老人家里水管漏水，老人不会用手机", "address": "韶山村一组12号"})
+    pages.submit("report-form")
+    loaded(browser, "document.querySelectorAll('.error').length > 0")
+    assert list(errors(browser)) == ["phone-error"]
+    assert browser.eval("document.getElementById('description').value") == "独居老人家里水管漏水，老人不会用手机"
+    fill(browser, {"phone": "13973200002"})
+    pages.submit("report-form")
+    loaded(browser, "location.pathname.indexOf('/track/') > 0", timeout=30)
+    filed = system.service("intake").api["reports"].collection.find({}, limit=100)
+    assert [r["description"] for r in filed if r["channel"] == "lead"] == ["独居老人家里水管漏水，老人不会用手机"]
 
 
 def test_a_department_clerk_signs_in_accepts_asks_for_time_and_signs_off(system, demo, server, browser, axe, tmp_path):

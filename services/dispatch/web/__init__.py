@@ -9,6 +9,7 @@ from shared.pages.web import Pages, kit_blueprint
 
 from .entry import entry_routes
 from .lead import lead_routes
+from .staff_cases import staff_case_routes
 
 PREFIX = "/pages"
 
@@ -21,4 +22,5 @@ def build_pages(org, desk, issuer, sup=None) -> list:
     entry_routes(bp, pages, org)
     if issuer is not None:   # sessions need the secret
         lead_routes(bp, pages, desk, issuer, sup)
+        staff_case_routes(bp, pages, org, desk, issuer)
     return [kit_blueprint("dispatch_kit", PREFIX), bp]

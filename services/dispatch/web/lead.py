@@ -12,7 +12,8 @@ from shared.domain.categories import CATEGORIES
 from shared.pages.web import field_errors
 
 from ..desk import BadField, CaseNotVisible, NotHolder
-from ..page_forms import AcceptForm, AnswerForm, EscalateForm, NoteForm
+from ..page_forms import AcceptForm, AnswerForm, EscalateForm, NoteForm, PauseForm, ResumeForm
+from ..pausing import PAUSE_REASONS, is_paused
 from ..transitions import ESCALATION_REASONS, STATUS_TEXT, WrongState
 from .me import me_routes
 from .timeline import timeline_text
@@ -40,7 +41,7 @@ def lead_routes(bp, pages, desk, issuer, sup=None) -> None:
         return redirect(f"/signin?next={where}", 303)
 
     if sup is not None:
-        me_routes(bp, pages, sup, person, signin)
+        me_routes(bp, pages, sup, person, signin, issuer)
 
     @bp.get("/lead/")
     def inbox():
@@ -52,7 +53,7 @@ def lead_routes(bp, pages, desk, issuer, sup=None) -> None:
         return pages.render("inbox.html", title="我的工作台", who=principal.name, boxes=BOXES, show=show,
                             notice=DONE.get(request.args.get("done") or ""),
                             counts={k: len(v) for k, v in boxes.items()}, cases=boxes[show],
-                            categories=CATEGORIES, status_text=STATUS_TEXT)
+                            categories=CATEGORIES, status_text=STATUS_TEXT, report_for=_report_for(principal))
 
     @bp.get("/lead/cases/<string:case_id>")
     def case_page(case_id):
@@ -92,9 +93,20 @@ ACTIONS = {
     "resolve": (NoteForm, lambda d, p, c, f: d.resolve(p, c, f["note"])),
     "escalate": (EscalateForm, lambda d, p, c, f: d.escalate(p, c, f["reason"], f.get("note"))),
     "answer": (AnswerForm, lambda d, p, c, f: d.answer(p, c, f["supervision_id"], f["note"])),
+    "pause": (PauseForm, lambda d, p, c, f: d.pause(p, c, f["reason"], f["note"], f.get("until"))),
+    "resume": (ResumeForm, lambda d, p, c, f: d.resume(p, c, f.get("note"))),
 }
 DONE = {"accept": "已接单，请在时限内办结。", "progress": "进展已记录，群众可以看到。", "resolve": "已办结，将请群众评价。",
-        "escalate": "已上交上一级。", "answer": "已答复督办。"}
+        "escalate": "已上交上一级。", "answer": "已答复督办。", "pause": "已挂起，办理时限暂停计时。",
+        "resume": "已恢复办理，时限继续计时。"}
+
+
+def _report_for(principal) -> str | None:
+    """代办: intake's report page (dispatch never imports intake), which sees the lead's session and
+    files the report with channel "lead"."""
+    if principal.role != "lead" or not principal.townships:
+        return None
+    return f"/resident/{principal.townships[0]}/report?for=lead"
 
 
 def _case(pages, desk, issuer, principal, case_id, values, errors, status=200, notice=None):
@@ -109,4 +121,4 @@ def _case(pages, desk, issuer, principal, case_id, values, errors, status=200, n
         timeline=[{"at": e["at"], "type": e["type"], "text": timeline_text(e)} for e in reversed(case.get("timeline") or [])],
         supervisions=open_supervisions, reasons=ESCALATION_REASONS, csrf=issuer.csrf_token(principal.session_id),
         csrf_field=CSRF_FIELD, values=values, errors=errors, notice=DONE.get(notice or ""),
-        holds=case["status"] in ("assigned", "accepted"))
+        holds=case["status"] in ("assigned", "accepted"), paused=is_paused(case), pause_reasons=PAUSE_REASONS)

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import secrets
 
-from flask import redirect, request
+from flask import current_app, redirect, request
 from marshmallow import ValidationError
+
+from shared.auth import CSRF_FIELD, current_principal
 
 from shared.domain.categories import CATEGORIES
 from shared.pages.web import field_errors
@@ -43,7 +45,13 @@ def report_routes(bp, pages, desk) -> None:
     @bp.get("/<string:township>/report")
     def report_form(township):
         name, closed = township_or_404(township)
-        return closed or _form(pages, township, name, {"submission": secrets.token_hex(16)}, {})
+        if closed:
+            return closed
+        if request.args.get("for") == "lead":   # 代办: a lead reports for a resident who cannot
+            if _lead(township) is None:
+                return redirect("/signin?next=/lead/", 303)
+            return _form(pages, township, name, {"submission": secrets.token_hex(16), "on_behalf": "1"}, {})
+        return _form(pages, township, name, {"submission": secrets.token_hex(16)}, {})
 
     @bp.post("/<string:township>/report")
     def report_submit(township):
@@ -52,9 +60,15 @@ def report_routes(bp, pages, desk) -> None:
             return closed
         request.max_content_length = MAX_PHOTOS * MAX_BYTES + 256 * 1024  # before the form is read
         values = request.form.to_dict()
+        channel = "web"
+        if values.pop("on_behalf", None):   # 代办: the session's CSRF token is checked by shared.auth
+            if _lead(township) is None:
+                return redirect("/signin?next=/lead/", 303)
+            channel, values["on_behalf"] = "lead", "1"
+        values.pop(CSRF_FIELD, None)
         files = [f.read(MAX_BYTES + 1) for f in request.files.getlist("photos") if f.filename]
         try:
-            report, token = desk.submit(township, ReportForm().load(values), files)
+            report, token = desk.submit(township, ReportForm().load(values), files, channel=channel)
         # The form comes back as a page (200), not an error response: it keeps what the person typed,
         # their phone number among it, and error bodies never carry a phone number (docs/pages.md).
         except ValidationError as exc:
@@ -66,6 +80,17 @@ def report_routes(bp, pages, desk) -> None:
         return resp
 
 
+def _lead(township: str):
+    """The signed-in lead (page session) of this township, or None."""
+    principal = current_principal()
+    if principal is None or not principal.session_id or principal.role != "lead" or not principal.sees(township):
+        return None
+    return principal
+
+
 def _form(pages, township, name, values, errors, status=200):
-    return pages.render("report.html", status=status, title="我要反映问题", township=township, name=name,
-                        values=values, errors=errors, choices=CHOICES, max_photos=MAX_PHOTOS)
+    proxy = values.get("on_behalf") == "1"
+    csrf = current_app.extensions["sanzhang.auth"].issuer.csrf_token(_lead(township).session_id) if proxy else ""
+    return pages.render("report.html", status=status, title="代群众反映问题" if proxy else "我要反映问题",
+                        township=township, name=name, values=values, errors=errors, choices=CHOICES,
+                        max_photos=MAX_PHOTOS, proxy=proxy, csrf=csrf, csrf_field=CSRF_FIELD)
