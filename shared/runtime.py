@@ -209,7 +209,7 @@ class Runtime:
         quiet = 0
         while time.monotonic() < deadline:
             self.relay.flush(timeout=max(0.1, deadline - time.monotonic()))
-            busy = any(w.in_flight for w in self.workers) or self._queued()
+            busy = any(w.in_flight for w in self.workers) or self._queued() or self.relay.moving()
             quiet = 0 if busy else quiet + 1
             if quiet >= 3:
                 return True

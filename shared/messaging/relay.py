@@ -44,6 +44,13 @@ class OutboxRelay:
     def backlog(self) -> int:
         return sum(r.collection.count({"outbox_due": {"$ne": None}}) for r in self.repos)
 
+    def moving(self) -> int:
+        """Events due now, or claimed under a lease by a relay publishing them at this moment: what
+        a drain must wait for. flush() alone cannot see a claimed event (its due time is pushed a
+        lease ahead), so a drain that trusted it could end while another thread is mid-publish."""
+        horizon = iso(self.clock.now() + self.lease)
+        return sum(r.collection.count({"outbox_due": {"$lte": horizon}}) for r in self.repos)
+
     def run_once(self) -> int:
         """One sweep over every repository; returns how many events were published."""
         sent = 0
