@@ -1,12 +1,12 @@
 """A township's choice of which case news is texted to residents (resident_policy.py)."""
 from __future__ import annotations
 
-from flask_smorest import Blueprint, abort
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from flask_smorest import Blueprint
+from marshmallow import RAISE, Schema, fields, validate
 
-from shared.auth import current_principal, require, require_township
-from shared.events import TOWNSHIP_CODE
+from shared.auth import current_principal, require
 
+from .api import _township  # one check of the path's township for all of notify's routes
 from .resident_policy import POLICIES
 
 
@@ -52,11 +52,3 @@ def build_resident_messages_blueprint(service) -> Blueprint:
         return service.set_resident_policy(code, body["policy"], principal.name or principal.role)
 
     return bp
-
-
-def _township(code: str) -> None:
-    try:
-        TOWNSHIP_CODE(code)
-    except ValidationError:
-        abort(404, message="未找到")
-    require_township(code)
