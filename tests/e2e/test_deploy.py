@@ -477,6 +477,11 @@ def test_overlay_renders_for_one_site():
     # Operators' clusters keep an odd quorum-friendly size.
     assert one(docs, "RabbitmqCluster", "sanzhang-rabbitmq")["spec"]["replicas"] == 3
     assert one(docs, "MongoDBCommunity", "sanzhang-mongodb")["spec"]["members"] == 3
+    # The site's own public host replaces the base's placeholder, and messages' links point to it.
+    ingress = one(docs, "Ingress", "sanzhang")
+    host = ingress["spec"]["rules"][0]["host"]
+    assert host != "sanzhang.example.cn" and ingress["spec"]["tls"][0]["hosts"] == [host]
+    assert one(docs, "ConfigMap", "sanzhang-notify-config")["data"]["SANZHANG_NOTIFY_LINK_BASE"] == f"https://{host}"
 
 
 # ============================================================================== Deployments
