@@ -17,6 +17,8 @@ BENCHES = [
     ("bench.bench_pipeline", []),
     ("bench.bench_storage", ["--cases", "100000", "1000000"]),
     ("bench.bench_timers", ["--timers", "1000000"]),
+    # a county-level city's peak day (1,550 reports × 4) through the four processes, ~10 min
+    ("bench.bench_peak_day", []),
     # a whole city's year of figures (issue 16), in its own section: slow to seed (~10 min)
     ("bench.bench_figures", ["--cases", "1000000"]),
 ]
@@ -49,7 +51,8 @@ def main() -> int:
     for module, args in BENCHES:
         if quick:
             args = {"bench.bench_storage": ["--cases", "100000"], "bench.bench_timers": [],
-                    "bench.bench_figures": ["--cases", "100000"]}.get(module, args)
+                    "bench.bench_figures": ["--cases", "100000"],
+                    "bench.bench_peak_day": ["--minutes", "2"]}.get(module, args)
         print(f"running {module} {' '.join(args)} …", file=sys.stderr, flush=True)
         proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True)
         text = proc.stdout if proc.returncode == 0 else f"**{module} failed** (exit {proc.returncode}):\n\n```\n{proc.stderr[-3000:]}\n```\n"
