@@ -59,7 +59,6 @@
      separate upload form (data-no-js) does the same. */
   function uploadFirst(form, input) {
     busy(form, "正在上传照片…");
-    var out = document.getElementById(input.getAttribute("aria-describedby"));
     var files = Array.prototype.slice.call(input.files);
     return Promise.all(files.map(shrink)).then(function (small) {
       var body = new FormData();
@@ -73,9 +72,15 @@
         throw new Error(body.message || "照片没有上传成功，请重试");
       });
     }).catch(function (err) {
+      var out = document.getElementById(input.id + "-error");
+      if (!out) {   // the message right above the field, read out with it (as the server's are)
+        out = document.createElement("p");
+        out.className = "error"; out.id = input.id + "-error"; out.setAttribute("role", "alert");
+        input.parentNode.insertBefore(out, input);
+      }
       out.textContent = err && err.message && /[\u4e00-\u9fff]/.test(err.message) ? err.message : "照片没有上传成功，请检查网络后重试";
-      out.hidden = false;
       input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", out.id);
       input.closest(".field").classList.add("invalid");
       restore(form);
     });
