@@ -187,3 +187,38 @@ def test_photo_added_is_listed_once(system, web, demo):
     with pytest.raises(Exception, match="before its case"):
         handler(early)
     assert case(system, case_id_for("not-yet")) is None
+
+
+def test_the_photo_reaches_the_case_over_rabbitmq(tmp_path, amqp_url):
+    """report.photo_added is bound to dispatch's queue (a publish nobody binds would be refused);
+    a photo sent before dispatch opened the case is delivered again until it has."""
+    import time
+
+    from shared.cli import _load_demo
+    from shared.messaging.topology import delete_amqp
+    from shared.runtime import SERVICES, Runtime, bindings
+    from shared.web import create_app
+    from tests.support.runtime import make_settings
+
+    runtime = Runtime(make_settings(tmp_path, amqp_url=amqp_url), SERVICES)
+    try:
+        runtime.start()
+        _load_demo(runtime)
+        web = create_app(runtime).test_client()
+        made = web.post("/api/v1/reports", headers=token(runtime, "client"), json={
+            "township": TOWNSHIP, "category": "environment", "address": "韶山村一组12号", "channel": "mini_program",
+            "description": "门口路灯坏了一个星期，晚上出行不安全", "reporter_phone": "13800000001"})
+        assert made.status_code == 201
+        up = web.post(f"/api/v1/reports/{made.json['id']}/photos", data={"file": (io.BytesIO(jpeg()), "a.jpg")},
+                      headers={"Authorization": f"Bearer {made.json['resident_token']}"},
+                      content_type="multipart/form-data")
+        assert up.status_code == 201
+        cases = runtime.service("dispatch").api["cases"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (cases.get(case_id_for(made.json["id"])) or {}).get("photos"):
+            time.sleep(0.1)
+        photos = cases.get(case_id_for(made.json["id"]))["photos"]
+        assert [(p["url"], p["by"]) for p in photos] == [(up.json["photo"]["url"], "resident")]
+    finally:
+        runtime.stop()
+        delete_amqp(amqp_url, runtime.names, bindings())
