@@ -257,6 +257,20 @@ class ReportSupplemented(_Payload):
     supplemented_at = fields.String(allow_none=True)
 
 
+class ReportPhotoAdded(_Payload):
+    """A photo was attached to a report (intake keeps the bytes): by the resident, the lead handling
+    it or the township's staff. dispatch lists it on the case; the photo is read at ``url`` (intake,
+    GET /api/v1/photos/<id>, same public address). ``by`` is a kind, never a person's number."""
+    report_id = fields.String(required=True)
+    tracking_no = fields.String(required=True)
+    case_id = fields.String(allow_none=True)
+    photo_id = fields.String(required=True)
+    url = fields.String(required=True)
+    content_type = fields.String(allow_none=True)
+    by = fields.String(required=True, validate=validate.OneOf(("resident", "lead", "staff", "app")))
+    added_at = fields.String(required=True)
+
+
 class OrgContacts(_Payload):
     """Leads' contacts, so notify can reach them without reading dispatch's database; `posts` is
     every unit with its parent and the people who answer for it (a lead post's lead, a village
@@ -327,6 +341,8 @@ PAYLOADS: dict[str, type[Schema]] = {
     "case.paused": CaseEvent,
     "case.resumed": CaseEvent,
     "report.supplemented": ReportSupplemented,
+    # photos attached to a report after it was made (intake's resident_photos.py): dispatch lists them
+    "report.photo_added": ReportPhotoAdded,
     # people's sign-in (services/dispatch/signin.py, sessions.py)
     "signin.code_requested": SigninCodeRequested,
     "access.revoked": AccessRevoked,

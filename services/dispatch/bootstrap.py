@@ -17,6 +17,7 @@ from .desk import CaseDesk
 from .firing import SlaTimers
 from .department_events import handlers as department_handlers
 from .pause_events import handlers as pause_handlers
+from .case_photos import handlers as photo_handlers
 from .handlers import DispatchHandlers
 from .org import OrgRepository
 from .policies import Policies
@@ -58,6 +59,8 @@ HANDLES = frozenset({
     "department.assigned", "department.accepted", "department.sla_breached",
     # pausing the clock: the resident's answer resumes a case paused for them (pause_events.py)
     "report.supplemented", "case.paused", "case.resumed",
+    # photos attached to a report after it was made (case_photos.py)
+    "report.photo_added",
 }) | PEOPLE_HANDLES
 
 
@@ -90,7 +93,9 @@ def build(ctx: Context) -> ServiceParts:
                     build_policy_blueprint(policies), *supervision.blueprints(), build_merge_blueprint(resident_loop),
                     build_contacts_blueprint(book), *build_pages(org, desk, ctx.issuer, supervision)],
         handlers=merge_handlers(handlers.handlers(), supervision.handlers(), resident_loop.handlers(),
-                                department_handlers(cases, ctx.clock), pause_handlers(cases, ctx.clock)),
+                                department_handlers(cases, ctx.clock), pause_handlers(cases, ctx.clock),
+                                # after pause_handlers: it marks report.supplemented applied, photos are kept by address
+                                photo_handlers(cases, ctx.clock)),
         repos=[cases, org.imports],
         tasks=[sweeper, *supervision.sweepers],
         api={"org": org, "cases": cases, "policies": policies, "desk": desk, "timers": timers,

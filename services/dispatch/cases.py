@@ -7,10 +7,12 @@ from datetime import datetime
 from shared.clock import iso, parse_iso
 from shared.domain.ids import case_id_for
 from shared.domain.levels import UNIT_NAMES
+from shared.domain.phones import mask_text
 from shared.domain.workdays import add_working_seconds
 from shared.events import make_event
 
 from . import sla
+from .case_photos import from_report
 from .org import assignee_of
 from .timers import schedule
 
@@ -76,7 +78,8 @@ def set_deadlines(case: dict, policy: sla.SlaPolicy) -> None:
 
 
 def new_case(report: dict, township: str, unit: dict, policy: sla.SlaPolicy, at: datetime,
-             *, located: bool, neighbourhood_id: str | None, skipped: list[dict], event_id: str) -> tuple[dict, list[dict]]:
+             *, located: bool, neighbourhood_id: str | None, skipped: list[dict], event_id: str,
+             household: dict | None = None) -> tuple[dict, list[dict]]:
     tier = report.get("tier") or sla.tier_for(policy, report["category"])
     if tier == "instant":
         # A case exists because a person must answer after all; it gets the general clock.
@@ -90,6 +93,12 @@ def new_case(report: dict, township: str, unit: dict, policy: sla.SlaPolicy, at:
         "located": located, "created_at": iso(at), "reported_at": submitted_at,
         "promise_due": iso(sla.promise_due(policy, tier, at)), "timeline": [],
         "breaches": [], "escalations": 0, "supervisions": [], "resolution": None, "resolved_at": None,
+        # What the holder's page shows of where: the roster's household, the address and the phone's
+        # location as reported (a number typed into the address is masked), and the photos (case_photos.py).
+        "household": {"id": household["_id"], "head": household.get("head"), "address": household.get("address")}
+        if household else None,
+        "address": mask_text(report["address"]) if report.get("address") else None,
+        "location": _location(report.get("location")), "photos": from_report(report),
     }
     apply_assignment(case, unit, policy, at)
     reason = None
@@ -101,3 +110,11 @@ def new_case(report: dict, township: str, unit: dict, policy: sla.SlaPolicy, at:
     case["timeline"].append(timeline_entry(at, "assigned", assignee=case["assignee"], reason=reason))
     events = [case_event("case.assigned", case, at, caused_by=event_id, reason=reason)]
     return case, events
+
+
+def _location(raw: dict | None) -> dict | None:
+    """lat/lng as numbers, or nothing: the payload's location is a free mapping."""
+    try:
+        return {"lat": float(raw["lat"]), "lng": float(raw["lng"])} if raw else None
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -30,19 +30,20 @@ class DispatchHandlers:
         if self.cases.get(case_id_for(report["report_id"])) is not None:
             return  # redelivered: the case exists and its events are in its outbox or sent
         now = self.clock.now()
-        unit, located, neighbourhood_id, skipped = self.route(township, report)
+        household = self.org.locate(township, report.get("household_id"), report.get("address"),
+                                    report.get("reporter_phone"))
+        unit, located, neighbourhood_id, skipped = self.route(township, household)
         case, events = new_case(report, township, unit, self.policies.get(township), now, located=located,
-                                neighbourhood_id=neighbourhood_id, skipped=skipped, event_id=event["id"])
+                                neighbourhood_id=neighbourhood_id, skipped=skipped, event_id=event["id"],
+                                household=household)
         try:
             self.cases.add(case, events)
         except DuplicateKey:
             return  # a concurrent delivery of the same event won the race: same case, same events
         log.info("case opened at %s", case["level"], extra={"case_id": case["_id"], "township": township})
 
-    def route(self, township: str, report: dict) -> tuple[dict, bool, str | None, list[dict]]:
+    def route(self, township: str, household: dict | None) -> tuple[dict, bool, str | None, list[dict]]:
         """The neighbourhood's lead; a vacant post passes the case to the next level that has one."""
-        household = self.org.locate(township, report.get("household_id"), report.get("address"),
-                                    report.get("reporter_phone"))
         if household is None:
             return self._township_unit(township), False, None, []
         skipped = []

@@ -50,7 +50,9 @@ def submitted_event(report: dict, at: datetime, attempt: int = 0) -> dict:
                                           "tracking_no", "submitted_at")}
     # The tier is dispatch's to choose from the category, except for a question the bot answered
     # and the resident sent on ("didn't answer me"): that one is a general case.
-    payload.update(report_id=report["_id"], tier=report.get("tier") if report.get("tier") != "instant" else None)
+    payload.update(report_id=report["_id"], tier=report.get("tier") if report.get("tier") != "instant" else None,
+                   # photos uploaded before it was sent on (an instant answer's report) travel with it
+                   photos=[*(report.get("photos") or []), *(u["url"] for u in report.get("uploads") or [])])
     # A resend carries the same event id: downstream it is the same event, never a second report.
     return make_event("report.submitted", report["township"], payload, at=at, correlation_id=report["_id"],
                       caused_by=f"report:{report['_id']}")

@@ -1,10 +1,17 @@
 """Photos added to a report: by the resident, or by the lead or staff handling it; stored once by
 content, at most MAX_PHOTOS per report; read by whoever may see the report. The rules on the bytes
-are in photos.py."""
+are in photos.py.
+
+Each photo attached to a report dispatch has (every report but one answered on the spot) is
+announced with ``report.photo_added`` through the report's outbox, so the lead's and staff's case
+pages (dispatch) can show it without reading intake; a report sent on later carries its photos in
+``report.submitted``. A lead sees a report's photos while their post holds it (as dispatch shows a
+lead only the cases their post holds); staff see the township's."""
 from __future__ import annotations
 
 from shared.aggregates import Unchanged
 from shared.clock import iso
+from shared.events import make_event
 from shared.storage import DuplicateKey
 
 from . import photos as photo_rules
@@ -23,7 +30,7 @@ class ResidentPhotos:
             report = self.find(ref)
             if report is None or not caller.sees(report["township"]):
                 raise NotVisible("未找到该诉求")
-            if caller.kind == "lead" and (report.get("handler") or {}).get("unit_id") != caller.principal.unit_id:
+            if caller.kind == "lead" and not _holds(report, caller):
                 raise Forbidden("只有经办该诉求的三长可以上传照片")
             by = caller.name
         else:
@@ -56,7 +63,7 @@ class ResidentPhotos:
                 raise Conflict(f"每条诉求最多{photo_rules.MAX_PHOTOS}张照片")
             doc.setdefault("uploads", []).append(upload)
             doc["updated_at"] = iso(now)
-            return ()
+            return _added(doc, upload, "resident" if caller.kind in ("resident", "app") else caller.kind, now)
 
         return self.reports.mutate(report["_id"], attach), upload
 
@@ -70,4 +77,21 @@ class ResidentPhotos:
                 raise NotVisible("未找到该照片")
         elif caller.kind not in ("app", "staff", "lead") or not caller.sees(township):
             raise NotVisible("未找到该照片")
+        elif caller.kind == "lead" and not _holds(self.reports.get(blob.meta.get("report_id")), caller):
+            raise NotVisible("未找到该照片")
         return blob
+
+
+def _holds(report: dict | None, caller: Caller) -> bool:
+    """The lead's post holds the report's case now (or resolved it)."""
+    handler = (report or {}).get("handler") or {}
+    return bool(caller.principal.unit_id) and handler.get("unit_id") == caller.principal.unit_id
+
+
+def _added(report: dict, upload: dict, by: str, now) -> list[dict]:
+    if report.get("status") == "answered":
+        return []   # no case to show it on; report.submitted carries it if the resident sends it on
+    return [make_event("report.photo_added", report["township"], {
+        "report_id": report["_id"], "tracking_no": report["tracking_no"], "case_id": report.get("case_id"),
+        "photo_id": upload["id"], "url": upload["url"], "content_type": upload["content_type"], "by": by,
+        "added_at": upload["at"]}, at=now, correlation_id=report["_id"])]

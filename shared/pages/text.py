@@ -23,3 +23,15 @@ def local_iso(value: str | datetime | None) -> str:
         return ""
     at = parse_iso(value) if isinstance(value, str) else value
     return at.astimezone(local_zone()).isoformat(timespec="minutes")
+
+
+# Why intake kept none of the photos a lead (or staff member) sent from dispatch's case page: intake
+# answers with the key (a query flag back to the case page, or JSON for the page's script), dispatch's
+# page says it next to the photo field. Both services read this one table.
+PHOTO_PROBLEMS = {
+    "missing": "请先选择要上传的照片",
+    "type": "只能上传照片（JPEG、PNG或WebP格式）",
+    "size": "每张照片不能超过5MB，请重新拍摄或选择",
+    "count": "每条诉求最多9张照片，已经够了",
+    "expired": "页面已过期，请刷新后重新上传",
+}

@@ -476,3 +476,79 @@ def test_the_core_actions_work_without_scripts(system, demo, server, browser, tm
     browser.eval("window.__stale = true; document.getElementById('rating-form').requestSubmit(); true")
     loaded(browser, "document.querySelector('.notice') !== null")
     assert system.service("intake").api["service"].find(tracking)["ratings"][-1]["rating"] == "satisfied"
+
+
+def test_a_lead_opens_the_sms_link_and_resolves_with_a_photo(system, demo, server, browser, axe, tmp_path):
+    """The issue's proof: the SMS link, sign-in with the code, 接单, a photo with 办结 (first a bad file,
+    said next to the field); without scripts the separate upload form does the same. The photos show
+    on the case page and on the resident's track page."""
+    import re
+
+    pages = Checker(browser, axe, tmp_path)
+    phone_box = Phone(system)
+    web = create_app(system).test_client()
+    made = web.post("/api/v1/reports", headers=token(system, "client"), json={
+        "township": TOWNSHIP, "category": "environment", "address": "韶山村一组12号", "reporter_phone": PHONE,
+        "description": "门口路灯坏了一个星期，晚上出行不安全", "channel": "mini_program",
+        "location": {"lat": 27.915, "lng": 112.526}})
+    assert made.status_code == 201 and system.drain()
+    log = web.get(f"/api/v1/deliveries?township={TOWNSHIP}", headers=ADMIN_HEADERS).json
+    text = next(d["text"] for d in log if d["template_key"] == "case.assigned:assignee")
+    browser.goto(f"{server}{re.search(r'https://qx.cn(/l/[A-Z0-9]{8})', text).group(1)}")
+    sign_in(browser, system, phone_box, posts(system)["neighbourhood"]["lead"]["phone"])
+    loaded(browser, "location.pathname.indexOf('/lead/cases/') === 0")
+    case_id = browser.eval("location.pathname.split('/').pop()")
+    assert "北纬27.91500" in browser.eval("document.getElementById('location').textContent")
+    pages.submit("accept-form")
+    loaded(browser, "document.querySelector('.notice') !== null")
+
+    # Without scripts: the plain upload form, answered by intake with the case page again.
+    small = str(tmp_path / "small.png")
+    noisy_png(small, width=64, height=48)
+    browser.call("Emulation.setScriptExecutionDisabled", {"value": True})
+    browser.goto(f"{server}/lead/cases/{case_id}")
+    assert browser.eval("document.getElementById('photo-form').hidden") is False
+    assert browser.eval("document.getElementById('resolve-photos').closest('.field').hidden") is True
+    set_files(browser, "#photo-files", [small])
+    browser.eval("window.__stale = true; document.getElementById('photo-form').requestSubmit(); true")
+    loaded(browser, "document.querySelector('.notice') !== null")
+    assert "照片已上传" in browser.eval("document.querySelector('.notice').textContent")
+    browser.call("Emulation.setScriptExecutionDisabled", {"value": False})
+    assert system.drain() and len(case(system, case_id)["photos"]) == 1
+
+    # With scripts: 办结's own photo field. A file that is no photo is refused next to it, nothing sent.
+    browser.goto(f"{server}/lead/cases/{case_id}")
+    browser.wait("document.getElementById('photo-form').hidden === true")
+    notes = str(tmp_path / "notes.jpg")
+    Path(notes).write_bytes(b"<html>not a photo</html>")
+    set_files(browser, "#resolve-photos", [notes])
+    fill(browser, {"resolve-note": "已更换路灯灯泡，晚上恢复照明"})
+    browser.eval("document.getElementById('resolve-form').requestSubmit(); true")
+    browser.wait("document.getElementById('resolve-photos-error') !== null")
+    assert browser.eval("document.getElementById('resolve-photos-error').textContent") == "只能上传照片（JPEG、PNG或WebP格式）"
+    assert case(system, case_id)["status"] == "accepted"
+    assert browser.eval("document.getElementById('resolve-note').value") == "已更换路灯灯泡，晚上恢复照明"
+    pages.check("lead-case-photo-error")
+    big = str(tmp_path / "big.png")
+    assert noisy_png(big) > 5 * 1024 * 1024                   # shrunk in the browser before it goes up
+    set_files(browser, "#resolve-photos", [big])
+    pages.submit("resolve-form")
+    loaded(browser, "document.querySelector('.notice') !== null", timeout=30)
+    assert browser.eval("document.getElementById('status').dataset.status") == "resolved"
+    assert system.drain()
+    photos = case(system, case_id)["photos"]
+    assert [p["by"] for p in photos] == ["lead", "lead"]
+    browser.goto(f"{server}/lead/cases/{case_id}")
+    browser.wait("[...document.querySelectorAll('#photos img')].every(i => i.complete && i.naturalWidth > 0)")
+    assert browser.eval("document.querySelectorAll('#photos img').length") == 2
+    assert "办结，附照片2张" in browser.eval("document.getElementById('timeline').textContent")
+    pages.check("lead-case-photos")
+
+    # The resident's track page shows the lead's photos.
+    tracking = case(system, case_id)["tracking_no"]
+    browser.goto(f"{server}/resident/{TOWNSHIP}/track?tracking_no={tracking}")
+    fill(browser, {"phone_last4": PHONE[-4:]})
+    pages.submit("track-form")
+    loaded(browser, "document.getElementById('tracking-no') !== null")
+    browser.wait("[...document.querySelectorAll('.thumbs img')].every(i => i.complete && i.naturalWidth > 0)")
+    assert browser.eval("document.querySelectorAll('.thumbs img').length") == 2

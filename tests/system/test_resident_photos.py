@@ -109,11 +109,15 @@ def test_a_resident_attaches_a_photo_and_only_the_township_sees_it(system, web, 
     again = upload(web, report["id"], picture, {"Authorization": f"Bearer {report['resident_token']}"})
     assert again.status_code == 201 and again.json["photo"]["id"] == photo["id"] and len(again.json["photos"]) == 1
 
-    for who in (token(system, "staff"), token(system, "lead", unit_id="any-post"), client,
+    p = posts(system)
+    for who in (token(system, "staff"), holder(system, p["neighbourhood"]), client,
                 {"Authorization": f"Bearer {report['resident_token']}"}):
         got = web.get(photo["url"], headers=who)
         assert got.status_code == 200 and got.data == picture and got.content_type == "image/jpeg"
         assert got.headers["X-Content-Type-Options"] == "nosniff" and "private" in got.headers["Cache-Control"]
+    # A lead sees a report's photos while their post holds it, as dispatch shows them only those cases.
+    for not_holding in (holder(system, p["group"]), token(system, "lead", unit_id="any-post")):
+        assert web.get(photo["url"], headers=not_holding).status_code == 404
     assert web.get(f"{photo['url']}?api_key={token(system, 'client')['Authorization'][7:]}").status_code == 200
     for stranger in (token(system, "staff", townships=(OTHER,)), token(system, "client", townships=(OTHER,))):
         assert web.get(photo["url"], headers=stranger).status_code == 404

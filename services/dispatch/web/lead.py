@@ -9,6 +9,7 @@ from marshmallow import ValidationError
 
 from shared.auth import CSRF_FIELD, current_principal
 from shared.domain.categories import CATEGORIES
+from shared.pages.text import PHOTO_PROBLEMS
 from shared.pages.web import field_errors
 
 from ..desk import BadField, CaseNotVisible, NotHolder
@@ -16,7 +17,7 @@ from ..page_forms import AcceptForm, AnswerForm, EscalateForm, NoteForm, PauseFo
 from ..pausing import PAUSE_REASONS, is_paused
 from ..transitions import ESCALATION_REASONS, STATUS_TEXT, WrongState
 from .me import me_routes
-from .timeline import timeline_text
+from .timeline import timeline_items
 
 BOXES = (("assigned", "待接单"), ("accepted", "办理中"), ("due_soon", "即将超时"), ("overdue", "已超时"))
 ROLES = ("lead", "staff")
@@ -60,7 +61,8 @@ def lead_routes(bp, pages, desk, issuer, sup=None) -> None:
         principal = person()
         if principal is None:
             return signin(f"/lead/cases/{case_id}")
-        return _case(pages, desk, issuer, principal, case_id, {}, {}, notice=request.args.get("done"))
+        return _case(pages, desk, issuer, principal, case_id, {}, {}, notice=request.args.get("done"),
+                     photo_error=PHOTO_PROBLEMS.get(request.args.get("photo") or ""))
 
     @bp.post("/lead/cases/<string:case_id>/<string:action>")
     def act(case_id, action):
@@ -98,7 +100,7 @@ ACTIONS = {
 }
 DONE = {"accept": "已接单，请在时限内办结。", "progress": "进展已记录，群众可以看到。", "resolve": "已办结，将请群众评价。",
         "escalate": "已上交上一级。", "answer": "已答复督办。", "pause": "已挂起，办理时限暂停计时。",
-        "resume": "已恢复办理，时限继续计时。"}
+        "resume": "已恢复办理，时限继续计时。", "photos": "照片已上传，办结时会一并告知群众。"}
 
 
 def _report_for(principal) -> str | None:
@@ -109,7 +111,7 @@ def _report_for(principal) -> str | None:
     return f"/resident/{principal.townships[0]}/report?for=lead"
 
 
-def _case(pages, desk, issuer, principal, case_id, values, errors, status=200, notice=None):
+def _case(pages, desk, issuer, principal, case_id, values, errors, status=200, notice=None, photo_error=None):
     try:
         case = desk.read(principal, case_id)
     except CaseNotVisible:
@@ -118,7 +120,14 @@ def _case(pages, desk, issuer, principal, case_id, values, errors, status=200, n
     return pages.render(
         "case.html", status=status, title=f"案件 {case['tracking_no']}", case=case,
         category=CATEGORIES.get(case["category"], case["category"]), status_text=STATUS_TEXT.get(case["status"], case["status"]),
-        timeline=[{"at": e["at"], "type": e["type"], "text": timeline_text(e)} for e in reversed(case.get("timeline") or [])],
+        timeline=timeline_items(case),
         supervisions=open_supervisions, reasons=ESCALATION_REASONS, csrf=issuer.csrf_token(principal.session_id),
         csrf_field=CSRF_FIELD, values=values, errors=errors, notice=DONE.get(notice or ""),
-        holds=case["status"] in ("assigned", "accepted"), paused=is_paused(case), pause_reasons=PAUSE_REASONS)
+        holds=case["status"] in ("assigned", "accepted"), paused=is_paused(case), pause_reasons=PAUSE_REASONS,
+        photo_error=photo_error, photo_action=photo_action(case))
+
+
+def photo_action(case: dict) -> str:
+    """Photos are intake's (dispatch never imports it): the forms post them to intake's page route at
+    the same address, which sends the lead back to this case."""
+    return f"/resident/handling/{case['report_id']}/photos?next=/lead/cases/{case['_id']}"

@@ -16,7 +16,7 @@ from ..desk import STAFF, BadField, CaseNotVisible
 from ..org import has_lead
 from ..page_forms import TIERS, ReassignForm, RecategoriseForm, SuperviseForm
 from ..transitions import STATUS_TEXT, WrongState
-from .timeline import timeline_text
+from .timeline import timeline_items
 
 FILTERS = (("assigned", "待接单"), ("accepted", "办理中"), ("due_soon", "即将超时"), ("overdue", "已超时"),
            ("paused", "挂起中"))
@@ -117,7 +117,7 @@ def _case(pages, org, desk, issuer, principal, code, case_id, values, errors, st
     return pages.render(
         "staff_case.html", status=status, title=f"案件 {case['tracking_no']}", case=case, code=code,
         category=CATEGORIES.get(case["category"], case["category"]), status_text=STATUS_TEXT.get(case["status"], case["status"]),
-        timeline=[{"at": e["at"], "type": e["type"], "text": timeline_text(e)} for e in reversed(case.get("timeline") or [])],
+        timeline=timeline_items(case),
         csrf=issuer.csrf_token(principal.session_id), csrf_field=CSRF_FIELD, values=values, errors=errors,
         notice=DONE.get(notice or ""), posts=_posts(org, code), categories=CATEGORIES, tiers=TIERS,
         open=case["status"] in ("assigned", "accepted"))

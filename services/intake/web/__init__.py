@@ -1,6 +1,7 @@
 """The resident's pages (群众点单、评单), served by intake under /resident/: report a problem with
 photos shrunk in the browser, the instant answer with "没有解决我的问题", track a report by its
-tracking number and the last four digits of the phone, rate and reopen. Plain forms answered with
+tracking number and the last four digits of the phone, rate and reopen; and the photos a lead
+sends from the case page with 办结 (handling.py). Plain forms answered with
 pages; docs/pages.md says what a resident can do here."""
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from shared.pages.web import Pages, kit_blueprint
 
 from ..page_desk import ResidentDesk
+from .handling import handling_routes
 from .report import report_routes
 from .track import track_routes
 
@@ -22,4 +24,5 @@ def build_pages(desk: ResidentDesk) -> list:
     bp = Blueprint("resident_pages", __name__, url_prefix=PREFIX)
     report_routes(bp, pages, desk)
     track_routes(bp, pages, desk)
+    handling_routes(bp, pages, desk.loop)   # photos a lead sends from dispatch's case page
     return [kit_blueprint("resident_kit", PREFIX), bp]
