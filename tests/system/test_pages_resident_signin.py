@@ -299,3 +299,20 @@ def test_the_code_is_never_stored_nor_logged(system, phone_box):
     challenges = system.service("intake").api["resident_access"].signin.rules.repo.collection.find({}, limit=5)
     assert challenges and all(code not in str(c) and MINE not in str(c) for c in challenges)
     assert code == code_for(system.settings.secret, challenges[0]["_id"])
+
+
+def test_a_signed_in_resident_acts_on_their_own_report_from_its_page(system, phone_box):
+    web = client(system)
+    sign_in(system, web, phone_box, MINE, nxt="report")
+    done = signed_in_report(web, where="elsewhere", address="韶山村一组12号", category="social",
+                            description="低保怎么申请")
+    assert system.drain(15)
+    page = web.get(done.headers["Location"]).get_data(as_text=True)
+    assert 'id="answer"' in page                                            # answered at once
+    forged = web.post(done.headers["Location"] + "/not-answered", data={"csrf": "0" * 32})
+    assert forged.status_code == 422 and reports(system)[0]["status"] == "answered"
+    sent = web.post(done.headers["Location"] + "/not-answered", data={"csrf": hidden(page, "csrf"), "note": "家里老人不会操作"})
+    assert sent.status_code == 303 and reports(system)[0]["status"] == "submitted"
+    stranger = client(system)                                               # no session, no report cookie
+    assert stranger.post(done.headers["Location"] + "/not-answered",
+                         data={"csrf": hidden(page, "csrf")}).status_code == 404
