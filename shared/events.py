@@ -290,6 +290,9 @@ class SigninCodeRequested(_Payload):
     wecom_id = fields.String(allow_none=True)
     expires_at = fields.String(required=True)
     urgent = fields.Boolean(load_default=True)   # never held by quiet hours or merged into a digest
+    # Who signs in: a person with an account or a post (dispatch), or a resident (intake's 群众服务);
+    # notify words the message for each. Older producers send none: a person.
+    audience = fields.String(load_default="person", validate=validate.OneOf(("person", "resident")))
 
 
 class AccessRevoked(_Payload):

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from shared.aggregates import Aggregates
+from shared.config import setting
+from shared.domain.signin_codes import phone_key
 from shared.revocations import EVENTS as REVOCATION_EVENTS, Revocations
 from shared.service import Context, ServiceParts
 from shared.storage import Index
@@ -16,9 +18,12 @@ from .loop import ResidentLoop
 from .page_desk import ResidentDesk, parse_townships
 from .open311_api import build_open311_blueprints
 from .resident_api import build_resident_blueprints
+from .resident_sessions import ResidentSessions
+from .resident_signin import ResidentSignIn
 from .residents import ResidentTokens, TownshipSettings
 from .service import IntakeService
 from .web import build_pages
+from .web.account import Access
 
 # Every index costs each report's insert (and each case event's write): only what a query needs
 # (issue 16). ``township`` alone is a prefix of the others; the Open311 listing by category reads
@@ -39,7 +44,9 @@ REPORT_INDEXES = [Index.on("tracking_no", unique=True), Index.on("township", "st
                   # no rating in time: a follow-up call (DueSweeper)
                   Index.on("rating_due", present="rating_due"),
                   # the Open311 updates feed (servicerequestupdates): a township's reports changed since
-                  Index.on("township", "updated_at")]
+                  Index.on("township", "updated_at"),
+                  # 我的反映: a signed-in resident's reports, by the phone's keyed hash, newest first
+                  Index.on("township", "phone_key", "submitted_at", present="phone_key")]
 FOLLOWUP_INDEXES = [Index.on("township", "created_at"), Index.on("township", "status", "created_at"),
                     Index.on("report_id"), Index.on("outbox_due")]
 # The events intake handles: its queue's bindings are derived from this (shared.runtime.bindings).
@@ -59,7 +66,9 @@ def build(ctx: Context) -> ServiceParts:
     settings = TownshipSettings(ctx.store.collection("township_settings"), ctx.clock)
     tokens = ResidentTokens(ctx.settings.secret)
     loop = ResidentLoop(reports, followups, kb, settings, tokens, blobs_for(ctx.store, "photos"), ctx.clock)
-    service = IntakeService(reports, ctx.clock, loop)
+    secret = ctx.settings.secret
+    service = IntakeService(reports, ctx.clock, loop, phone_key=(lambda phone: phone_key(secret, phone)) if secret else None)
+    resident_access = _resident_access(ctx, service) if secret else None
     poll = max(ctx.settings.timer_poll, 5.0)
     revocations = Revocations(ctx.store, ctx.clock)   # people's revoked sessions (shared/revocations.py)
     followup_sweeper = DueSweeper("rating-followups", reports.collection, "rating_due", loop.create_followup,
@@ -68,13 +77,24 @@ def build(ctx: Context) -> ServiceParts:
         name="intake",
         blueprints=[build_blueprint(service, tokens), *build_resident_blueprints(loop, tokens),
                     build_admin_blueprint(kb, loop, settings), *build_open311_blueprints(service),
-                    *build_pages(ResidentDesk(service, loop, tokens, parse_townships(ctx.settings.pages_townships)))],
+                    *build_pages(ResidentDesk(service, loop, tokens, parse_townships(ctx.settings.pages_townships)),
+                                 resident_access)],
         handlers={**{t: service.on_case_event for t in HANDLES - REVOCATION_EVENTS}, **revocations.handlers()},
-        repos=[reports, followups],
+        repos=[reports, followups, *([resident_access.signin.rules.repo] if resident_access else [])],
         tasks=[DueSweeper("report-resend", reports.collection, "resend_due", service.resend, ctx.clock, poll=poll),
                followup_sweeper],
         api={"service": service, "reports": reports, "kb": kb, "loop": loop, "settings": settings,
-             "tokens": tokens, "followups": followups, "followup_sweeper": followup_sweeper,
+             "tokens": tokens, "followups": followups, "resident_access": resident_access, "followup_sweeper": followup_sweeper,
              "load_demo": lambda: load_demo(kb), "session_checks": [revocations.allows]},
         warm_ups=[kb.warm],
     )
+
+
+def _resident_access(ctx: Context, service: IntakeService) -> Access:
+    """A resident's SMS sign-in and session (resident_signin.py), for the pages."""
+    settings = ctx.settings
+    sessions = ResidentSessions(ctx.store, ctx.clock, settings.secret, float(setting(settings, "SANZHANG_SESSION_HOURS")))
+    signin = ResidentSignIn(ctx.store, ctx.clock, ctx.waker, secret=settings.secret,
+                            previous_secret=settings.previous_secret, sessions=sessions,
+                            address_limit=int(setting(settings, "SANZHANG_SIGNIN_ADDRESS_LIMIT")))
+    return Access(signin, sessions, service, settings.secret)

@@ -66,8 +66,9 @@ class ResidentDesk:
         photos. Returns the report and its resident token. ValidationError names the page's fields."""
         check_photos(photos)
         body = {"township": township, "category": form["category"], "description": form["description"],
-                "address": form["address"], "reporter_phone": form["phone"], "channel": channel,
-                "urgent": form.get("urgent", False)}
+                "reporter_phone": form["phone"], "channel": channel, "urgent": form.get("urgent", False)}
+        if form.get("address"):   # none for "为我家反映": dispatch finds the household by the phone
+            body["address"] = form["address"]
         if form.get("name"):
             body["reporter_name"] = form["name"]
         if "lat" in form:

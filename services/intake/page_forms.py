@@ -6,7 +6,7 @@ from marshmallow import (EXCLUDE, Schema, ValidationError, fields, pre_load, val
                          validates_schema)
 
 from shared.domain.categories import CATEGORIES
-from shared.domain.phones import is_valid as is_valid_phone
+from shared.domain.phones import is_valid as is_valid_phone, mobile
 
 from .ratings import RATING_LABELS
 
@@ -88,6 +88,50 @@ class NotAnsweredForm(Schema):
 
     note = fields.String(validate=validate.Length(max=500, error="补充说明不超过500个字"))
     csrf = fields.String(required=True, error_messages={"required": "页面已过期，请刷新后重新提交"})
+
+    @pre_load
+    def _blanks(self, data, **_):
+        return _blank_to_none(data)
+
+
+class ResidentReportForm(ReportForm):
+    """群众点单 signed in: the phone is the verified one (never typed), and "为我家反映" needs no
+    address — dispatch finds the household registered to that phone."""
+    phone = fields.String(load_default=None)
+    where = fields.String(load_default="home", validate=validate.OneOf(("home", "elsewhere"), error="请选择在哪里"))
+    address = fields.String(validate=validate.Length(min=2, max=120, error="地址为2到120个字"))
+
+    @validates_schema
+    def _address_for_elsewhere(self, data, **_):
+        if data.get("where") == "elsewhere" and not data.get("address"):
+            raise ValidationError("请填写地址，例如：韶山村一组12号", field_name="address")
+
+
+class SigninPhoneForm(Schema):
+    """群众登录, step 1: the phone the code is texted to (a mobile number: landlines get no texts)."""
+    class Meta:
+        unknown = EXCLUDE
+
+    phone = fields.String(required=True, validate=validate.Length(max=20, error="请填写11位手机号"),
+                          error_messages={"required": "请填写手机号"})
+
+    @pre_load
+    def _blanks(self, data, **_):
+        return _blank_to_none(data)
+
+    @validates("phone")
+    def _mobile(self, value, **_):
+        if mobile(value) is None:
+            raise ValidationError("请填写11位手机号（1开头的11位数字），座机不能接收验证码")
+
+
+class SigninCodeForm(Schema):
+    """群众登录, step 2: the code from the text message."""
+    class Meta:
+        unknown = EXCLUDE
+
+    sms_code = fields.String(required=True, validate=validate.Regexp(r"^\d{6}$", error="验证码是短信里的6位数字"),
+                             error_messages={"required": "请填写短信里的6位验证码"})
 
     @pre_load
     def _blanks(self, data, **_):

@@ -5,6 +5,7 @@ import logging
 
 from shared.aggregates import Aggregates, NotFound, Unchanged
 from shared.clock import Clock, iso
+from shared.domain import phones
 from shared.metrics import REPORTS_RECEIVED
 from shared.storage import DuplicateKey
 
@@ -14,10 +15,13 @@ log = logging.getLogger(__name__)
 
 
 class IntakeService:
-    def __init__(self, reports: Aggregates, clock: Clock, loop=None):
+    def __init__(self, reports: Aggregates, clock: Clock, loop=None, phone_key=None):
         self.reports = reports
         self.clock = clock
         self.loop = loop  # the resident's loop (loop.py): instant answers, duplicates, ratings
+        # phone -> its keyed hash: a report is found by its reporter's phone (我的反映) through an
+        # index on this, never by reading phones
+        self.phone_key = phone_key
 
     def submit(self, body: dict, idempotency_key: str | None = None) -> dict:
         """Stores a report; the returned document carries ``possible_duplicates`` found on arrival.
@@ -30,6 +34,8 @@ class IntakeService:
                 return found[0]
         report, events = new_report(body, self.clock.now())
         report["idempotency_key"] = idempotency_key
+        mobile = phones.mobile(body.get("reporter_phone"))
+        report["phone_key"] = self.phone_key(mobile) if self.phone_key and mobile else None
         if self.loop is not None:
             events, _ = self.loop.on_arrival(report, events, body)
         try:
@@ -49,6 +55,11 @@ class IntakeService:
             found = self.reports.collection.find({"tracking_no": ref.upper()}, limit=1)
             report = found[0] if found else None
         return report
+
+    def by_phone(self, township: str, phone_key: str, limit: int = 100) -> list[dict]:
+        """我的反映: a township's reports made from one phone (by its keyed hash), newest first."""
+        return self.reports.collection.find({"township": township, "phone_key": phone_key},
+                                            sort=[("submitted_at", -1)], limit=limit)
 
     # -- queries for Open311 (indexed fields only: township, tracking_no, submitted_at, category, status) --
     def in_township(self, township: str, tracking_no: str) -> dict | None:

@@ -21,6 +21,8 @@ from .recipients import Recipient
 log = logging.getLogger(__name__)
 
 TEMPLATE = "signin.code_requested:person"
+# Every template that carries a code: a lead's or staff's, and a resident's (worded for a resident).
+TEMPLATES = frozenset({TEMPLATE, "signin.code_requested:resident"})
 
 
 class SigninCodes:
@@ -31,13 +33,14 @@ class SigninCodes:
     def on_signin_code(self, event: dict) -> None:
         p = event["payload"]
         contact = {"phone": p.get("phone"), "wecom_id": p.get("wecom_id"), "openid": None}
-        recipient = Recipient(p["recipient_id"], "person", "signin", p.get("name"), contact)
+        role = "resident" if p.get("audience") == "resident" else "person"
+        recipient = Recipient(p["recipient_id"], role, "signin", p.get("name"), contact)
         self._notify(event, [recipient], {"code": MASK, "minutes": "5", "challenge_id": p["challenge_id"]})
 
     def _with_code(self, doc: dict, text: str, params: dict) -> tuple[str, dict]:
         """The clear text for the channel alone: the stored text and params keep the mask."""
         challenge_id = (doc.get("params") or {}).get("challenge_id")
-        if doc.get("template_key") != TEMPLATE or not challenge_id or not self.secret:
+        if doc.get("template_key") not in TEMPLATES or not challenge_id or not self.secret:
             return text, params
         code = code_for(self.secret, challenge_id)
         clear = {k: v for k, v in params.items() if k != "challenge_id"}
@@ -59,7 +62,7 @@ class ConsoleCodes:
         return self.inner.can_reach(msg)
 
     def send(self, msg) -> SendResult:
-        if msg.template != TEMPLATE:
+        if msg.template not in TEMPLATES:
             return self.inner.send(msg)
         log.info("console message_id=%s recipient=%s phone=%s template=%s text=(登录验证码，不记入日志)",
                  msg.message_id, msg.recipient_id, phones.mask(msg.phone) or "-", msg.template)
@@ -75,6 +78,6 @@ def terminal_printer(stream=None):
     """The embedded demo's stand-in for a phone: the console channel shows a sign-in code on the
     terminal running `make run` (stdout, not the log)."""
     def show(msg) -> None:
-        if msg.template == TEMPLATE:
+        if msg.template in TEMPLATES:
             print(f"[短信 → {msg.params.get('name') or ''}] {msg.text}", file=stream or sys.stdout, flush=True)
     return show

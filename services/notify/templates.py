@@ -64,6 +64,8 @@ TEMPLATES: dict[str, str] = {
     "notify.digest:recipient": "{name}您好，近{minutes}分钟您有{count}条新通知，请登录系统查看。查询码：{tracking_nos}",
     # people's sign-in (services/notify/signin_codes.py)
     "signin.code_requested:person": "{name}您好，您的登录验证码是{code}，{minutes}分钟内有效，请勿告诉他人。",
+    # a resident signing in to 群众服务 (intake's resident_signin.py): anyone may, so the text says what for
+    "signin.code_requested:resident": "您正在登录群众服务（反映问题、查看我的反映），验证码{code}，{minutes}分钟内有效，切勿告诉他人。",
     # to the resident when the lead city department takes their case (resident_policy.py: once)
     "department.assigned:resident": "您反映的{category_name}问题（查询码{tracking_no}）已转{department_name}办理，进展可凭查询码在“三长制”小程序查看。",
 }

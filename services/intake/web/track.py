@@ -18,7 +18,7 @@ from .session import held_token, remember
 WRONG_PROOF = "查询码或手机号后四位不对，请核对后再试"
 
 
-def track_routes(bp, pages, desk) -> None:
+def track_routes(bp, pages, desk, access=None) -> None:
     base = bp.url_prefix
 
     @bp.route("/<string:township>/track", methods=["GET", "POST"])
@@ -43,14 +43,21 @@ def track_routes(bp, pages, desk) -> None:
 
     def held(township, tracking_no):
         token = held_token(tracking_no)
-        return desk.by_token(township, tracking_no, token), token
+        report = desk.by_token(township, tracking_no, token)
+        if report is None and access is not None:
+            # A signed-in resident opens their own phone's reports without the last four digits;
+            # the page's forms then carry the value derived from the report's own token.
+            report = access.own_report(township, tracking_no)
+            token = desk.tokens.issue(report) if report else None
+        return report, token
 
     @bp.get("/<string:township>/track/<string:tracking_no>")
     def track_page(township, tracking_no):
         report, token = held(township, tracking_no)
         if report is None:
             return redirect(f"{base}/{township}/track?tracking_no={tracking_no[:12]}", 303)
-        return _page(pages, report, token, {}, {}, notice=request.args.get("done"))
+        return _page(pages, report, token, {}, {}, notice=request.args.get("done"),
+                     signed_in=bool(access and access.session(township)))
 
     @bp.post("/<string:township>/track/<string:tracking_no>/rating")
     def rate(township, tracking_no):
@@ -100,7 +107,7 @@ def _act(pages, desk, held, schema, section, action, base):
     return redirect(f"{base}/{report['township']}/track/{report['tracking_no']}?done={section}", 303)
 
 
-def _page(pages, report, token, values, errors, status=200, notice=None):
+def _page(pages, report, token, values, errors, status=200, notice=None, signed_in=False):
     rating = current_rating(report)
     return pages.render(
         "track.html", status=status, title=f"查询码 {report['tracking_no']}", report=report,
@@ -108,5 +115,5 @@ def _page(pages, report, token, values, errors, status=200, notice=None):
         category=CATEGORIES.get(report["category"], report["category"]),
         timeline=list(reversed(report.get("timeline") or [])), can_rate=can_rate(report),
         rating=rating and RATING_LABELS.get(rating.get("rating"), rating.get("rating")), rating_doc=rating,
-        labels=list(RATING_LABELS.values()), csrf=csrf_for(token), values=values, errors=errors,
+        labels=list(RATING_LABELS.values()), csrf=csrf_for(token), values=values, errors=errors, signed_in=signed_in,
         notice={"rating": "感谢您的评价。", "answer": "已转人工办理，三长会尽快联系您。"}.get(notice or ""))
