@@ -14,6 +14,7 @@ the case's township, by session cookie or bearer token; to anyone else the file 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 from shared.clock import Clock, iso
@@ -23,9 +24,11 @@ from shared.storage import DuplicateKey
 
 MAX_BYTES = 10 * 1024 * 1024
 MAX_FILES = 9
+# The body a form or an upload with files may send: MAX_FILES files of MAX_BYTES, and the text around them.
+MAX_BODY = MAX_FILES * MAX_BYTES + 256 * 1024
 FIELD = "files"                 # the form's and the API's multipart field
 PATH = "/dept/files/"
-KIND_TEXT = {"application/pdf": "PDF文件"}   # anything else is a photo
+OWN = re.compile(r"/dept/files/[A-Za-z0-9_-]{1,80}")
 
 
 class BadFiles(Exception):
@@ -70,7 +73,11 @@ def attachment_url(blob_id: str) -> str:
 
 
 def is_attachment(url: str) -> bool:
-    return url.startswith(PATH)
+    return bool(OWN.fullmatch(url))
+
+
+def blob_id_of(url: str) -> str:
+    return url[len(PATH):]
 
 
 class Attachments:

@@ -25,7 +25,7 @@ from shared.storage import DuplicateKey, Index, Store, VersionConflict
 from shared.storage.blobs import blobs_for
 
 from . import model
-from .attachments import Attachments, BadFiles, check as check_files
+from .attachments import Attachments, BadFiles, blob_id_of, check as check_files, is_attachment
 from .directory import Directory
 from .idempotency import IdempotencyStore
 from .matrix import MatrixRepository, check_row, matrix_changes, missing_categories, read_matrix
@@ -253,6 +253,7 @@ class EscalationService:
         actor = model.Actor(principal.name or dept["name"], "department")
         now = self.clock.now()
         step = ACTIONS[action]
+        self._own_files(case_id, kwargs)
 
         def change(doc):
             return step(doc, model.part_of(doc, dept["_id"]), now, actor, **kwargs)
@@ -287,6 +288,24 @@ class EscalationService:
         except BaseException:
             self.files.discard(created)
             raise
+
+    def upload(self, principal: Principal, case_id: str, files: list[bytes]) -> list[dict]:
+        """The departments' API: files stored ahead of the action that names their addresses."""
+        doc, dept = self.department_case(principal, case_id)
+        try:
+            uploads = check_files(files)
+        except BadFiles as exc:
+            raise BadField(exc.field, exc.message) from None
+        urls, _ = self.files.store(doc, dept, principal.name or dept["name"], uploads)
+        return [{"url": url, "content_type": up.content_type, "size": len(up.data)} for url, up in zip(urls, uploads)]
+
+    def _own_files(self, case_id: str, kwargs: dict) -> None:
+        """An address of escalation's own files must name a file of this very case."""
+        for field in set(FILE_FIELDS.values()):
+            for url in kwargs.get(field) or []:
+                blob = self.files.read(blob_id_of(url)) if is_attachment(url) else None
+                if url.startswith("/") and (blob is None or blob.meta.get("case_id") != case_id):
+                    raise BadField(field, f"附件 {url} 不是该工单上传的文件：请先上传（POST …/cases/{{id}}/files）")
 
     def attachment(self, principal: Principal | None, blob_id: str):
         """A file of a case, for a department with a part in it or the staff of its township; for

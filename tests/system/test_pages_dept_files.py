@@ -200,3 +200,39 @@ def referred_case_of(system, web, demo, category: str) -> str:
                                              actor=transitions.Actor("清溪镇李干事", "staff")))
     assert system.drain()
     return case_id
+
+
+def test_the_departments_api_uploads_files_then_names_them(system, web, demo, city, bus):
+    case_id = referred_case(system, web, demo)
+    other = referred_case_of(system, web, demo, "road")
+
+    def upload(headers, where, *files):
+        return web.post(f"/api/v1/department/cases/{where}/files", headers=headers, content_type="multipart/form-data",
+                        data={"files": [(io.BytesIO(d), n) for d, n in files]})
+
+    assert upload(city["jtj"], case_id, (JPEG, "a.jpg")).status_code == 404           # not its case: the wall first
+    bad = upload(city["zjj"], case_id, (b"GIF89a", "a.jpg"))
+    assert bad.status_code == 422 and bad.json["errors"] == {"files": {"files": ["只能上传照片（JPEG、PNG、WebP）或PDF文件"]}}
+    stored = blobs(system)
+    first = upload(city["zjj"], case_id, (JPEG, "a.jpg"), (PDF, "b.pdf"))
+    again = upload(city["zjj"], case_id, (JPEG, "renamed.jpg"))
+    assert first.status_code == 201 and [i["content_type"] for i in first.json["items"]] == ["image/jpeg", "application/pdf"]
+    assert again.json["items"][0]["url"] == first.json["items"][0]["url"] and blobs(system) == stored + 2
+    urls = [i["url"] for i in first.json["items"]]
+    elsewhere = upload(city["jtj"], other, (PNG, "c.png")).json["items"][0]["url"]
+
+    for short in ("zjj", "dx", "mzj"):
+        assert web.post(f"/api/v1/department/cases/{case_id}/accept", json={}, headers=city[short]).status_code == 200
+    for short in ("dx", "mzj"):
+        assert web.post(f"/api/v1/department/cases/{case_id}/part", json={"note": "已配合完成检查"},
+                        headers=city[short]).status_code == 200
+    foreign = web.post(f"/api/v1/department/cases/{case_id}/sign-off", headers=city["zjj"],
+                       json={"resolution": "已完成屋面防水维修", "attachments": [elsewhere]})
+    assert foreign.status_code == 422 and "attachments" in foreign.json["errors"]["json"]
+    done = web.post(f"/api/v1/department/cases/{case_id}/sign-off", headers=city["zjj"],
+                    json={"resolution": "已完成屋面防水维修", "attachments": [*urls, "https://zjj.example.gov.cn/r.pdf"]})
+    assert done.status_code == 200, done.json
+    assert system.drain()
+    (signed,) = [e for e in bus if e["type"] == "case.signed_off"]
+    assert signed["payload"]["attachments"] == [*urls, "https://zjj.example.gov.cn/r.pdf"]
+    assert web.get(urls[1], headers=city["zjj"]).data == PDF

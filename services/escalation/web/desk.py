@@ -8,15 +8,13 @@ from shared.auth import CSRF_FIELD, current_principal
 from shared.domain.phones import mask as mask_phone
 from shared.pages.web import field_errors
 
-from ..attachments import FIELD as FILES, MAX_BYTES, MAX_FILES, file_name
+from ..attachments import FIELD as FILES, MAX_BODY, MAX_BYTES, MAX_FILES, file_name
 from ..model import ROLE_TEXT, Conflict, Hidden
 from ..page_forms import AcceptForm, ExtensionForm, NoteForm, ReturnForm, SignOffForm
 from ..service import FILE_FIELDS, BadField, NotAllowed, case_view
 
 BOXES = (("assigned", "待签收"), ("accepted", "办理中"), ("done", "已办完"))
 MAX_ROWS = 200
-# The body a form with files may send: MAX_FILES files of MAX_BYTES, and the text around them.
-MAX_BODY = MAX_FILES * MAX_BYTES + 256 * 1024
 ACTIONS = {
     "accept": (AcceptForm, lambda f: {"note": f.get("note")}),
     "progress": (NoteForm, lambda f: {"note": f["note"]}),
