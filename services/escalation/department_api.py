@@ -124,6 +124,8 @@ def _file_routes(dept_bp: Blueprint, service: EscalationService) -> None:
     @dept_bp.doc(requestBody=UPLOAD_BODY)
     @dept_bp.response(201, FilesOut)
     @dept_bp.alt_response(404, description="本部门没有这件工单")
+    @dept_bp.alt_response(413, description="请求体过大（最多9个文件、每个10MB）")
+    @dept_bp.alt_response(422, description="没有文件，或文件类型、大小、个数不符")
     def upload(case_id):
         """上传附件：照片（JPEG、PNG、WebP）或PDF，multipart 字段 files，最多9个、每个不超过10MB（按文件内容识别类型）。
         返回的地址填入销号、配合意见的 attachments 或退单的 evidence；同一文件重传得到同一地址。"""
