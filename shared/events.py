@@ -207,6 +207,7 @@ class DepartmentEvent(_CaseRef):
     working_days = fields.Integer(allow_none=True)
     extension_id = fields.String(allow_none=True)
     evidence = fields.List(fields.String(), allow_none=True)
+    attachments = fields.List(fields.String(), allow_none=True)   # part_submitted: links and files
     lead_department_id = fields.String(allow_none=True)     # part_submitted: whom it concerns
     lead_department_name = fields.String(allow_none=True)
     city = fields.String(allow_none=True)
@@ -243,6 +244,8 @@ class CaseSignedOff(_CaseRef):
     department_id = fields.String(allow_none=True)
     department_name = fields.String(allow_none=True)
     note = fields.String(allow_none=True)
+    # The department's links and files (its own files at /dept/files/<id>, served by escalation).
+    attachments = fields.List(fields.String(), load_default=list)
     actor = fields.String(allow_none=True)
     urgent = fields.Boolean(load_default=False)
 

@@ -2,7 +2,7 @@
 
 - ``case.signed_off``: the lead department closed the case on its own responsibility (销号). The case,
   ``referred`` in dispatch since it left the township, becomes ``resolved`` with the department's
-  resolution, and ``case.resolved`` tells the resident's view (intake) and notify, which asks the
+  resolution and its attachments (links; files at escalation's /dept/files/<id>), and ``case.resolved`` tells the resident's view (intake) and notify, which asks the
   resident to rate it.
 - ``case.returned``: the lead department refused the case as not its responsibility (退单). The case
   stays ``referred`` (the township re-routes it or rules on it in escalation's API); dispatch records
@@ -50,12 +50,14 @@ def on_case_signed_off(cases: Aggregates, clock: Clock, event: dict) -> dict | N
         case["status"] = "resolved"
         case["resolved_at"] = iso(now)
         case["resolution"] = payload.get("note")
+        attachments = list(payload.get("attachments") or [])   # links, and files escalation serves
         case["signed_off"] = {"department_id": payload.get("department_id"), "department_name": name,
-                              "at": event["occurred_at"], "by": payload.get("actor")}
+                              "at": event["occurred_at"], "by": payload.get("actor"), "attachments": attachments}
         case["updated_at"] = iso(now)
         case["timeline"].append(timeline_entry(now, "signed_off", actor=payload.get("actor") or name,
                                                actor_role="department", assignee=department,
-                                               note=payload.get("note"), department_id=payload.get("department_id")))
+                                               note=payload.get("note"), department_id=payload.get("department_id"),
+                                               attachments=attachments or None))
         schedule(case)
         return [case_event("case.resolved", case, now, caused_by=event["id"], key="signed_off",
                            actor=payload.get("actor") or name, note=payload.get("note"), reason="市直部门依责销号")]

@@ -9,6 +9,9 @@ from shared.domain.categories import CATEGORIES
 from .transitions import ESCALATION_REASONS
 
 NOTE = validate.Length(min=2, max=500, error="请写2到500个字")
+# A visit logged on the page happened today (now), yesterday or the day before (this time of day):
+# far enough back for a visit recorded when the lead is home again, not a back-dated history.
+VISIT_DAYS = {"today": ("今天", 0), "yesterday": ("昨天", 1), "day_before": ("前天", 2)}
 
 
 def _blank_to_none(data):
@@ -84,6 +87,9 @@ class VisitForm(_Form):
     mode = fields.String(required=True, validate=validate.OneOf(["in_person", "phone", "wechat"],
                                                                 error="请选择走访方式"),
                          error_messages={"required": "请选择走访方式"})
+    # 记录走访情况: what was found (as POST /api/v1/visits takes it) and a past day within the window.
+    findings = fields.String(validate=validate.Length(min=2, max=1000, error="请写2到1000个字"))
+    day = fields.String(load_default="today", validate=validate.OneOf(list(VISIT_DAYS), error="请选择走访时间"))
 
 
 TIERS = {"general": "一般问题", "difficult": "疑难问题", "complex": "复杂问题"}

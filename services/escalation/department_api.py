@@ -10,12 +10,13 @@ from marshmallow import RAISE
 
 from shared.auth import current_principal, require
 
+from .attachments import FIELD as FILES, MAX_BODY, MAX_BYTES, MAX_FILES
 from .api_support import (CONFLICT, IDEMPOTENCY_HEADER, error_body, fail, issue_credential_for, respond,
                           revoke_credential_of, with_effective)
 from .idempotency import MAX_KEY, InProgress, KeyReused, fingerprint
 from .model import Conflict, Hidden
 from .schemas import (AcceptIn, CoPartIn, CredentialIn, CredentialIssued, CredentialOut, DepartmentCasePageOut,
-                      DepartmentCasesQuery, DepartmentSelfOut, ExtensionIn, ProgressIn, ReferralCaseOut, ReturnIn,
+                      DepartmentCasesQuery, DepartmentSelfOut, ExtensionIn, FilesOut, ProgressIn, ReferralCaseOut, ReturnIn,
                       SignOffIn, WebhookDeliveriesQuery, WebhookDeliveryOut)
 from .service import BadField, EscalationService, NotAllowed, case_view
 
@@ -27,6 +28,7 @@ def build_department_blueprint(service: EscalationService) -> Blueprint:
     _self_routes(dept_bp, service)
     _case_routes(dept_bp, service)
     _action_routes(dept_bp, service)
+    _file_routes(dept_bp, service)
     return dept_bp
 
 
@@ -109,6 +111,37 @@ def _case_routes(dept_bp: Blueprint, service: EscalationService) -> None:
         except NotAllowed as exc:
             abort(403, message=str(exc))
         return case_view(doc, dept=dept)
+
+
+UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": [FILES],
+    "properties": {FILES: {"type": "array", "maxItems": MAX_FILES, "items": {"type": "string", "format": "binary"}}}}}}}
+
+
+def _file_routes(dept_bp: Blueprint, service: EscalationService) -> None:
+    @dept_bp.route("/department/cases/<string:case_id>/files", methods=["POST"])
+    @require("department")
+    @dept_bp.doc(requestBody=UPLOAD_BODY)
+    @dept_bp.response(201, FilesOut)
+    @dept_bp.alt_response(404, description="本部门没有这件工单")
+    @dept_bp.alt_response(413, description="请求体过大（最多9个文件、每个10MB）")
+    @dept_bp.alt_response(422, description="没有文件，或文件类型、大小、个数不符")
+    def upload(case_id):
+        """上传附件：照片（JPEG、PNG、WebP）或PDF，multipart 字段 files，最多9个、每个不超过10MB（按文件内容识别类型）。
+        返回的地址填入销号、配合意见的 attachments 或退单的 evidence；同一文件重传得到同一地址。"""
+        request.max_content_length = MAX_BODY   # before the body is read
+        files = [f.read(MAX_BYTES + 1) for f in request.files.getlist(FILES) if f.filename]
+        try:
+            if not files:
+                service.department_case(current_principal(), case_id)   # the wall before the input
+                return fail(422, "请选择要上传的文件（字段 files）", field=FILES, location="files")
+            return {"items": service.upload(current_principal(), case_id, files)}, 201
+        except Hidden:
+            abort(404, message="未找到该工单")
+        except NotAllowed as exc:
+            abort(403, message=str(exc))
+        except BadField as exc:
+            return fail(422, exc.message, field=exc.field, location="files")
 
 
 def _action_docs(dept_bp: Blueprint):

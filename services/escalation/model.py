@@ -305,10 +305,11 @@ def submit_part(doc: dict, part: dict, at: datetime, actor: Actor, note: str, at
     _require_accepted(part, "提交配合意见")
     part["status"] = "submitted"
     part["submission"] = {"note": note, "attachments": list(attachments), "at": iso(at), "by": actor.name}
-    _entry(doc, at, "part_submitted", actor, part, note=note)
+    _entry(doc, at, "part_submitted", actor, part, note=note, attachments=list(attachments))
     schedule(doc)
     lead = lead_part(doc)
     return [department_event("department.part_submitted", doc, part, at, actor=actor.name, note=note,
+                             attachments=list(attachments),
                              lead_department_id=lead["department_id"] if lead else None,
                              lead_department_name=lead["department_name"] if lead else None)]
 
@@ -332,12 +333,12 @@ def sign_off(doc: dict, part: dict, at: datetime, actor: Actor, resolution: str,
                          "text": resolution, "attachments": list(attachments), "at": iso(at),
                          "co_parts": [{"department_id": p["department_id"], "department_name": p["department_name"],
                                        "note": p["submission"]["note"]} for p in co_parts(doc)]}
-    _entry(doc, at, "signed_off", actor, part, note=resolution)
+    _entry(doc, at, "signed_off", actor, part, note=resolution, attachments=list(attachments))
     schedule(doc)
     payload = {"case_id": doc["_id"], "report_id": doc["report_id"], "tracking_no": doc["tracking_no"],
                "category": doc["category"], "department_id": part["department_id"],
                "department_name": part["department_name"], "note": resolution, "actor": actor.name,
-               "urgent": bool(doc.get("urgent"))}
+               "attachments": list(attachments), "urgent": bool(doc.get("urgent"))}
     return [make_event("case.signed_off", doc["township"], payload, at=at, correlation_id=doc["report_id"])]
 
 

@@ -34,8 +34,8 @@ class ExtensionForm(_Form):
 
 class ReturnForm(_Form):
     reason = fields.String(required=True, validate=TEXT, error_messages={"required": "请写明不属本部门职责的理由"})
-    evidence = fields.String(required=True, validate=[URL, validate.Length(max=500, error="链接太长")],
-                             error_messages={"required": "请提供依据（权责清单、文件）的链接"})
+    # A link, or files chosen beside it (the desk checks that one of them is there).
+    evidence = fields.String(validate=[URL, validate.Length(max=500, error="链接太长")])
 
 
 class SignOffForm(_Form):

@@ -1,6 +1,8 @@
 """Request and response shapes of escalation's HTTP API. Requests reject unknown fields."""
 from __future__ import annotations
 
+import re
+
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from shared.clock import iso, parse_iso
@@ -19,6 +21,15 @@ SHORT = [validate.Length(min=1, max=200), NOT_BLANK]
 CITY_CODE = validate.Regexp(r"^\d{6}$", error="必须是6位市(县)行政区划代码")
 URL = validate.URL(schemes={"http", "https"}, require_tld=False, error="必须是 http(s) 链接")
 URL_DOC = {"format": "uri", "pattern": "^https?://"}
+# An attachment or evidence: a link, or the address of a file uploaded to the case (POST …/files).
+OWN_FILE = re.compile(r"/dept/files/[A-Za-z0-9_-]{1,80}")
+# Documented as a link (the generated examples of the API's fuzzing stay links); the description names the rest.
+LINK_DOC = {**URL_DOC, "description": "http(s) 链接，或上传附件返回的地址 /dept/files/<id>"}
+
+
+def LINK(value: str) -> None:
+    if not OWN_FILE.fullmatch(value or ""):
+        URL(value)
 PART_STATUSES = tuple(PART_STATUS_TEXT)
 
 
@@ -198,7 +209,7 @@ class ExtensionIn(_In):
 class ReturnIn(_In):
     reason = fields.String(required=True, validate=TEXT,
                            metadata={"example": "该路段属省道，养护责任在省公路事务中心，不属本局职责"})
-    evidence = fields.List(fields.String(validate=[URL, validate.Length(max=500)], metadata=URL_DOC), required=True,
+    evidence = fields.List(fields.String(validate=[LINK, validate.Length(max=500)], metadata=LINK_DOC), required=True,
                            validate=validate.Length(min=1, max=10, error="请提供1到10个依据链接"),
                            metadata={"example": ["https://zjj.example.gov.cn/docs/duty-list-2026.pdf"],
                                      "description": "依据（权责清单、文件等）的链接"})
@@ -206,7 +217,7 @@ class ReturnIn(_In):
 
 class CoPartIn(_In):
     note = fields.String(required=True, validate=TEXT, metadata={"example": "已完成燃气管道安全检查，无隐患"})
-    attachments = fields.List(fields.String(validate=[URL, validate.Length(max=500)], metadata=URL_DOC),
+    attachments = fields.List(fields.String(validate=[LINK, validate.Length(max=500)], metadata=LINK_DOC),
                               load_default=list,
                               validate=validate.Length(max=20),
                               metadata={"example": ["https://rq.example.gov.cn/files/check-0412.jpg"]})
@@ -215,10 +226,20 @@ class CoPartIn(_In):
 class SignOffIn(_In):
     resolution = fields.String(required=True, validate=TEXT,
                                metadata={"example": "已完成屋面防水维修，住户确认不再漏水"})
-    attachments = fields.List(fields.String(validate=[URL, validate.Length(max=500)], metadata=URL_DOC),
+    attachments = fields.List(fields.String(validate=[LINK, validate.Length(max=500)], metadata=LINK_DOC),
                               load_default=list,
                               validate=validate.Length(max=20),
                               metadata={"example": ["https://zjj.example.gov.cn/files/after-repair.jpg"]})
+
+
+class UploadedFile(Schema):
+    url = fields.String(metadata={"example": "/dept/files/attachment-3f2a…", "description": "填入 attachments 或 evidence"})
+    content_type = fields.String(metadata={"example": "image/jpeg"})
+    size = fields.Integer()
+
+
+class FilesOut(Schema):
+    items = fields.List(fields.Nested(UploadedFile))
 
 
 class DepartmentCasesQuery(_In):

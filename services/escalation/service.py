@@ -22,8 +22,10 @@ from shared.domain.categories import CATEGORIES
 from shared.domain.phones import mask as mask_phone
 from shared.domain.spreadsheet import StalePreview, content_base
 from shared.storage import DuplicateKey, Index, Store, VersionConflict
+from shared.storage.blobs import blobs_for
 
 from . import model
+from .attachments import Attachments, BadFiles, blob_id_of, check as check_files, is_attachment
 from .directory import Directory
 from .idempotency import IdempotencyStore
 from .matrix import MatrixRepository, check_row, matrix_changes, missing_categories, read_matrix
@@ -50,6 +52,8 @@ ACTIONS = {
     "part": model.submit_part,
     "sign_off": model.sign_off,
 }
+# Where an action's uploaded files are recorded: the same list the API's links go to.
+FILE_FIELDS = {"sign_off": "attachments", "part": "attachments", "return": "evidence"}
 
 
 class NotAllowed(Exception):
@@ -89,6 +93,7 @@ class EscalationService:
         self.copies = store.collection("report_copies", [Index.on("purge_due")])
         self.idempotency = IdempotencyStore(store, clock)
         self.webhooks = WebhookOutbox(store, clock, self.directory)
+        self.files = Attachments(blobs_for(store, "attachments"), clock)
 
     def policy_for(self, dept: dict) -> ClockPolicy:
         return effective(self.directory.city(dept["city"]), dept)
@@ -248,6 +253,7 @@ class EscalationService:
         actor = model.Actor(principal.name or dept["name"], "department")
         now = self.clock.now()
         step = ACTIONS[action]
+        self._own_files(case_id, kwargs)
 
         def change(doc):
             return step(doc, model.part_of(doc, dept["_id"]), now, actor, **kwargs)
@@ -259,6 +265,61 @@ class EscalationService:
             raise Hidden(case_id) from None
         model.part_of(stored, dept["_id"])
         return stored, dept
+
+    def act_with_files(self, principal: Principal, case_id: str, action: str, files: list[bytes], *,
+                       idempotency_key: str | None = None, **kwargs) -> tuple[dict, dict]:
+        """An action carrying uploaded files (销号, 配合意见: attachments; 退单: evidence). The case is
+        checked first (not the department's: Hidden, whatever the files), then the files; a refused
+        action takes back the blobs it alone stored, so nothing is left half-written."""
+        if not files:
+            return self.act(principal, case_id, action, idempotency_key=idempotency_key, **kwargs)
+        doc, dept = self.department_case(principal, case_id)
+        if action not in FILE_FIELDS:
+            raise BadField("files", "此操作不能上传附件")
+        try:
+            uploads = check_files(files)
+        except BadFiles as exc:
+            raise BadField(exc.field, exc.message) from None
+        urls, created = self.files.store(doc, dept, principal.name or dept["name"], uploads)
+        field = FILE_FIELDS[action]
+        kwargs[field] = [*[u for u in kwargs.get(field) or [] if u not in urls], *urls]
+        try:
+            return self.act(principal, case_id, action, idempotency_key=idempotency_key, **kwargs)
+        except BaseException:
+            self.files.discard(created)
+            raise
+
+    def upload(self, principal: Principal, case_id: str, files: list[bytes]) -> list[dict]:
+        """The departments' API: files stored ahead of the action that names their addresses."""
+        doc, dept = self.department_case(principal, case_id)
+        try:
+            uploads = check_files(files)
+        except BadFiles as exc:
+            raise BadField(exc.field, exc.message) from None
+        urls, _ = self.files.store(doc, dept, principal.name or dept["name"], uploads)
+        return [{"url": url, "content_type": up.content_type, "size": len(up.data)} for url, up in zip(urls, uploads)]
+
+    def _own_files(self, case_id: str, kwargs: dict) -> None:
+        """An address of escalation's own files must name a file of this very case."""
+        for field in set(FILE_FIELDS.values()):
+            for url in kwargs.get(field) or []:
+                blob = self.files.read(blob_id_of(url)) if is_attachment(url) else None
+                if url.startswith("/") and (blob is None or blob.meta.get("case_id") != case_id):
+                    raise BadField(field, f"附件 {url} 不是该工单上传的文件：请先上传（POST …/cases/{{id}}/files）")
+
+    def attachment(self, principal: Principal | None, blob_id: str):
+        """A file of a case, for a department with a part in it or the staff of its township; for
+        anyone else (another department, another township, a resident, a lead) it does not exist."""
+        blob = self.files.read(blob_id) if principal is not None else None
+        if blob is None:
+            raise Hidden(blob_id)
+        if principal.role == "staff" and blob.meta.get("township") in principal.townships:
+            return blob
+        if principal.role == "department" and principal.department_id:
+            doc = self.referrals.get(blob.meta.get("case_id") or "")
+            if doc and any(p["department_id"] == principal.department_id for p in doc.get("parts") or []):
+                return blob
+        raise Hidden(blob_id)
 
     def list_for_department(self, principal: Principal, *, statuses=None, township=None, due_before=None,
                             changed_since=None, limit: int = 50, cursor: str | None = None) -> tuple[list[dict], str | None]:

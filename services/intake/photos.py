@@ -13,22 +13,14 @@ from __future__ import annotations
 
 import hashlib
 
+from shared.domain.files import IMAGE_TYPES, sniff_image
 from shared.domain.ids import derived_id
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_PHOTOS = 9
-TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
-
-
-def sniff(data: bytes) -> str | None:
-    """The image type by magic bytes, or None for anything else."""
-    if data[:3] == b"\xff\xd8\xff":
-        return "image/jpeg"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "image/png"
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
+TYPES = IMAGE_TYPES
+# The type rule itself lives in shared/domain/files.py (escalation's attachments use it too).
+sniff = sniff_image
 
 
 def photo_id(report_id: str, data: bytes) -> str:

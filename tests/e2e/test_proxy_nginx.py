@@ -3,7 +3,7 @@
 tests/e2e/test_ingress_routes.py checks the route table with Python's regular expressions; this
 runs the file itself, so nginx's own parser and PCRE decide: the config loads, TLS ends here,
 plain http is redirected, the forwarded headers reach the service, a request as large as nine
-photos passes, the probes are not public, and every public path of every service reaches that
+files passes, the probes are not public, and every public path of every service reaches that
 service. Only what a test machine needs is rewritten: the upstreams' addresses (four small echo
 servers, then the embedded system), the ports, the certificate's folder, the pid and temp paths,
 and `http2 on;` where this nginx is older than 1.25.1, which introduced the directive (the Compose
@@ -183,10 +183,10 @@ def test_tls_redirect_forwarded_headers_and_large_bodies(proxy):
     assert (status, service, path, proto) == (200, "dispatch", "/lead/", "https")
     assert host == f"localhost:{proxy.https}" or host == "localhost"
     assert headers["Strict-Transport-Security"] == "max-age=31536000"
-    nine_photos = b"x" * (45 * 1024 * 1024)
-    status, _, body = proxy.get("/api/v1/reports/R1/photos", method="POST", data=nine_photos)
-    assert status == 200 and body.decode().split("|")[0] == "intake" and body.decode().endswith(str(len(nine_photos)))
-    status, _, _ = proxy.get("/api/v1/reports/R1/photos", method="POST", data=b"x" * (51 * 1024 * 1024))
+    nine_files = b"x" * (90 * 1024 * 1024)
+    status, _, body = proxy.get("/api/v1/department/cases/C1/files", method="POST", data=nine_files)
+    assert status == 200 and body.decode().split("|")[0] == "escalation" and body.decode().endswith(str(len(nine_files)))
+    status, _, _ = proxy.get("/api/v1/reports/R1/photos", method="POST", data=b"x" * (101 * 1024 * 1024))
     assert status == 413
 
 

@@ -117,6 +117,7 @@ POSITIVE_DATA_ACCEPTANCE_EXCEPTIONS = {
     "POST /api/v1/cases/{case_id}/merge": "into must be an open case of the same township",
     "PUT /api/v1/cities/{city}/matrix/rows": "the township must lie in the city, lead and co must be its departments",
     "POST /api/v1/referrals/{case_id}/lead": "department_id must be an active department of the city",
+    "POST /api/v1/department/cases/{case_id}/files": "a file's type is told by its first bytes (JPEG, PNG, WebP, PDF)",
     "PUT /api/v1/townships/{code}/templates": "template keys and the {variables} in their texts must be known",
     "GET /open311/v2/requests.{fmt}": "start_date/end_date: W3C times at most 90 days apart, end after start",
     "POST /open311/v2/requests.{fmt}": "form strings validated as a /api/v1/reports body (phone, lengths, lat/long)",
