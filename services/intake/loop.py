@@ -24,8 +24,8 @@ Choices (see also services/dispatch/resident_loop.py for dispatch's half):
   unsatisfied outcome is recorded as the resident's rating (source "followup").
 
 One module per feature, composed into ``ResidentLoop`` here: ``instant_answers``, ``following``
-(duplicates, follow, merge), ``ratings``, ``followups`` (回访), ``resident_photos``; the refusals
-are in ``loop_errors``.
+(duplicates, follow, merge), ``ratings``, ``followups`` (回访), ``resident_photos``,
+``resident_contact`` (回电); the refusals are in ``loop_errors``.
 """
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ from .knowledge import KnowledgeBase
 from .loop_errors import (NOT_FOUND, BadInput, Conflict, Forbidden, LoopError, NotVisible, TooLarge,
                           Unsupported)
 from .ratings import RATING_LABELS, RATINGS, Ratings, can_rate, current_rating, resolved_by
+from .resident_contact import ResidentContact
 from .resident_photos import ResidentPhotos
 from .residents import Caller, ResidentTokens, TownshipSettings, note_failure, proof_ok
 from .supplements import Supplements
@@ -52,7 +53,7 @@ __all__ = ["FOLLOWABLE", "NOT_FOUND", "OUTCOMES", "RATINGS", "RATING_LABELS", "B
            "followup_id", "resolved_by"]
 
 
-class ResidentLoop(InstantAnswers, Following, Ratings, Followups, ResidentPhotos, Supplements):
+class ResidentLoop(InstantAnswers, Following, Ratings, Followups, ResidentPhotos, ResidentContact, Supplements):
     def __init__(self, reports: Aggregates, followups: Aggregates, kb: KnowledgeBase, settings: TownshipSettings,
                  tokens: ResidentTokens, blobs, clock: Clock):
         self.reports = reports

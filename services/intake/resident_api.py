@@ -14,7 +14,7 @@ import re
 from html import escape
 
 from flask import Blueprint as FlaskBlueprint
-from flask import request
+from flask import current_app, request
 from flask_smorest import Blueprint, abort
 
 from .loop import LoopError, ResidentLoop
@@ -22,7 +22,7 @@ from .photos import MAX_BYTES, TYPES
 from .reports import STATUS_NAMES
 from .resident_auth import caller
 from .residents import ResidentTokens
-from .schemas import FollowIn, NotAnsweredIn, PhotoOut, RatingIn, ReportView, SupplementIn
+from .schemas import ResidentContactOut, FollowIn, NotAnsweredIn, PhotoOut, RatingIn, ReportView, SupplementIn
 
 _LAST4 = re.compile(r"^\d{4}$")
 _TRACKING = re.compile(r"^[0-9A-Za-z]{4,12}$")
@@ -72,6 +72,20 @@ def _supplement_route(bp: Blueprint, loop: ResidentLoop, tokens: ResidentTokens)
         return _view(_call(loop.supplement, ref, who, body.get("phone_last4"), body["text"]))
 
 
+def _contact_route(bp: Blueprint, loop: ResidentLoop, tokens: ResidentTokens) -> None:
+    @bp.route("/reports/<string:ref>/contact", methods=["GET"])
+    @bp.response(200, ResidentContactOut)
+    @bp.alt_response(403, description="不是正在办理该诉求的三长")
+    def contact(ref):
+        """回电：群众的联系电话，只给正在办理该诉求的三长（所在岗位经办或已办结）；每次查看都记录在诉求上（谁、何时）。"""
+        found = _call(loop.contact_for_holder, ref, _who(tokens))
+        resp = current_app.make_response(({"report_id": found["report"]["_id"],
+                                           "tracking_no": found["report"]["tracking_no"],
+                                           "name": found["name"], "phone": found["phone"]}, 200))
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+
 def build_resident_blueprints(loop: ResidentLoop, tokens: ResidentTokens) -> list:
     bp = Blueprint("resident_loop", __name__, url_prefix="/api/v1",
                    description="群众评单：常见问题转人工、关注已有诉求、评价、补充照片")
@@ -105,6 +119,7 @@ def build_resident_blueprints(loop: ResidentLoop, tokens: ResidentTokens) -> lis
         return _view(_call(loop.rate, ref, who, body.get("phone_last4"), body["rating"], body.get("comment")))
 
     _supplement_route(bp, loop, tokens)
+    _contact_route(bp, loop, tokens)
 
     @bp.route("/reports/<string:ref>/photos", methods=["POST"])
     @bp.response(201, PhotoOut)
@@ -143,8 +158,6 @@ def build_resident_blueprints(loop: ResidentLoop, tokens: ResidentTokens) -> lis
             abort(401, message="需要有效的凭证 (Authorization: Bearer <token>)")
         blob = _call(loop.photo, photo_id, who)
         content_type = blob.meta.get("content_type", "application/octet-stream")
-        from flask import current_app
-
         resp = current_app.response_class(blob.data, mimetype=content_type)
         resp.headers["Cache-Control"] = "private, max-age=3600"
         resp.headers["X-Content-Type-Options"] = "nosniff"

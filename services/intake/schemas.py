@@ -249,6 +249,14 @@ class PhotoForm(Schema):
     phone_last4 = PHONE_LAST4
 
 
+class ResidentContactOut(Schema):
+    """回电: the resident's number, for the lead whose post holds the case (docs/pages.md)."""
+    report_id = fields.String()
+    tracking_no = fields.String()
+    name = fields.String(allow_none=True, metadata={"description": "群众留下的称呼"})
+    phone = fields.String(allow_none=True, metadata={"description": "群众的手机号；没有留电话时为空"})
+
+
 class PhotoOut(Schema):
     report_id = fields.String()
     tracking_no = fields.String()

@@ -544,6 +544,12 @@ def test_a_lead_opens_the_sms_link_and_resolves_with_a_photo(system, demo, serve
     assert "办结，附照片2张" in browser.eval("document.getElementById('timeline').textContent")
     pages.check("lead-case-photos")
 
+    # 回电: the case page's link opens intake's page with the resident's number and a tap-to-call link.
+    browser.eval("document.getElementById('contact-resident').click(); true")
+    loaded(browser, "document.getElementById('call') !== null")
+    assert browser.eval("document.getElementById('call').getAttribute('href')") == f"tel:{PHONE}"
+    pages.check("lead-contact")
+
     # The resident's track page shows the lead's photos.
     tracking = case(system, case_id)["tracking_no"]
     browser.goto(f"{server}/resident/{TOWNSHIP}/track?tracking_no={tracking}")

@@ -124,7 +124,15 @@ def _case(pages, desk, issuer, principal, case_id, values, errors, status=200, n
         supervisions=open_supervisions, reasons=ESCALATION_REASONS, csrf=issuer.csrf_token(principal.session_id),
         csrf_field=CSRF_FIELD, values=values, errors=errors, notice=DONE.get(notice or ""),
         holds=case["status"] in ("assigned", "accepted"), paused=is_paused(case), pause_reasons=PAUSE_REASONS,
-        photo_error=photo_error, photo_action=photo_action(case))
+        photo_error=photo_error, photo_action=photo_action(case), contact_link=contact_link(case))
+
+
+def contact_link(case: dict) -> str | None:
+    """回电: the resident's number is intake's (dispatch never stores it); intake shows it to the lead
+    whose post holds the case, so the page links there while the case is the lead's."""
+    if case["status"] not in ("assigned", "accepted", "resolved") or not case.get("report_id"):
+        return None
+    return f"/resident/handling/{case['report_id']}/contact?next=/lead/cases/{case['_id']}"
 
 
 def photo_action(case: dict) -> str:

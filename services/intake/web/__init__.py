@@ -12,7 +12,7 @@ from shared.pages.web import Pages, kit_blueprint
 
 from ..page_desk import ResidentDesk
 from .account import Access
-from .handling import handling_routes
+from .handling import contact_routes, handling_routes
 from .report import report_routes
 from .signin import signin_routes
 from .track import track_routes
@@ -28,6 +28,7 @@ def build_pages(desk: ResidentDesk, access: Access | None = None) -> list:
     report_routes(bp, pages, desk, access)
     track_routes(bp, pages, desk, access)
     handling_routes(bp, pages, desk.loop)   # photos a lead sends from dispatch's case page
+    contact_routes(bp, pages, desk.loop)    # 回电: the resident's number for the holding lead
     if access is not None:   # SMS sign-in, 我的反映 (needs SANZHANG_SECRET)
         signin_routes(bp, pages, desk, access)
     return [kit_blueprint("resident_kit", PREFIX), bp]

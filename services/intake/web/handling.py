@@ -68,6 +68,28 @@ def handling_routes(bp, pages, loop) -> None:
         return redirect(f"{back}?done=photos", 303)
 
 
+def contact_routes(bp, pages, loop) -> None:
+    """回电 from the lead's case page: the resident's number with a tap-to-call link, for the lead
+    whose post holds the case (resident_contact.py says why and records each showing)."""
+    @bp.get("/handling/<string:ref>/contact")
+    def handling_contact(ref):
+        back = request.args.get("next", "")
+        back = back if NEXT.fullmatch(back) else "/lead/"
+        principal = current_principal() if session_cookie() else None
+        if principal is None or not principal.session_id:
+            return redirect(f"/signin?next={back}", 303)
+        try:
+            found = loop.contact_for_holder(ref, Caller(principal.role, principal=principal))
+        except LoopError as exc:
+            return pages.render("handling_refused.html", status=exc.status, title="无法查看联系电话",
+                                message=exc.message, back=back)
+        resp = pages.render("contact.html", title="联系群众", report=found["report"], phone=found["phone"],
+                            name=found["name"], back=back)
+        resp.headers["Cache-Control"] = "no-store"
+        resp.headers["Referrer-Policy"] = "no-referrer"
+        return resp
+
+
 def _check(report: dict, files: list[bytes]) -> str | None:
     """Why none of the files may be kept, or None: every rule is checked before any is stored."""
     if not files:
