@@ -39,8 +39,13 @@ class FakeClock:
 
 
 def iso(when: datetime) -> str:
-    """Fixed-width UTC text, so stored times sort and compare as strings in every adapter."""
-    return when.astimezone(timezone.utc).strftime(ISO_FORMAT)
+    """Fixed-width UTC text, so stored times sort and compare as strings in every adapter.
+
+    ISO_FORMAT spelled out with %-formatting: strftime took 8 % of an SLA sweep (issue 16)."""
+    if when.tzinfo is not timezone.utc:
+        when = when.astimezone(timezone.utc)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (when.year, when.month, when.day, when.hour, when.minute,
+                                                   when.second, when.microsecond)
 
 
 def parse_iso(text: str) -> datetime:
