@@ -35,6 +35,7 @@ class Aggregates:
         self.collection = collection
         self.clock = clock
         self._wake = wake or (lambda: None)
+        self._batch = threading.local()  # mutate_claimed's documents and writes, per thread
 
     def _stage(self, doc: dict, events: Iterable[dict]) -> bool:
         events = list(events)
@@ -68,7 +69,7 @@ class Aggregates:
         unchanged, which makes a redelivered event a no-op.
         """
         for _ in range(MAX_RETRIES):
-            current = self.collection.get(doc_id)
+            current = self._read(doc_id)
             if current is None:
                 raise NotFound(doc_id)
             if applying and applying in current.get("seen", []):
@@ -81,6 +82,10 @@ class Aggregates:
             if applying:
                 doc["seen"] = (doc.get("seen", []) + [applying])[-SEEN_LIMIT:]
             staged = self._stage(doc, events)
+            writes = getattr(self._batch, "writes", None)
+            if writes is not None:  # mutate_claimed writes it with the others of its claim
+                writes.append((doc, current, events if staged else []))
+                return doc
             try:
                 stored = self.collection.replace(doc, current["version"], previous=current)
             except VersionConflict:
@@ -91,6 +96,52 @@ class Aggregates:
                 self._wake()
             return stored
         raise VersionConflict(f"gave up on {doc_id} after {MAX_RETRIES} conflicts")
+
+    def _read(self, doc_id: str) -> dict | None:
+        claimed = getattr(self._batch, "docs", None)
+        if claimed and doc_id in claimed:
+            return claimed.pop(doc_id)  # as the claim returned it: nobody else may change it but by a write
+        return self.collection.get(doc_id)
+
+    def mutate_claimed(self, claimed: list[dict], work: Callable[[dict], object]) -> dict[str, Exception]:
+        """``work(doc)`` for each document a claim returned, where ``work`` calls ``self.mutate`` on it.
+
+        A sweep's batch in one go (issue 16): each change starts from the document as the claim
+        returned it (no second read) and all changes are written together — one transaction in
+        SQLite — each still a compare-and-set on the version the claim left. A document written by
+        someone else since the claim lost its compare-and-set; ``work`` runs again on it the
+        ordinary way (read, change, compare-and-set, retry), so the concurrent change wins cleanly.
+        Returns the failures by document id; the others are stored (or needed no change). If the
+        store fails, nothing of the batch may be stored: the claims' leases bring them back."""
+        failed: dict[str, Exception] = {}
+        self._batch.docs, self._batch.writes = {doc["_id"]: doc for doc in claimed}, []
+        try:
+            for doc in claimed:
+                try:
+                    work(doc)
+                except Exception as exc:  # noqa: BLE001 - this document's lease brings it back
+                    failed[doc["_id"]] = exc
+        finally:
+            writes, self._batch.docs, self._batch.writes = self._batch.writes, None, None
+        results = self.collection.replace_many([(doc, current["version"], current) for doc, current, _ in writes])
+        lost = []
+        for (doc, _, events), result in zip(writes, results):
+            if isinstance(result, VersionConflict):
+                lost.append(doc["_id"])
+            elif isinstance(result, Exception):
+                failed[doc["_id"]] = result
+            else:
+                faults.hit("stored")
+                count_stored(events)
+        if any(events for _, _, events in writes):
+            self._wake()
+        by_id = {doc["_id"]: doc for doc in claimed}
+        for doc_id in lost:
+            try:
+                work(by_id[doc_id])
+            except Exception as exc:  # noqa: BLE001
+                failed[doc_id] = exc
+        return failed
 
     def take_published(self, doc_id: str, event_ids: set[str], claimed: dict | None = None) -> None:
         """Drop events the broker confirmed; the document's other changes are kept.
