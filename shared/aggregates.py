@@ -6,7 +6,6 @@ outbox afterwards; a crash between the two leaves the events in the document to 
 """
 from __future__ import annotations
 
-import copy
 import threading
 from typing import Callable, Iterable
 
@@ -18,6 +17,17 @@ from .storage import Collection, Index, VersionConflict
 OUTBOX_INDEXES = (Index.on("outbox_due"),)
 SEEN_LIMIT = 200
 MAX_RETRIES = 50
+
+
+def copy_tree(value):
+    """A deep copy of a stored document (dicts, lists and immutable leaves, as a store returns them):
+    a seventh of copy.deepcopy's time, which was a tenth of an SLA sweep's (issue 16)."""
+    kind = type(value)
+    if kind is dict:
+        return {k: copy_tree(v) for k, v in value.items()}
+    if kind is list:
+        return [copy_tree(v) for v in value]
+    return value
 
 
 class NotFound(Exception):
@@ -74,7 +84,7 @@ class Aggregates:
                 raise NotFound(doc_id)
             if applying and applying in current.get("seen", []):
                 return current
-            doc = copy.deepcopy(current)
+            doc = copy_tree(current)
             try:
                 events = list(change(doc) or ())
             except Unchanged:
@@ -158,7 +168,7 @@ class Aggregates:
             return ()
 
         if claimed is not None:
-            doc = copy.deepcopy(claimed)
+            doc = copy_tree(claimed)
             try:
                 drop(doc)
                 self.collection.replace(doc, claimed["version"], previous=claimed)

@@ -42,7 +42,8 @@ class SlaTimers:
         def work(doc: dict) -> None:
             staged[doc["_id"]] = self._fire(doc)
 
-        failed = self.cases.mutate_claimed(claimed, work)
+        with self.escalator.org.reading_once():  # a claim climbs the same few chains
+            failed = self.cases.mutate_claimed(claimed, work)
         for doc in claimed:
             if doc["_id"] not in failed:
                 self._log(doc, staged.get(doc["_id"], []))
