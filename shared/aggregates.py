@@ -6,7 +6,6 @@ outbox afterwards; a crash between the two leaves the events in the document to 
 """
 from __future__ import annotations
 
-import copy
 import threading
 from typing import Callable, Iterable
 
@@ -18,6 +17,17 @@ from .storage import Collection, Index, VersionConflict
 OUTBOX_INDEXES = (Index.on("outbox_due"),)
 SEEN_LIMIT = 200
 MAX_RETRIES = 50
+
+
+def copy_tree(value):
+    """A deep copy of a stored document (dicts, lists and immutable leaves, as a store returns them):
+    a seventh of copy.deepcopy's time, which was a tenth of an SLA sweep's (issue 16)."""
+    kind = type(value)
+    if kind is dict:
+        return {k: copy_tree(v) for k, v in value.items()}
+    if kind is list:
+        return [copy_tree(v) for v in value]
+    return value
 
 
 class NotFound(Exception):
@@ -35,6 +45,7 @@ class Aggregates:
         self.collection = collection
         self.clock = clock
         self._wake = wake or (lambda: None)
+        self._batch = threading.local()  # mutate_claimed's documents and writes, per thread
 
     def _stage(self, doc: dict, events: Iterable[dict]) -> bool:
         events = list(events)
@@ -68,12 +79,12 @@ class Aggregates:
         unchanged, which makes a redelivered event a no-op.
         """
         for _ in range(MAX_RETRIES):
-            current = self.collection.get(doc_id)
+            current = self._read(doc_id)
             if current is None:
                 raise NotFound(doc_id)
             if applying and applying in current.get("seen", []):
                 return current
-            doc = copy.deepcopy(current)
+            doc = copy_tree(current)
             try:
                 events = list(change(doc) or ())
             except Unchanged:
@@ -81,6 +92,10 @@ class Aggregates:
             if applying:
                 doc["seen"] = (doc.get("seen", []) + [applying])[-SEEN_LIMIT:]
             staged = self._stage(doc, events)
+            writes = getattr(self._batch, "writes", None)
+            if writes is not None:  # mutate_claimed writes it with the others of its claim
+                writes.append((doc, current, events if staged else []))
+                return doc
             try:
                 stored = self.collection.replace(doc, current["version"], previous=current)
             except VersionConflict:
@@ -91,6 +106,52 @@ class Aggregates:
                 self._wake()
             return stored
         raise VersionConflict(f"gave up on {doc_id} after {MAX_RETRIES} conflicts")
+
+    def _read(self, doc_id: str) -> dict | None:
+        claimed = getattr(self._batch, "docs", None)
+        if claimed and doc_id in claimed:
+            return claimed.pop(doc_id)  # as the claim returned it: nobody else may change it but by a write
+        return self.collection.get(doc_id)
+
+    def mutate_claimed(self, claimed: list[dict], work: Callable[[dict], object]) -> dict[str, Exception]:
+        """``work(doc)`` for each document a claim returned, where ``work`` calls ``self.mutate`` on it.
+
+        A sweep's batch in one go (issue 16): each change starts from the document as the claim
+        returned it (no second read) and all changes are written together — one transaction in
+        SQLite — each still a compare-and-set on the version the claim left. A document written by
+        someone else since the claim lost its compare-and-set; ``work`` runs again on it the
+        ordinary way (read, change, compare-and-set, retry), so the concurrent change wins cleanly.
+        Returns the failures by document id; the others are stored (or needed no change). If the
+        store fails, nothing of the batch may be stored: the claims' leases bring them back."""
+        failed: dict[str, Exception] = {}
+        self._batch.docs, self._batch.writes = {doc["_id"]: doc for doc in claimed}, []
+        try:
+            for doc in claimed:
+                try:
+                    work(doc)
+                except Exception as exc:  # noqa: BLE001 - this document's lease brings it back
+                    failed[doc["_id"]] = exc
+        finally:
+            writes, self._batch.docs, self._batch.writes = self._batch.writes, None, None
+        results = self.collection.replace_many([(doc, current["version"], current) for doc, current, _ in writes])
+        lost = []
+        for (doc, _, events), result in zip(writes, results):
+            if isinstance(result, VersionConflict):
+                lost.append(doc["_id"])
+            elif isinstance(result, Exception):
+                failed[doc["_id"]] = result
+            else:
+                faults.hit("stored")
+                count_stored(events)
+        if any(events for _, _, events in writes):
+            self._wake()
+        by_id = {doc["_id"]: doc for doc in claimed}
+        for doc_id in lost:
+            try:
+                work(by_id[doc_id])
+            except Exception as exc:  # noqa: BLE001
+                failed[doc_id] = exc
+        return failed
 
     def take_published(self, doc_id: str, event_ids: set[str], claimed: dict | None = None) -> None:
         """Drop events the broker confirmed; the document's other changes are kept.
@@ -107,7 +168,7 @@ class Aggregates:
             return ()
 
         if claimed is not None:
-            doc = copy.deepcopy(claimed)
+            doc = copy_tree(claimed)
             try:
                 drop(doc)
                 self.collection.replace(doc, claimed["version"], previous=claimed)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
@@ -40,7 +41,21 @@ class FakeClock:
 
 def iso(when: datetime) -> str:
     """Fixed-width UTC text, so stored times sort and compare as strings in every adapter."""
-    return when.astimezone(timezone.utc).strftime(ISO_FORMAT)
+    if when.tzinfo is None:  # local time, whatever the process's zone is now: never remembered
+        return _utc_text(when.astimezone(timezone.utc))
+    return _aware_iso(when)
+
+
+@lru_cache(maxsize=1024)  # one change writes the same instant a dozen times (timeline, events, deadlines)
+def _aware_iso(when: datetime) -> str:
+    # Equal aware datetimes are the same instant, so they share one text whatever their zone.
+    return _utc_text(when if when.tzinfo is timezone.utc else when.astimezone(timezone.utc))
+
+
+def _utc_text(when: datetime) -> str:
+    # ISO_FORMAT spelled out with %-formatting: strftime took 8 % of an SLA sweep (issue 16).
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (when.year, when.month, when.day, when.hour, when.minute,
+                                                   when.second, when.microsecond)
 
 
 def parse_iso(text: str) -> datetime:

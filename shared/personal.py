@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from functools import lru_cache
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -22,6 +23,7 @@ def _fernet(secret: str) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(key))
 
 
+@lru_cache(maxsize=4096)  # a few dozen field names, asked for every key of every event built
 def is_personal(key: str) -> bool:
     """Field names that carry a contact address; masked copies are not personal."""
     return (key.endswith("phone") or key.endswith("openid") or key.endswith("email")) and not key.endswith("_masked")

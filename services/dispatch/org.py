@@ -1,6 +1,8 @@
 """The org tree (township → village → area → group → neighbourhood → household) as dispatch stores it."""
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from dataclasses import asdict
 
 from shared.aggregates import Aggregates
@@ -23,6 +25,7 @@ from .roster_preview import RosterPlan, describe
 class OrgRepository:
     def __init__(self, store: Store, clock: Clock, wake, routes_json: str | None = None):
         self.clock = clock
+        self._memo = threading.local()  # reading_once's units and townships, per thread
         # notify's SANZHANG_NOTIFY_ROUTES: which channels reach a lead or the staff, for the posts
         # nobody could reach (shared/domain/reachability.py); unset means the console.
         self.routes_json = routes_json
@@ -51,7 +54,7 @@ class OrgRepository:
         return doc
 
     def township(self, code: str) -> dict | None:
-        return self.townships.get(code)
+        return self._read_once("townships", self.townships, code)
 
     # -- roster import --------------------------------------------------------------------------
     def import_roster(self, township: str, data: bytes, filename: str, actor: str, base: str | None = None) -> dict:
@@ -258,7 +261,32 @@ class OrgRepository:
         return None
 
     def unit(self, unit_id: str) -> dict | None:
-        return self.units.get(unit_id)
+        return self._read_once("units", self.units, unit_id)
+
+    @contextmanager
+    def reading_once(self):
+        """Within the block this thread reads each unit and township once: an SLA sweep's batch
+        climbs the same few chains hundreds of times (issue 16). What is read here is not changed."""
+        if getattr(self._memo, "docs", None) is not None:
+            yield
+            return
+        self._memo.docs = {}
+        try:
+            yield
+        finally:
+            self._memo.docs = None
+
+    def _read_once(self, kind: str, collection, doc_id: str) -> dict | None:
+        docs = getattr(self._memo, "docs", None)
+        if docs is None:
+            return collection.get(doc_id)
+        key = (kind, doc_id)
+        if key not in docs:
+            found = collection.get(doc_id)
+            if found is None:
+                return None  # not remembered: the caller may create it (Escalator.township_unit)
+            docs[key] = found
+        return docs[key]
 
     def chain_from(self, unit_id: str) -> list[dict]:
         """The unit and every unit above it, up to and including the township."""

@@ -13,9 +13,18 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+_URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
+
+
 def derived_id(*parts: str) -> str:
-    """The same inputs always give the same id (uuid5), e.g. the case made for a report."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, "sanzhang:" + "|".join(parts)).hex
+    """The same inputs always give the same id (uuid5), e.g. the case made for a report.
+
+    uuid.uuid5 spelled out without building UUID objects (a few per event, issue 16): SHA-1 of the
+    URL namespace and the name, the first 16 bytes with the version (5) and variant bits set."""
+    digest = bytearray(hashlib.sha1(_URL_NAMESPACE + ("sanzhang:" + "|".join(parts)).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return digest.hex()
 
 
 def short_hash(*parts: str, length: int = 16) -> str:

@@ -122,6 +122,17 @@ class MongoCollection:
         self._call("replace", attempt)
         return doc
 
+    def replace_many(self, items) -> list:
+        # Atomic per document only: one compare-and-set after the other (a bulk write would not say
+        # which of them lost).
+        results: list = []
+        for doc, version, previous in items:
+            try:
+                results.append(self.replace(doc, version, previous))
+            except (VersionConflict, DuplicateKey) as exc:
+                results.append(exc)
+        return results
+
     def upsert(self, doc: dict) -> dict:
         body = {k: v for k, v in doc.items() if k not in ("_id", "version")}
         # One statement: the whole document is put (fields it dropped are gone) and the version

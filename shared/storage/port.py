@@ -124,6 +124,13 @@ class Collection(Protocol):
     def replace(self, doc: dict, expected_version: int, previous: dict | None = None) -> dict: ...
     # ``previous``: the stored document as the caller read it at expected_version; an optional
     # hint that lets an adapter write only what changed.
+    def replace_many(self, items: Sequence[tuple[dict, int, dict | None]]) -> list[dict | StorageError]:
+        """Several ``replace(doc, expected_version, previous)``, each still a compare-and-set: per
+        item the stored document, or the VersionConflict / DuplicateKey it met (the others are
+        stored all the same). SQLite runs them in one transaction (one commit for a sweep's batch);
+        MongoDB, atomic per document, one after the other. An error of the store itself raises,
+        and then none of them may have been stored."""
+        ...
     def upsert(self, doc: dict) -> dict: ...
     def delete(self, doc_id: str) -> bool: ...
     def find(self, where: Where | None = None, sort: Sort | None = None,

@@ -262,7 +262,7 @@ class SQLiteCollection:
             raise DuplicateKey(str(exc)) from exc
         return doc
 
-    def replace(self, doc: dict, expected_version: int, previous: dict | None = None) -> dict:
+    def _replacing(self, doc: dict, expected_version: int, previous: dict | None) -> tuple[dict, str, list]:
         doc = dict(doc)
         doc["version"] = expected_version + 1
         # SQLite rewrites every index whose column appears in the SET list, changed or not. The
@@ -270,16 +270,43 @@ class SQLiteCollection:
         # says which indexed columns really changed, so only their indexes are touched.
         cols = self.columns if previous is None else [c for c in self.columns if previous.get(c) != doc.get(c)]
         sets = ", ".join(["version = ?", "doc = ?"] + [f"{_ident(c)} = ?" for c in cols])
+        return doc, f"UPDATE {self.table} SET {sets} WHERE _id = ? AND version = ?", (
+            [doc["version"], json.dumps(doc, ensure_ascii=False)] + [_param(doc.get(c)) for c in cols]
+            + [doc["_id"], expected_version])
+
+    def replace(self, doc: dict, expected_version: int, previous: dict | None = None) -> dict:
+        doc, sql, params = self._replacing(doc, expected_version, previous)
         try:
-            cur = self.store.write(
-                f"UPDATE {self.table} SET {sets} WHERE _id = ? AND version = ?",
-                [doc["version"], json.dumps(doc, ensure_ascii=False)] + [_param(doc.get(c)) for c in cols]
-                + [doc["_id"], expected_version])
+            cur = self.store.write(sql, params)
         except sqlite3.IntegrityError as exc:
             raise DuplicateKey(str(exc)) from exc
         if cur.rowcount != 1:
             raise VersionConflict(f"{self.name}/{doc['_id']} is not at version {expected_version}")
         return doc
+
+    def replace_many(self, items) -> list:
+        statements = [self._replacing(doc, version, previous) for doc, version, previous in items]
+        results: list = []
+        if not statements:
+            return results
+        with self.store.write_lock:
+            conn = self.store.connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for (doc, sql, params), (_, version, _) in zip(statements, items):
+                    try:  # a failing statement is undone alone; the transaction goes on
+                        changed = conn.execute(sql, params).rowcount == 1
+                    except sqlite3.IntegrityError as exc:
+                        results.append(DuplicateKey(str(exc)))
+                        continue
+                    results.append(doc if changed else
+                                   VersionConflict(f"{self.name}/{doc['_id']} is not at version {version}"))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return results
 
     def upsert(self, doc: dict) -> dict:
         current = self.get(doc["_id"])

@@ -37,6 +37,22 @@ def test_insert_get_and_duplicate_id(coll):
     assert coll.get("missing") is None
 
 
+def test_replace_many_is_a_compare_and_set_per_document(coll):
+    for i in (1, 2, 3, 4):
+        coll.insert(doc(i, code=f"C{i}"))
+    one, two, three, four = (coll.get(f"d{i}") for i in (1, 2, 3, 4))
+    coll.replace({**two, "status": "taken"}, two["version"])  # another writer got to d2 first
+    results = coll.replace_many([({**one, "status": "done"}, one["version"], one),
+                                 ({**two, "status": "lost"}, two["version"], two),
+                                 ({**three, "code": "C4"}, three["version"], three),   # collides with d4
+                                 ({**four, "status": "done", "due": "x"}, four["version"], None)])
+    assert results[0]["version"] == 2 and results[3]["version"] == 2
+    assert isinstance(results[1], VersionConflict) and isinstance(results[2], DuplicateKey)
+    assert [coll.get(f"d{i}")["status"] for i in (1, 2, 3, 4)] == ["done", "taken", "open", "done"]
+    assert coll.get("d3")["code"] == "C3" and coll.find({"due": "x"})[0]["_id"] == "d4"
+    assert coll.replace_many([]) == []
+
+
 def test_unique_index_rejects_second_value_but_allows_missing(coll):
     coll.insert(doc(1, code="A"))
     coll.insert(doc(2))

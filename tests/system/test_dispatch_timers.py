@@ -218,6 +218,51 @@ def test_a_claim_whose_worker_died_is_fired_after_the_lease(system, web, demo, c
     assert case(system, case_id)["level"] == "group"
 
 
+def test_a_lead_s_accept_between_the_claim_and_the_batch_write_wins_and_the_rest_of_the_batch_fires(
+        system, web, demo, clock):
+    p = posts(system)
+    raced, other = submit(system, web), submit(system, web)
+    clock.advance(hours=2)  # both accept deadlines are past
+    now = clock.now()
+    cases, timers = api(system)["cases"], api(system)["timers"]
+    claimed = cases.collection.claim_due("timer_due", iso(now), iso(now + timedelta(minutes=1)), 10)
+    assert {d["_id"] for d in claimed} == {raced, other}
+    # The lead accepts after the claim, before the sweeper writes its batch: the batch's
+    # compare-and-set for that case loses, and the case is done again from what is stored.
+    assert web.post(f"/api/v1/cases/{raced}/accept", json={}, headers=holder(system, p["neighbourhood"])).status_code \
+        == 200
+    # The township's staff supervise the other case meanwhile: its timer still holds, so the
+    # breach fires from the stored case, which keeps the supervision.
+    staff = token(system, "staff", townships=(TOWNSHIP,), name="镇综治中心")
+    assert web.post(f"/api/v1/cases/{other}/supervise", json={"note": "请今天内答复"}, headers=staff).status_code == 200
+    assert timers.fire_batch(claimed) == {}
+    won = case(system, raced)
+    assert won["status"] == "accepted" and won["level"] == "neighbourhood" and "breached" not in kinds(won)
+    assert won["timer"]["kind"] == "warn_resolve" and "sla.breached" not in outbox_types(won)
+    fired = case(system, other)
+    assert fired["level"] == "group" and kinds(fired).count("breached") == 1 and "supervised" in kinds(fired)
+    assert outbox_types(fired).count("case.escalated") == 1 and outbox_types(fired).count("sla.breached") == 1
+
+
+def test_a_batch_whose_write_fails_stores_nothing_and_fires_after_the_lease(system, web, demo, clock, monkeypatch):
+    case_id = submit(system, web)
+    clock.advance(hours=2)
+    collection = api(system)["cases"].collection
+
+    def down(items):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(collection, "replace_many", down)
+    assert sweep(system) == 0
+    doc = case(system, case_id)
+    assert doc["level"] == "neighbourhood" and "breached" not in kinds(doc)
+    monkeypatch.undo()
+    assert sweep(system) == 0  # the claim's lease holds it back …
+    clock.advance(seconds=api(system)["sweeper"].lease.total_seconds())
+    assert sweep(system) == 1  # … and then it fires, once
+    assert kinds(case(system, case_id)).count("breached") == 1
+
+
 def _report_event(i: int, household_id: str, at: datetime) -> dict:
     report_id = f"bench{i:027d}"
     payload = {"report_id": report_id, "tracking_no": f"T{i:07d}", "category": "environment", "tier": None,

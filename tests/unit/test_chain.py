@@ -155,3 +155,29 @@ def test_climbing_the_whole_chain_ends_with_the_departments():
         levels.append(case["level"])
     assert levels == ["group", "area", "village", "township", "department"]
     assert case["escalations"] == 5
+
+
+def test_a_sweep_s_batch_reads_each_unit_and_township_once_and_only_inside_the_block():
+    from services.dispatch.org import OrgRepository
+    from shared.clock import FakeClock
+    from tests.support.fakes.memory_store import MemoryStore
+
+    store = MemoryStore()
+    org = OrgRepository(store, FakeClock(AT), lambda *a: None)
+    org.ensure_township(TOWNSHIP, "清溪镇")
+    store.units_reads = 0
+    units = org.units
+    counted = units.get
+
+    def get(doc_id):
+        store.units_reads += 1
+        return counted(doc_id)
+    units.get = get
+    with org.reading_once():
+        with org.reading_once():  # nested: the outer block's memory
+            assert org.unit(township_unit_id(TOWNSHIP))["level"] == "township"
+        assert org.unit(township_unit_id(TOWNSHIP))["level"] == "township"
+        assert org.unit("u-new") is None and org.unit("u-new") is None  # not there: asked again, never remembered
+    assert store.units_reads == 3
+    org.unit(township_unit_id(TOWNSHIP))
+    assert store.units_reads == 4  # outside the block every read goes to the store

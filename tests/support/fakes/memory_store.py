@@ -148,6 +148,15 @@ class MemoryCollection:
             self._record("replace", doc["_id"])
         return _copy(doc)
 
+    def replace_many(self, items) -> list:
+        results: list = []
+        for doc, version, previous in items:
+            try:
+                results.append(self.replace(doc, version, previous))
+            except (VersionConflict, DuplicateKey) as exc:
+                results.append(exc)
+        return results
+
     def upsert(self, doc: dict) -> dict:
         doc = _copy(doc)
         with self.store.lock:
