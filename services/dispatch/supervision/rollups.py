@@ -1,0 +1,283 @@
+"""Figure rollups: per township × Beijing-time day × grouping, the counts, sums and duration histograms
+every figure needs, so a year of a city's figures reads a few thousand small documents instead of a
+million case rows.
+
+Shape: one document per (source, grouping, township, day) — ``cases:township``, ``cases:village``,
+``cases:category`` from the cases (by ``created_at``), ``stints:level``, ``stints:lead``,
+``stints:department`` from the stints (by ``assigned_at``). Each holds one row per group with the
+same counts and sums as the scan (figures.py) and two sparse histograms of whole minutes
+(``acc``, ``res``: minute → cases), from which the median and p90 come by nearest rank. Weeks,
+months and quarters are sums of days.
+
+Kept up to date by recomputing, not by adding: when a case's figure columns change (CaseFacts, in the
+same call as the write) or its stints change (the projector), the day(s) it counts in are recomputed
+from the facts of that township and day — about 140 rows on a city of a million cases a year. A
+recomputation is idempotent, so a redelivered or replayed event never counts twice, and a case that
+moved (reopened, reassigned, recategorised, paused, rated late) leaves its old group and joins its
+new one in the same pass. The projector recomputes again on every case event it handles, which heals
+a write whose recomputation was lost to a crash.
+
+Ordering: the first grouping's document of a day is its head and carries a generation ``gen``. A
+recomputation reads the head, then the facts, then writes the head with ``gen + 1`` by
+compare-and-set (retrying from the read when another won), and writes the other groupings only over
+an older ``gen``. So the highest generation always read the facts last, and a slow recomputation
+holding older facts can never overwrite a newer one.
+
+What the rollups do not hold: ``overdue_now`` depends on the clock; it is counted at query time from
+the open cases' partial indexes (rows with a deadline), which are small.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Iterable
+
+from shared.clock import iso, parse_iso
+from shared.domain.localtime import local_zone
+from shared.storage import DuplicateKey, Index, Metric, Store, VersionConflict
+
+CASE_DIMS = {"township": ["township"], "village": ["village_id"], "category": ["category"]}
+STINT_DIMS = {"level": ["level"], "lead": ["lead_key", "unit_id", "level"],
+              "department": ["unit_id", "unit_name", "level"]}
+DIMS = {"cases": CASE_DIMS, "stints": STINT_DIMS}
+SOURCE_OF = {dim: source for source, dims in DIMS.items() for dim in dims}
+# A lead's row also carries the names they held the post under (the board's label).
+NAMES = {"lead": ["lead_name", "unit_name"]}
+
+# output name → fact column; every one a sum over the rows (flags 0/1, counts, seconds).
+SUMS = {"accepted_on_time": "accepted_on_time", "resolved": "resolved", "rated": "rated", "satisfied": "satisfied",
+        "resolved_within_2d": "resolved_within_2d", "escalations": "escalations", "breaches": "breach_count",
+        "breaches_accept": "breaches_accept", "breaches_resolve": "breaches_resolve",
+        "disputes_mediated": "disputes_mediated", "hazards_found": "hazards_found",
+        "micro_services": "micro_services", "paused_s": "paused_s", "paused_now": "paused_now"}
+STINT_SUMS = {"breached_away": "breached_away", "supervisions": "supervisions"}
+HISTOGRAMS = {"acc": "time_to_accept_s", "res": "time_to_resolve_s"}
+PERCENTILES = {"accept_median_s": ("acc", 500), "accept_p90_s": ("acc", 900),
+               "resolve_median_s": ("res", 500), "resolve_p90_s": ("res", 900)}
+PRECISION_S = 60  # medians and p90s are reported in whole minutes (floored), by the scan as by the rollups
+
+ROLLUP_INDEXES = [Index.on("township", "dim", "day"), Index.on("city", "dim", "day")]
+MAX_RETRIES = 50
+
+
+def sums_of(source: str) -> dict[str, str]:
+    return {**SUMS, **STINT_SUMS} if source == "stints" else SUMS
+
+
+def fact_fields(source: str) -> list[str]:
+    keys = sorted({k for ks in DIMS[source].values() for k in ks} | set(NAMES["lead"] if source == "stints" else ()))
+    return keys + sorted(set(sums_of(source).values()) | set(HISTOGRAMS.values()))
+
+
+def day_of(at: str) -> str:
+    """The Beijing-time date of a stored UTC time, YYYY-MM-DD."""
+    return parse_iso(at).astimezone(local_zone()).date().isoformat()
+
+
+def day_bounds(day: str) -> tuple[str, str]:
+    start = datetime.fromisoformat(day).replace(tzinfo=local_zone())
+    return iso(start), iso(start + timedelta(days=1))
+
+
+def whole_days(since: str, until: str) -> tuple[str, str] | None:
+    """[first day, day after the last) when both ends are Beijing midnights, else None (ask the scan)."""
+    a, b = parse_iso(since).astimezone(local_zone()), parse_iso(until).astimezone(local_zone())
+    if any((t.hour, t.minute, t.second, t.microsecond) != (0, 0, 0, 0) for t in (a, b)):
+        return None
+    return a.date().isoformat(), b.date().isoformat()
+
+
+def floor_minute(seconds):
+    return None if seconds is None else int(seconds) // PRECISION_S * PRECISION_S
+
+
+def week_key(day: str) -> tuple[str]:
+    """A day's week (its Monday), as the cases' ``week`` column has it."""
+    d = date.fromisoformat(day)
+    return ((d - timedelta(days=d.weekday())).isoformat(),)
+
+
+def percentile(histogram: dict[int, int], permille: int):
+    """Nearest rank, as the storage port computes it: the value at rank ceil(q·n), in whole minutes."""
+    n = sum(histogram.values())
+    if not n:
+        return None
+    rank, seen = (permille * n + 999) // 1000, 0
+    for minute in sorted(histogram):
+        seen += histogram[minute]
+        if seen >= rank:
+            return minute * PRECISION_S
+    return None
+
+
+def merge(docs: Iterable[dict], keys: list[str], regroup=None) -> list[dict]:
+    """Sums the rows of many days (by their key, or by ``regroup(day)``) into figure rows."""
+    merged: dict[tuple, dict] = {}
+    for doc in docs:
+        for row in doc["rows"]:
+            key = regroup(doc["day"]) if regroup else tuple(row["key"])
+            into = merged.get(key)
+            if into is None:
+                into = merged[key] = {**dict(zip(keys, key)), **{k: v for k, v in row.items() if k not in HISTOGRAMS
+                                                                  and k != "key"}}
+                into.update({h: {} for h in HISTOGRAMS})
+            else:
+                for name, value in row.items():
+                    if type(value) is int:
+                        into[name] += value
+                    elif name not in HISTOGRAMS and name != "key":
+                        into[name] = value  # names: the latest day's
+            for h in HISTOGRAMS:
+                hist = into[h]
+                for minute, n in row[h].items():
+                    m = int(minute)
+                    hist[m] = hist.get(m, 0) + n
+    out = []
+    for row in merged.values():
+        for name, (h, permille) in PERCENTILES.items():
+            row[name] = percentile(row[h], permille)
+        for h in HISTOGRAMS:
+            del row[h]
+        out.append(row)
+    return out
+
+
+def _empty(source: str) -> dict:
+    row = {"received": 0, "accept_decided": 0, **{name: 0 for name in sums_of(source)}}
+    row.update({h: {} for h in HISTOGRAMS})
+    return row
+
+
+def _add_fact(row: dict, fact: dict, n: int, sums: dict[str, str]) -> None:
+    row["received"] += n
+    if fact.get("accepted_on_time") is not None:
+        row["accept_decided"] += n
+    for name, col in sums.items():
+        if fact.get(col) is not None:
+            row[name] += fact[col] * n
+    for h, col in HISTOGRAMS.items():
+        if fact.get(col) is not None:
+            minute = str(int(fact[col]) // PRECISION_S)
+            row[h][minute] = row[h].get(minute, 0) + n
+
+
+def day_rows(source: str, facts: Iterable[dict]) -> dict[str, list[dict]]:
+    """Fact rows (each with its multiplicity ``n``) → the rows of every grouping of the source."""
+    sums = sums_of(source)
+    out: dict[str, dict] = {dim: {} for dim in DIMS[source]}
+    for fact in facts:
+        for dim, keys in DIMS[source].items():
+            key = tuple(fact.get(k) for k in keys)
+            row = out[dim].get(key)
+            if row is None:
+                row = out[dim][key] = {"key": list(key), **_empty(source)}
+            if dim in NAMES:
+                row.update({k: fact.get(k) for k in NAMES[dim]})
+            _add_fact(row, fact, fact["n"], sums)
+    return {dim: sorted(rows.values(), key=lambda r: [str(k) for k in r["key"]]) for dim, rows in out.items()}
+
+
+class Rollups:
+    """Writes and reads the rollup documents; the facts are the cases and stints collections."""
+
+    def __init__(self, store: Store, cases_coll, stints_coll):
+        self.docs = store.collection("figure_rollups", ROLLUP_INDEXES)
+        self.facts = {"cases": cases_coll, "stints": stints_coll}
+        self.time_field = {"cases": "created_at", "stints": "assigned_at"}
+
+    # -- writing ------------------------------------------------------------------------------------
+    def touch_case(self, case: dict) -> None:
+        """A case's own figure columns changed: recompute the day it was received."""
+        if case.get("created_at") and case.get("township"):
+            self.recompute("cases", case["township"], day_of(case["created_at"]))
+
+    def touch_stints(self, township: str, assigned: Iterable[str]) -> None:
+        for day in sorted({day_of(at) for at in assigned if at}):
+            self.recompute("stints", township, day)
+
+    def recompute(self, source: str, township: str, day: str) -> None:
+        """Recomputes one township's day of one source from the facts; idempotent (see the module doc)."""
+        dims = list(DIMS[source])
+        for _ in range(MAX_RETRIES):
+            head = self.docs.get(self._id(dims[0], township, day))
+            gen = (head or {}).get("gen", 0) + 1
+            rows = day_rows(source, self._facts(source, township, day))
+            try:
+                self._put(self._doc(dims[0], township, day, gen, rows[dims[0]]), head)
+            except (DuplicateKey, VersionConflict):
+                continue  # another recomputation won the head: start again from the newer facts
+            for dim in dims[1:]:
+                self._write_newer(self._doc(dim, township, day, gen, rows[dim]))
+            return
+        raise VersionConflict(f"gave up recomputing {source} {township} {day}")
+
+    def _facts(self, source: str, township: str, day: str) -> list[dict]:
+        start, end = day_bounds(day)
+        return self.facts[source].aggregate(fact_fields(source), {"n": Metric.count()},
+                                            {"township": township, self.time_field[source]: {"$gte": start, "$lt": end}})
+
+    @staticmethod
+    def _id(dim: str, township: str, day: str) -> str:
+        return f"{SOURCE_OF[dim]}:{dim}:{township}:{day}"
+
+    def _doc(self, dim: str, township: str, day: str, gen: int, rows: list[dict]) -> dict:
+        return {"_id": self._id(dim, township, day), "township": township, "city": township[:6], "dim": dim,
+                "day": day, "gen": gen, "rows": rows}
+
+    def _put(self, doc: dict, current: dict | None) -> None:
+        if current is None:
+            self.docs.insert(doc)
+        else:
+            self.docs.replace(doc, current["version"], previous=current)
+
+    def _write_newer(self, doc: dict) -> None:
+        for _ in range(MAX_RETRIES):
+            current = self.docs.get(doc["_id"])
+            if current is not None and current.get("gen", 0) >= doc["gen"]:
+                return  # a later recomputation (which read newer facts) already wrote it
+            try:
+                self._put(dict(doc), current)
+                return
+            except (DuplicateKey, VersionConflict):
+                continue
+        raise VersionConflict(f"gave up writing {doc['_id']}")
+
+    # -- reading ------------------------------------------------------------------------------------
+    def read(self, dim: str, scope: dict, days: tuple[str, str], keys: list[str], regroup=None) -> list[dict]:
+        """Rows of ``dim`` over [first day, day after the last) for a township or a city."""
+        docs = self.docs.find({**scope, "dim": dim, "day": {"$gte": days[0], "$lt": days[1]}}, sort=[("day", 1)])
+        return merge(docs, keys, regroup)
+
+    # -- rebuilding ---------------------------------------------------------------------------------
+    def rebuild(self, township: str | None = None, since: str | None = None, until: str | None = None) -> int:
+        """Recomputes every day that has facts (of one township, or all), e.g. for existing data or
+        after a change to how a figure is derived. Idempotent; returns the days recomputed."""
+        done = 0
+        for source, coll in self.facts.items():
+            field = self.time_field[source]
+            towns = [township] if township else sorted(
+                r["township"] for r in coll.aggregate(["township"], {"n": Metric.count()}) if r["township"])
+            for town in towns:
+                for day in self._days_with_facts(coll, field, town, since, until):
+                    self.recompute(source, town, day)
+                    done += 1
+        return done
+
+    def _days_with_facts(self, coll, field: str, township: str, since: str | None, until: str | None) -> list[str]:
+        """Each day between the first and last fact (the index answers both ends), plus days that
+        have a rollup already (a day whose facts all moved away must be emptied)."""
+        where = {"township": township}
+        if since or until:
+            where[field] = {k: v for k, v in (("$gte", since), ("$lt", until)) if v}
+        first = coll.find(where, sort=[(field, 1)], limit=1)
+        last = coll.find(where, sort=[(field, -1)], limit=1)
+        days: set[str] = set()
+        if first and last:
+            d, end = date.fromisoformat(day_of(first[0][field])), date.fromisoformat(day_of(last[0][field]))
+            while d <= end:
+                days.add(d.isoformat())
+                d += timedelta(days=1)
+        head = next(iter(DIMS["cases" if field == "created_at" else "stints"]))
+        day_range = {k: day_of(v) for k, v in (("$gte", since), ("$lt", until)) if v}
+        for doc in self.docs.find({"township": township, "dim": head, **({"day": day_range} if day_range else {})}):
+            days.add(doc["day"])
+        return sorted(days)
