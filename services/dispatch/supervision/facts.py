@@ -27,6 +27,7 @@ Definitions (case level):
 """
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
@@ -35,7 +36,9 @@ from shared.aggregates import Aggregates
 from shared.clock import iso, parse_iso
 from shared.domain.ids import short_hash
 from shared.domain.localtime import local_zone
-from shared.storage import Index
+from shared.storage import Index, StorageError
+
+log = logging.getLogger(__name__)
 
 TWO_DAYS = timedelta(days=2)
 KIND_OF_CATEGORY = {"dispute": "dispute", "hazard": "hazard"}  # everything else: "service"
@@ -296,8 +299,7 @@ class CaseFacts(Aggregates):
     def add(self, doc: dict, events: Iterable[dict] = ()) -> dict:
         doc = derive(dict(doc), self.clock.now(), self.village_of)
         stored = super().add(doc, events)
-        if self.rollups is not None:
-            self.rollups.touch_case(stored)
+        self._roll(stored)
         return stored
 
     def mutate(self, doc_id: str, change, *, applying: str | None = None) -> dict:
@@ -309,6 +311,16 @@ class CaseFacts(Aggregates):
             derive(doc, self.clock.now(), self.village_of)
             return events
         stored = super().mutate(doc_id, deriving, applying=applying)
-        if self.rollups is not None and before and rolled_view(stored) != before[0]:
-            self.rollups.touch_case(stored)
+        if not before or rolled_view(stored) != before[0]:
+            self._roll(stored)
         return stored
+
+    def _roll(self, case: dict) -> None:
+        """The rollups follow the write; the write stands even when they cannot (the database went
+        away between the two): the projector recomputes the day again when the case's event comes back."""
+        if self.rollups is None:
+            return
+        try:
+            self.rollups.touch_case(case)
+        except StorageError as exc:
+            log.warning("figure rollups of case %s left to its event: %s", case.get("_id"), exc)

@@ -195,7 +195,7 @@ class Projector:
             case = self.cases.mutate(case_id, change, applying=event["id"])
         except NotFound:
             return
-        self.project(case)
+        self.project(case, heal=True)
         if verdict is None:
             return
         # The latest resolution is the one rated (a reopened case is resolved again by someone).
@@ -227,7 +227,7 @@ class Projector:
             case = self.cases.mutate(payload["case_id"], change, applying=event["id"])
         except NotFound:
             return
-        self.project(case)
+        self.project(case, heal=True)
 
     # -- supervision answer timers ----------------------------------------------------------------
     def _watch(self, event: dict, case: dict) -> None:
