@@ -5,8 +5,10 @@ million case rows.
 Shape: one document per (source, grouping, township, day) — ``cases:township``, ``cases:village``,
 ``cases:category`` from the cases (by ``created_at``), ``stints:level``, ``stints:lead``,
 ``stints:department`` from the stints (by ``assigned_at``). Each holds one row per group with the
-same counts and sums as the scan (figures.py) and two sparse histograms of whole minutes
-(``acc``, ``res``: minute → cases), from which the median and p90 come by nearest rank. Weeks,
+same counts and sums as the scan (figures.py) and, for the medians and p90s, the durations in whole
+minutes as two sorted runs (``acc``, ``res``: a minute histogram written out, one entry per case,
+packed as base64 of 32-bit integers, which decodes in C), from which the nearest rank is found by
+bisection. Weeks,
 months and quarters are sums of days.
 
 Kept up to date by recomputing, not by adding: when a case's figure columns change (CaseFacts, in the
@@ -29,7 +31,12 @@ the open cases' partial indexes (rows with a deadline), which are small.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+import base64
+import sys
+from array import array
+from bisect import bisect_right
 from functools import lru_cache
+from itertools import repeat
 from typing import Iterable
 
 from shared.clock import iso, parse_iso
@@ -103,17 +110,40 @@ def week_key(day: str) -> tuple[str]:
     return ((d - timedelta(days=d.weekday())).isoformat(),)
 
 
-def percentile(histogram: dict[int, int], permille: int):
-    """Nearest rank, as the storage port computes it: the value at rank ceil(q·n), in whole minutes."""
-    n = sum(histogram.values())
+def pack(minutes: list[int]) -> str:
+    """A day's sorted minutes as text (unsigned 32-bit little-endian, base64): a city's year decodes in
+    C instead of as two million JSON numbers."""
+    arr = array("I", minutes)
+    if sys.byteorder != "little":
+        arr.byteswap()
+    return base64.b64encode(arr.tobytes()).decode("ascii")
+
+
+def unpack(text: str) -> array:
+    arr = array("I")
+    arr.frombytes(base64.b64decode(text))
+    if sys.byteorder != "little":
+        arr.byteswap()
+    return arr
+
+
+def percentile(runs: list, permille: int):
+    """Nearest rank, as the storage port computes it — the value at rank ceil(q·n) — over the sorted
+    minute lists of many days, without merging them: a binary search on the value, each step
+    counting with bisect in every list (17 steps × days, in C, instead of touching every case)."""
+    runs = [r for r in runs if r]
+    n = sum(map(len, runs))
     if not n:
         return None
-    rank, seen = (permille * n + 999) // 1000, 0
-    for minute in sorted(histogram):
-        seen += histogram[minute]
-        if seen >= rank:
-            return minute * PRECISION_S
-    return None
+    rank = (permille * n + 999) // 1000
+    lo, hi = min(r[0] for r in runs), max(r[-1] for r in runs)
+    while lo < hi:  # the smallest minute m with at least `rank` values ≤ m
+        mid = (lo + hi) // 2
+        if sum(map(bisect_right, runs, repeat(mid))) >= rank:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo * PRECISION_S
 
 
 def merge(docs: Iterable[dict], keys: list[str], regroup=None) -> list[dict]:
@@ -126,22 +156,17 @@ def merge(docs: Iterable[dict], keys: list[str], regroup=None) -> list[dict]:
             if into is None:
                 into = merged[key] = {**dict(zip(keys, key)), **{k: v for k, v in row.items() if k not in HISTOGRAMS
                                                                   and k != "key"}}
-                into.update({h: {} for h in HISTOGRAMS})
+                into.update({h: [] for h in HISTOGRAMS})
             else:
                 for name, value in row.items():
                     if type(value) is int:
                         into[name] += value
                     elif name not in HISTOGRAMS and name != "key":
                         into[name] = value  # names: the latest day's
-            for h in HISTOGRAMS:  # the hot loop of a city's year: keys stay text until the end
-                hist = into[h]
-                get = hist.get
-                for minute, n in row[h].items():
-                    hist[minute] = get(minute, 0) + n
+            for h in HISTOGRAMS:
+                into[h].append(unpack(row[h]))
     out = []
     for row in merged.values():
-        for h in HISTOGRAMS:
-            row[h] = {int(m): n for m, n in row[h].items()}
         for name, (h, permille) in PERCENTILES.items():
             row[name] = percentile(row[h], permille)
         for h in HISTOGRAMS:
@@ -152,7 +177,7 @@ def merge(docs: Iterable[dict], keys: list[str], regroup=None) -> list[dict]:
 
 def _empty(source: str) -> dict:
     row = {"received": 0, "accept_decided": 0, **{name: 0 for name in sums_of(source)}}
-    row.update({h: {} for h in HISTOGRAMS})
+    row.update({h: [] for h in HISTOGRAMS})
     return row
 
 
@@ -165,8 +190,7 @@ def _add_fact(row: dict, fact: dict, n: int, sums: dict[str, str]) -> None:
             row[name] += fact[col] * n
     for h, col in HISTOGRAMS.items():
         if fact.get(col) is not None:
-            minute = str(int(fact[col]) // PRECISION_S)
-            row[h][minute] = row[h].get(minute, 0) + n
+            row[h].extend([int(fact[col]) // PRECISION_S] * n)  # sorted once the day is complete
 
 
 def day_rows(source: str, facts: Iterable[dict]) -> dict[str, list[dict]]:
@@ -182,6 +206,10 @@ def day_rows(source: str, facts: Iterable[dict]) -> dict[str, list[dict]]:
             if dim in NAMES:
                 row.update({k: fact.get(k) for k in NAMES[dim]})
             _add_fact(row, fact, fact["n"], sums)
+    for rows in out.values():
+        for row in rows.values():
+            for h in HISTOGRAMS:
+                row[h] = pack(sorted(row[h]))
     return {dim: sorted(rows.values(), key=lambda r: [str(k) for k in r["key"]]) for dim, rows in out.items()}
 
 
