@@ -43,7 +43,7 @@ from services.dispatch.supervision.facts import (CASE_FIGURE_COLUMNS, CASE_FIGUR
                                                  STINT_INDEXES, lead_key)
 from services.dispatch.supervision.figures import FigureQueries, metrics, with_rates
 from services.dispatch.supervision.rollups import Rollups
-from shared.clock import iso
+from shared.clock import SystemClock, iso
 from shared.domain.levels import LEAD_LEVELS
 from shared.storage.sqlite import SQLiteStore
 
@@ -249,7 +249,7 @@ def main(argv=None) -> None:
              "city"),
         ]
         started = time.perf_counter()
-        rollups = Rollups(store, cases, stints)
+        rollups = Rollups(store, cases, stints, SystemClock())
         days = rollups.rebuild()
         print(f"rollups rebuilt from the facts: {days:,} township-days in {time.perf_counter() - started:.0f} s "
               f"({rollups.docs.count():,} documents)\n")

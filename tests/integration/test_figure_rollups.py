@@ -93,7 +93,7 @@ def world(store):
     cases = CaseFacts(store.collection("cases", CASE_INDEXES + CASE_FIGURE_INDEXES, columns=CASE_FIGURE_COLUMNS),
                       clock)
     projector = Projector(store, cases, ledger=None, rules=None, clock=clock)
-    rollups = Rollups(store, cases.collection, projector.stints)
+    rollups = Rollups(store, cases.collection, projector.stints, clock)
     cases.rollups = projector.rollups = rollups
     queries = FigureQueries(cases.collection, projector.stints, NoOrg(), rollups)
     return clock, cases, projector, rollups, queries
@@ -163,6 +163,7 @@ def test_a_stale_recomputation_never_overwrites_a_newer_one(world):
     rnd = random.Random(7)
     case = cases.add(new_case(0, rnd, iso(clock.now())))
     day = "2026-11-01"
+    assert rollups.settle({"township": case["township"]}) == 1
     head = rollups.docs.get(f"cases:township:{case['township']}:{day}")
     stale = {**head, "gen": head["gen"] - 1, "rows": []}
     rollups._write_newer({k: v for k, v in stale.items() if k != "version"})
@@ -181,3 +182,40 @@ def test_a_part_day_range_is_answered_by_the_scan(world):
     since, until = iso(START), iso(clock.now())  # not Beijing midnights
     for township in TOWNSHIPS:
         assert queries.compute(township, since, until, clock.now()) == queries.scan(township, since, until, clock.now())
+
+
+def test_changes_mark_their_days_and_a_read_or_the_sweeper_recomputes_each_once(world):
+    clock, cases, projector, rollups, queries = world
+    rnd = random.Random(5)
+    for i in range(30):  # a burst on one township-day: thirty changes, one mark
+        cases.add({**new_case(i, rnd, iso(clock.now())), "township": TOWNSHIPS[0]})
+    [mark] = rollups.dirty.find({"due": {"$ne": None}})
+    assert (mark["source"], mark["township"], mark["day"]) == ("cases", TOWNSHIPS[0], "2026-11-01")
+    assert rollups.docs.count() == 0  # nothing recomputed yet
+    since, until = day_bounds("2026-11-01")
+    assert queries.compute(TOWNSHIPS[0], since, until, clock.now())["total"]["received"] == 30  # the read settles
+    assert rollups.dirty.find({"due": {"$ne": None}}) == []
+    cases.mutate("case0", lambda c: c.update(category="road") or ())
+    from shared.sweeper import DueSweeper
+    sweeper = DueSweeper("figure-rollups", rollups.dirty, "due", rollups.settle_one, clock)
+    assert sweeper.run_once() == 1 and sweeper.run_once() == 0
+    rows = {r["category"]: r["received"] for r in queries.compute(TOWNSHIPS[0], since, until, clock.now(), "category")["rows"]}
+    assert rows == {r["category"]: r["received"] for r in queries.scan(TOWNSHIPS[0], since, until, clock.now(), "category")["rows"]}
+
+
+def test_a_mark_made_during_a_recomputation_survives_it(world):
+    clock, cases, projector, rollups, queries = world
+    rnd = random.Random(6)
+    cases.add({**new_case(0, rnd, iso(clock.now())), "township": TOWNSHIPS[0]})
+    [mark] = rollups.dirty.find({"due": {"$ne": None}})
+    real = rollups.recompute
+
+    def recompute_while_a_case_changes(*args):
+        real(*args)
+        cases.add({**new_case(1, rnd, iso(clock.now())), "township": TOWNSHIPS[0]})  # after the facts were read
+    rollups.recompute = recompute_while_a_case_changes
+    rollups.settle_one(mark)
+    rollups.recompute = real
+    assert len(rollups.dirty.find({"due": {"$ne": None}})) == 1  # still marked: the new case is not lost
+    since, until = day_bounds("2026-11-01")
+    assert queries.compute(TOWNSHIPS[0], since, until, clock.now())["total"]["received"] == 2

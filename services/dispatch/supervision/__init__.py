@@ -64,7 +64,7 @@ class Supervision:
         self.projector = Projector(ctx.store, cases, self.ledger, self.rules, ctx.clock)
         self.stints = self.projector.stints
         # Figures come from rollups kept by the writes that change them (rollups.py).
-        self.rollups = Rollups(ctx.store, cases.collection, self.stints)
+        self.rollups = Rollups(ctx.store, cases.collection, self.stints, ctx.clock)
         cases.rollups = self.projector.rollups = self.rollups
         self.figures = FigureQueries(cases.collection, self.stints, org, self.rollups)
         self.visits = Visits(ctx.store, org, self.ledger, ctx.clock)
@@ -76,6 +76,9 @@ class Supervision:
                        poll=poll, lease=timedelta(minutes=5)),
             DueSweeper("visit-due", org.households, "next_visit_due", self.visits.fire_due, ctx.clock,
                        poll=max(poll, 30.0), lease=timedelta(minutes=5)),
+            # Days whose figures changed: recomputed here, or by the next read, whichever comes first.
+            DueSweeper("figure-rollups", self.rollups.dirty, "due", self.rollups.settle_one, ctx.clock,
+                       poll=poll, lease=timedelta(minutes=5)),
         ]
 
     def handlers(self) -> dict:

@@ -102,6 +102,7 @@ class FigureQueries:
         if days is None:
             return self.scan(township, since, until, now, by)
         scope = {"township": township}
+        self.rollups.settle(scope)
         [total] = [{k: v for k, v in r.items() if k != "township"}
                    for r in self._rolled("township", scope, days, now, (since, until))] or [empty_row([], metrics(now))]
         rows: list[dict] = []
@@ -140,6 +141,7 @@ class FigureQueries:
             rows = self.cases.aggregate(["township"], metrics(now),
                                         {"city": city, "created_at": {"$gte": since, "$lt": until}})
         else:
+            self.rollups.settle({"city": city})
             rows = self._rolled("township", {"city": city}, days, now, (since, until))
         return sorted((with_rates(r) for r in rows), key=lambda r: r["township"])
 

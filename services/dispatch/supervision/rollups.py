@@ -11,13 +11,16 @@ packed as base64 of 32-bit integers, which decodes in C), from which the nearest
 bisection. Weeks,
 months and quarters are sums of days.
 
-Kept up to date by recomputing, not by adding: when a case's figure columns change (CaseFacts, in the
-same call as the write) or its stints change (the projector), the day(s) it counts in are recomputed
-from the facts of that township and day — about 140 rows on a city of a million cases a year. A
-recomputation is idempotent, so a redelivered or replayed event never counts twice, and a case that
-moved (reopened, reassigned, recategorised, paused, rated late) leaves its old group and joins its
-new one in the same pass. The projector recomputes again on every case event it handles, which heals
-a write whose recomputation was lost to a crash.
+Kept up to date by recomputing, not by adding: when a case's figure columns change (CaseFacts, right
+after the write) or its stints change (the projector), the day(s) it counts in are marked
+(``figure_rollup_dirty``, one small put), and a marked day is recomputed from the facts of that
+township and day — about 140 rows on a city of a million cases a year — by a sweeper within a
+second, or by the next read of that township's figures before it answers (so a read sees every
+change stored before it). A recomputation is idempotent, so a redelivered or replayed event never
+counts twice, and a case that moved (reopened, reassigned, recategorised, paused, rated late) leaves
+its old group and joins its new one in the same pass; a burst of changes to one day costs one
+recomputation. The projector marks a case's days again on every case event it handles, which heals
+a write whose mark was lost to a crash.
 
 Ordering: the first grouping's document of a day is its head and carries a generation ``gen``. A
 recomputation reads the head, then the facts, then writes the head with ``gen + 1`` by
@@ -39,7 +42,7 @@ from functools import lru_cache
 from itertools import repeat
 from typing import Iterable
 
-from shared.clock import iso, parse_iso
+from shared.clock import Clock, iso, parse_iso
 from shared.domain.localtime import local_zone
 from shared.storage import DuplicateKey, Index, Metric, Store, VersionConflict
 
@@ -64,6 +67,8 @@ PERCENTILES = {"accept_median_s": ("acc", 500), "accept_p90_s": ("acc", 900),
 PRECISION_S = 60  # medians and p90s are reported in whole minutes (floored), by the scan as by the rollups
 
 ROLLUP_INDEXES = [Index.on("township", "dim", "day"), Index.on("city", "dim", "day")]
+DIRTY_INDEXES = [Index.on("due", present="due"), Index.on("township", "due", present="due"),
+                 Index.on("city", "due", present="due")]
 MAX_RETRIES = 50
 
 
@@ -216,20 +221,46 @@ def day_rows(source: str, facts: Iterable[dict]) -> dict[str, list[dict]]:
 class Rollups:
     """Writes and reads the rollup documents; the facts are the cases and stints collections."""
 
-    def __init__(self, store: Store, cases_coll, stints_coll):
+    def __init__(self, store: Store, cases_coll, stints_coll, clock: Clock):
         self.docs = store.collection("figure_rollups", ROLLUP_INDEXES)
+        # Days changed since their last recomputation (due: when marked); swept, and settled by reads.
+        self.dirty = store.collection("figure_rollup_dirty", DIRTY_INDEXES)
+        self.clock = clock
         self.facts = {"cases": cases_coll, "stints": stints_coll}
         self.time_field = {"cases": "created_at", "stints": "assigned_at"}
 
     # -- writing ------------------------------------------------------------------------------------
     def touch_case(self, case: dict) -> None:
-        """A case's own figure columns changed: recompute the day it was received."""
+        """A case's own figure columns changed: the day it was received is due for recomputing."""
         if case.get("created_at") and case.get("township"):
-            self.recompute("cases", case["township"], day_of(case["created_at"]))
+            self._mark("cases", case["township"], day_of(case["created_at"]))
 
     def touch_stints(self, township: str, assigned: Iterable[str]) -> None:
         for day in sorted({day_of(at) for at in assigned if at}):
-            self.recompute("stints", township, day)
+            self._mark("stints", township, day)
+
+    def _mark(self, source: str, township: str, day: str) -> None:
+        """One small put per change, whatever the day's size: a burst of a thousand reports in one
+        township-day costs one recomputation, at the next read or sweep, not a thousand."""
+        self.dirty.upsert({"_id": f"{source}:{township}:{day}", "source": source, "township": township,
+                           "city": township[:6], "day": day, "due": iso(self.clock.now())})
+
+    def settle(self, scope: dict) -> int:
+        """Recomputes the township's (or city's) days marked since their last recomputation: a read
+        always sees every change stored before it."""
+        marks = self.dirty.find({**scope, "due": {"$ne": None}})
+        for mark in marks:
+            self.settle_one(mark)
+        return len(marks)
+
+    def settle_one(self, mark: dict) -> None:
+        """Recomputes a marked day, then clears the mark unless it was marked again meanwhile (its
+        version moved: that change may be newer than the facts read, so the mark stays)."""
+        self.recompute(mark["source"], mark["township"], mark["day"])
+        try:
+            self.dirty.replace({**mark, "due": None}, mark["version"], previous=mark)
+        except VersionConflict:
+            pass
 
     def recompute(self, source: str, township: str, day: str) -> None:
         """Recomputes one township's day of one source from the facts; idempotent (see the module doc)."""
