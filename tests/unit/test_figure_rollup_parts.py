@@ -34,6 +34,10 @@ def test_the_histograms_nearest_rank_is_the_ports_at_minute_precision():
         [row] = coll.aggregate([], {"p": Metric("percentile", "secs", q=permille / 1000)})
         assert percentile(days, permille) == row["p"] // 60 * 60, permille
     assert percentile([[], []], 500) is None
+    many = [sorted(v // 60 for v in values * 4)] * 10  # 40 values per run: the bisection
+    for permille in (1, 500, 900, 1000):
+        [row] = coll.aggregate([], {"p": Metric("percentile", "secs", q=permille / 1000)})
+        assert percentile(many, permille) == row["p"] // 60 * 60, permille
 
 
 def fact(**kw) -> dict:
