@@ -11,7 +11,13 @@ them, not the figures. The generator draws each case's story (category, whether 
 accepted, escalated, breached, resolved, rated) from fixed rates, spread uniformly over 2026 across
 20 townships × 10 villages × 72 neighbourhoods. The indexes are the ones dispatch declares.
 
-Each query computes every figure of the figures API (counts, sums, overdue now, median and p90 of
+The rollups (supervision/rollups.py) are built from the same rows by the rebuild command's code (timed
+and printed), then every query is answered three ways in the same run: from the rollups through
+``FigureQueries`` (the API's whole answer, total row and labels included), through the port's
+``aggregate`` over the facts (the scan), and by raw SQL. The rollups' answer is checked equal to the
+scan's, figure by figure, before it is timed.
+
+Each scan query computes every figure of the figures API (counts, sums, overdue now, median and p90 of
 two durations) for one grouping, from the covering indexes dispatch declares (no document is
 read). The baseline is hand-written SQL with the same GROUP BY and the same window functions (one
 pass per duration), so the ratio is the port's own overhead (building the statements, merging
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sqlite3
 import statistics
@@ -34,8 +41,10 @@ from bench.common import table
 from services.dispatch.bootstrap import CASE_INDEXES
 from services.dispatch.supervision.facts import (CASE_FIGURE_COLUMNS, CASE_FIGURE_INDEXES, STINT_COLUMNS,
                                                  STINT_INDEXES, lead_key)
-from services.dispatch.supervision.figures import metrics
-from shared.clock import iso
+from services.dispatch.supervision.figures import FigureQueries, metrics, with_rates
+from services.dispatch.supervision.rollups import Rollups
+from shared.clock import SystemClock, iso
+from shared.domain.levels import LEAD_LEVELS
 from shared.storage.sqlite import SQLiteStore
 
 CITY = "430382"
@@ -173,6 +182,37 @@ def raw_figures(conn: sqlite3.Connection, tbl: str, by: list[str], where: str, p
     return out
 
 
+class NoOrg:
+    """The bench seeds no org tree: labels fall back to codes (the same for both paths)."""
+
+    def tree(self, township):
+        return []
+
+    def township(self, code):
+        return None
+
+
+def rolled_answer(queries: FigureQueries, where: dict, span: dict, by: str | None, now) -> list[dict]:
+    """The figures API's answer from the rollups (with its total row and labels, more than the scan does)."""
+    if by == "city":
+        return queries.city(CITY, span["$gte"], span["$lt"], now)
+    answer = queries.compute(where["township"], span["$gte"], span["$lt"], now, by=by)
+    return answer["rows"] if by else [answer["total"]]
+
+
+def check_equal(label: str, rolled: list[dict], by: list[str], scanned: list[dict]) -> None:
+    """Every figure the scan gives (percentiles at the reported minute precision) — or the bench stops."""
+    by = ["week"] if by == ["week"] else by
+    key = (lambda r: tuple(r[k] for k in by)) if by else (lambda r: ())
+    rolled_by = {key(r): r for r in rolled}
+    if by and by[0] == "lead_key":  # the API lists the 三长 only (township staff hold no points)
+        scanned = [r for r in scanned if r["level"] in LEAD_LEVELS and r["lead_key"]]
+    assert len(rolled_by) == len(scanned), (label, len(rolled_by), len(scanned))
+    for row in scanned:
+        for name, value in with_rates(dict(row)).items():
+            assert rolled_by[key(row)][name] == value, (label, key(row), name, rolled_by[key(row)][name], value)
+
+
 def timed(fn, runs: int = 3) -> tuple[float, object]:
     times, result = [], None
     for _ in range(runs):
@@ -198,16 +238,27 @@ def main(argv=None) -> None:
         year = {"$gte": iso(YEAR_START), "$lt": iso(YEAR_START + timedelta(days=365))}
         q4 = {"$gte": "2026-09-30T16:00:00.000000Z", "$lt": year["$lt"]}
         plans = [
-            ("one township, a quarter, by village", cases, ["village_id"], {"township": t0, "created_at": q4}, False),
-            ("one township, a year, total", cases, [], {"township": t0, "created_at": year}, False),
-            ("one township, a year, by week", cases, ["week"], {"township": t0, "created_at": year}, False),
-            ("one township, a year, by level", stints, ["level"], {"township": t0, "assigned_at": year}, True),
+            ("one township, a quarter, by village", cases, ["village_id"], {"township": t0, "created_at": q4}, False,
+             "village"),
+            ("one township, a year, total", cases, [], {"township": t0, "created_at": year}, False, None),
+            ("one township, a year, by week", cases, ["week"], {"township": t0, "created_at": year}, False, "week"),
+            ("one township, a year, by level", stints, ["level"], {"township": t0, "assigned_at": year}, True, "level"),
             ("one township, a year, by lead", stints, ["lead_key", "unit_id", "level"],
-             {"township": t0, "assigned_at": year}, True),
-            ("whole city, a year, by township", cases, ["township"], {"city": CITY, "created_at": year}, False),
+             {"township": t0, "assigned_at": year}, True, "lead"),
+            ("whole city, a year, by township", cases, ["township"], {"city": CITY, "created_at": year}, False,
+             "city"),
         ]
-        rows = []
-        for label, coll, by, where, is_stints in plans:
+        started = time.perf_counter()
+        rollups = Rollups(store, cases, stints, SystemClock())
+        days = rollups.rebuild()
+        print(f"rollups rebuilt from the facts: {days:,} township-days in {time.perf_counter() - started:.0f} s "
+              f"({rollups.docs.count():,} documents)\n")
+        queries = FigureQueries(cases, stints, NoOrg(), rollups)
+        rows, load = [], os.getloadavg()
+        for label, coll, by, where, is_stints, api_by in plans:
+            span = next(v for v in where.values() if isinstance(v, dict))
+            rolled_ms, rolled = timed(lambda: rolled_answer(queries, where, span, api_by, now))
+            check_equal(label, rolled, by, coll.aggregate(by, metrics(now, stints=is_stints), where))
             port_ms, result = timed(lambda: coll.aggregate(by, metrics(now, stints=is_stints), where))
             time_field = "assigned_at" if is_stints else "created_at"
             scope = "township" if "township" in where else "city"
@@ -216,9 +267,12 @@ def main(argv=None) -> None:
             raw_ms, raw = timed(lambda: raw_figures(conn, coll.table, by, sql_where, params, iso(now), is_stints))
             assert len(raw[0]) == len(result), (label, len(raw[0]), len(result))
             scanned = coll.aggregate([], {"n": metrics(now)["received"]}, where)[0]["n"]
-            rows.append([label, scanned, len(result), port_ms, raw_ms, round(port_ms / raw_ms, 2)])
-        print(table(["figure query (every figure of the API)", "rows in range", "groups", "port ms", "raw SQL ms",
-                     "ratio"], rows))
+            rows.append([label, scanned, len(result), rolled_ms, port_ms, raw_ms, round(rolled_ms / raw_ms, 3),
+                         round(port_ms / raw_ms, 2)])
+        print(f"load average at the queries' start: {', '.join(f'{x:.2f}' for x in load)} → end: "
+              f"{', '.join(f'{x:.2f}' for x in os.getloadavg())} (2 cores, shared)\n")
+        print(table(["figure query (every figure of the API)", "rows in range", "groups", "rollups ms", "scan (port) ms",
+                     "raw SQL ms", "rollups / raw", "scan / raw"], rows))
         store.close()
 
 

@@ -159,6 +159,19 @@ def cmd_import_roster(args) -> int:
     return 0
 
 
+def cmd_rebuild_figures(args) -> int:
+    """Recomputes dispatch's figure rollups from the cases and stints (supervision/rollups.py):
+    for data stored before the rollups existed, or after a change to how a figure is derived.
+    Idempotent, and safe beside running services (each day is a compare-and-set)."""
+    settings = _with_embedded_secret(Settings.from_env())
+    logs.configure("sanzhang", settings.log_level)
+    runtime = Runtime(settings, ["dispatch"], consume=False)
+    rollups = runtime.service("dispatch").api["supervision"].rollups
+    days = rollups.rebuild(args.township)
+    print(json.dumps({"recomputed_days": days, "township": args.township}, ensure_ascii=False))
+    return 0
+
+
 def cmd_bus(args) -> int:
     """The embedded bus's queues, as RabbitMQ's management page shows its queues and <service>.dead."""
     from .messaging.embedded_bus import inspect
@@ -220,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--dry-run", action="store_true", help="show what the import would change; write nothing")
     imp.add_argument("file")
     imp.set_defaults(func=cmd_import_roster)
+    reb = sub.add_parser("rebuild-figures", help="recompute the figure rollups from the cases (idempotent)")
+    reb.add_argument("--township", help="only this township (default: every township with cases)")
+    reb.set_defaults(func=cmd_rebuild_figures)
     bus = sub.add_parser("bus", help="the embedded bus: events waiting per service, dead letters")
     bus.add_argument("--limit", type=int, default=50, help="dead letters to list, newest first")
     bus.set_defaults(func=cmd_bus)

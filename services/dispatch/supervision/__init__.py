@@ -16,6 +16,7 @@ from .facts import CASE_FIGURE_COLUMNS, CASE_FIGURE_INDEXES, CaseFacts
 from .exchanges import Exchanges
 from .figures import FigureQueries
 from .ledger import Ledger, Projector
+from .rollups import Rollups
 from .rules import Rules
 from .visits import Visits
 
@@ -62,7 +63,10 @@ class Supervision:
         self.ledger = Ledger(ctx.store, self.rules)
         self.projector = Projector(ctx.store, cases, self.ledger, self.rules, ctx.clock)
         self.stints = self.projector.stints
-        self.figures = FigureQueries(cases.collection, self.stints, org)
+        # Figures come from rollups kept by the writes that change them (rollups.py).
+        self.rollups = Rollups(ctx.store, cases.collection, self.stints, ctx.clock)
+        cases.rollups = self.projector.rollups = self.rollups
+        self.figures = FigureQueries(cases.collection, self.stints, org, self.rollups)
         self.visits = Visits(ctx.store, org, self.ledger, ctx.clock)
         self.cards = Cards(ctx.store, org, self.ledger, self.stints, self.rules, cases, escalator, ctx.clock)
         self.exchanges = Exchanges(ctx.store, self.ledger, org, ctx.clock)   # 积分超市
@@ -72,6 +76,9 @@ class Supervision:
                        poll=poll, lease=timedelta(minutes=5)),
             DueSweeper("visit-due", org.households, "next_visit_due", self.visits.fire_due, ctx.clock,
                        poll=max(poll, 30.0), lease=timedelta(minutes=5)),
+            # Days whose figures changed: recomputed here, or by the next read, whichever comes first.
+            DueSweeper("figure-rollups", self.rollups.dirty, "due", self.rollups.settle_one, ctx.clock,
+                       poll=poll, lease=timedelta(minutes=5)),
         ]
 
     def handlers(self) -> dict:

@@ -84,7 +84,9 @@ def board(sup, township: str, now: datetime) -> dict:
     local = now.astimezone(local_zone())
     monday = (local - timedelta(days=local.weekday(), weeks=TREND_WEEKS - 1)).replace(
         hour=0, minute=0, second=0, microsecond=0)
-    weekly = sup.figures.weekly(township, iso(monday), iso(now + timedelta(seconds=1)), now)
+    # Up to the end of today (Beijing): whole days, which the rollups answer.
+    tomorrow = local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    weekly = sup.figures.weekly(township, iso(monday), iso(tomorrow), now)
     township_doc = sup.org.township(township) or {}
     return {
         "township": township, "name": township_doc.get("name", township), "now": iso(now), "quarter": quarter,

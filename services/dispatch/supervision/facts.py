@@ -27,6 +27,7 @@ Definitions (case level):
 """
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
@@ -35,7 +36,9 @@ from shared.aggregates import Aggregates
 from shared.clock import iso, parse_iso
 from shared.domain.ids import short_hash
 from shared.domain.localtime import local_zone
-from shared.storage import Index
+from shared.storage import Index, StorageError
+
+log = logging.getLogger(__name__)
 
 TWO_DAYS = timedelta(days=2)
 KIND_OF_CATEGORY = {"dispute": "dispute", "hazard": "hazard"}  # everything else: "service"
@@ -47,7 +50,11 @@ FIGURE_VALUES = ["accepted_on_time", "time_to_accept_s", "resolved", "time_to_re
                  "deadline", "disputes_mediated", "hazards_found", "micro_services", "paused_s", "paused_now"]
 CASE_GROUPS = ["village_id", "category", "week"]
 CASE_FIGURE_INDEXES = [Index.on("township", "created_at", *CASE_GROUPS, *FIGURE_VALUES),
-                       Index.on("city", "created_at", "township", *FIGURE_VALUES)]
+                       Index.on("city", "created_at", "township", *FIGURE_VALUES),
+                       # "Overdue now" is counted at query time over the rows with a deadline only
+                       # (open cases; a partial index on SQLite), the rest comes from the rollups.
+                       Index.on("township", "deadline", "created_at", *CASE_GROUPS, present="deadline"),
+                       Index.on("city", "deadline", "created_at", "township", present="deadline")]
 CASE_FIGURE_COLUMNS = ["city", "kind", *CASE_GROUPS, *FIGURE_VALUES]
 
 
@@ -265,25 +272,55 @@ def stint_rows(case: dict) -> list[dict]:
 STINT_GROUPS = ["level", "lead_key", "unit_id", "unit_name", "lead_name"]
 STINT_VALUES = [*FIGURE_VALUES, "breached_away", "supervisions"]
 STINT_INDEXES = [Index.on("township", "assigned_at", *STINT_GROUPS, *STINT_VALUES), Index.on("case_id"),
-                 Index.on("township", "lead_key")]
+                 Index.on("township", "lead_key"),
+                 Index.on("township", "deadline", "assigned_at", *STINT_GROUPS, present="deadline")]
 STINT_COLUMNS = [*STINT_GROUPS, *STINT_VALUES, "village_id", "category", "kind", "week", "resolved_on_time",
                  "supervisions_unanswered"]
 
 
+ROLLED_FIELDS = ["township", "created_at", *CASE_GROUPS, *FIGURE_VALUES]
+
+
+def rolled_view(case: dict) -> tuple:
+    """What of a case the rollups count (rollups.py): when it changes, its day is recomputed."""
+    return tuple(case.get(f) for f in ROLLED_FIELDS)
+
+
 class CaseFacts(Aggregates):
-    """The cases repository: every add and every compare-and-set re-derives the case's figures."""
+    """The cases repository: every add and every compare-and-set re-derives the case's figures, and
+    a change to them recomputes the rollups of the day the case was received (``rollups``, set by
+    Supervision)."""
 
     def __init__(self, collection, clock, wake=None, village_of: Callable[[str], str | None] | None = None):
         super().__init__(collection, clock, wake)
         self.village_of = village_of
+        self.rollups = None
 
     def add(self, doc: dict, events: Iterable[dict] = ()) -> dict:
         doc = derive(dict(doc), self.clock.now(), self.village_of)
-        return super().add(doc, events)
+        stored = super().add(doc, events)
+        self._roll(stored)
+        return stored
 
     def mutate(self, doc_id: str, change, *, applying: str | None = None) -> dict:
+        before: list[tuple] = []
+
         def deriving(doc: dict):
+            before[:] = [rolled_view(doc)]
             events = change(doc)
             derive(doc, self.clock.now(), self.village_of)
             return events
-        return super().mutate(doc_id, deriving, applying=applying)
+        stored = super().mutate(doc_id, deriving, applying=applying)
+        if not before or rolled_view(stored) != before[0]:
+            self._roll(stored)
+        return stored
+
+    def _roll(self, case: dict) -> None:
+        """The rollups follow the write; the write stands even when they cannot (the database went
+        away between the two): the projector recomputes the day again when the case's event comes back."""
+        if self.rollups is None:
+            return
+        try:
+            self.rollups.touch_case(case)
+        except StorageError as exc:
+            log.warning("figure rollups of case %s left to its event: %s", case.get("_id"), exc)

@@ -18,8 +18,10 @@ from shared.domain.categories import CATEGORIES
 from shared.domain.levels import LEAD_LEVELS, UNIT_NAMES
 from shared.domain.localtime import local_zone
 from shared.storage import Metric
+from shared.storage.port import empty_row
 
 from ..org import OrgRepository
+from .rollups import PERCENTILES, SOURCE_OF, Rollups, floor_minute, week_key, whole_days
 
 BY_CASES = {"township": ["township"], "village": ["village_id"], "category": ["category"], "week": ["week"],
             None: []}
@@ -56,6 +58,9 @@ def _rate(num, den):
 
 
 def with_rates(row: dict) -> dict:
+    """Adds the rates; medians and p90s are reported in whole minutes (floored), as the rollups keep them."""
+    for name in PERCENTILES:
+        row[name] = floor_minute(row.get(name))
     row["response_rate"] = _rate(row["accepted_on_time"], row["accept_decided"])
     row["resolve_rate"] = _rate(row["resolved"], row["received"])
     row["satisfaction_rate"] = _rate(row["satisfied"], row["rated"])
@@ -82,13 +87,33 @@ def quarter_range(now: datetime) -> tuple[datetime, datetime]:
 
 
 class FigureQueries:
-    def __init__(self, cases_coll, stints_coll, org: OrgRepository):
+    """The figures from the rollups (rollups.py) when the range is whole Beijing days, else by
+    scanning the facts (``scan``, also the reference the rollups are tested against)."""
+
+    def __init__(self, cases_coll, stints_coll, org: OrgRepository, rollups: Rollups | None = None):
         self.cases = cases_coll
         self.stints = stints_coll
         self.org = org
+        self.rollups = rollups
 
     def compute(self, township: str, since: str, until: str, now: datetime, by: str | None = None) -> dict:
         """{total, rows}: the township's totals and one row per group (labelled in Chinese)."""
+        days = whole_days(since, until) if self.rollups else None
+        if days is None:
+            return self.scan(township, since, until, now, by)
+        scope = {"township": township}
+        self.rollups.settle(scope)
+        [total] = [{k: v for k, v in r.items() if k != "township"}
+                   for r in self._rolled("township", scope, days, now, (since, until))] or [empty_row([], metrics(now))]
+        rows: list[dict] = []
+        if by == "week":
+            rows = self._rolled("township", scope, days, now, (since, until), week=True)
+        elif by:
+            rows = self._rolled(by, scope, days, now, (since, until))
+        return self._finish(township, since, until, by, with_rates(total), rows, names=by == "lead")
+
+    def scan(self, township: str, since: str, until: str, now: datetime, by: str | None = None) -> dict:
+        """The same answer by aggregating the cases and stints in the range (SQL GROUP BY, $group)."""
         case_where = {"township": township, "created_at": {"$gte": since, "$lt": until}}
         [total] = self.cases.aggregate([], metrics(now), case_where)
         total = with_rates(total)
@@ -98,29 +123,56 @@ class FigureQueries:
         elif by in BY_STINTS:
             where = {"township": township, "assigned_at": {"$gte": since, "$lt": until}}
             rows = self.stints.aggregate(BY_STINTS[by], metrics(now, stints=True), where)
-            if by == "lead":
-                rows = [r for r in rows if r["level"] in LEAD_LEVELS and r["lead_key"]]
-            elif by == "department":
-                rows = [r for r in rows if r["level"] == "department"]
+        return self._finish(township, since, until, by, total, rows, names=False)
+
+    def _finish(self, township, since, until, by, total, rows, names: bool) -> dict:
+        if by == "lead":
+            rows = [r for r in rows if r["level"] in LEAD_LEVELS and r["lead_key"]]
+        elif by == "department":
+            rows = [r for r in rows if r["level"] == "department"]
         rows = [with_rates(r) for r in rows]
-        self._label(township, by, rows, since, until)
+        self._label(township, by, rows, since, until, names)
         return {"township": township, "from": since, "to": until, "by": by, "total": total, "rows": rows}
 
     def city(self, city: str, since: str, until: str, now: datetime) -> list[dict]:
         """Every township of a city in one query (the operator's view)."""
-        rows = self.cases.aggregate(["township"], metrics(now),
-                                    {"city": city, "created_at": {"$gte": since, "$lt": until}})
+        days = whole_days(since, until) if self.rollups else None
+        if days is None:
+            rows = self.cases.aggregate(["township"], metrics(now),
+                                        {"city": city, "created_at": {"$gte": since, "$lt": until}})
+        else:
+            self.rollups.settle({"city": city})
+            rows = self._rolled("township", {"city": city}, days, now, (since, until))
         return sorted((with_rates(r) for r in rows), key=lambda r: r["township"])
 
     def weekly(self, township: str, since: str, until: str, now: datetime) -> list[dict]:
         rows = self.compute(township, since, until, now, by="week")["rows"]
         return sorted(rows, key=lambda r: r["week"])
 
+    def _rolled(self, dim: str, scope: dict, days: tuple[str, str], now: datetime, span: tuple[str, str],
+                week: bool = False) -> list[dict]:
+        """Rows of one grouping from the rollups, with overdue now counted from the open rows."""
+        keys = ["week"] if week else BY_CASES.get(dim) or BY_STINTS[dim]
+        rows = self.rollups.read(dim, scope, days, keys, regroup=week_key if week else None)
+        source = SOURCE_OF[dim]
+        coll, field = (self.cases, "created_at") if source == "cases" else (self.stints, "assigned_at")
+        where = {**scope, "deadline": {"$lt": iso(now)}, field: {"$gte": span[0], "$lt": span[1]}}
+        overdue = {tuple(r[k] for k in keys): r["n"] for r in coll.aggregate(keys, {"n": Metric.count()}, where)}
+        template = empty_row(keys, metrics(now, stints=source == "stints"))
+        for row in rows:
+            row["overdue_now"] = overdue.pop(tuple(row[k] for k in keys), 0)
+        for key, n in overdue.items():  # cannot happen while rollups are current; kept so nothing hides
+            rows.append({**template, **dict(zip(keys, key)), "overdue_now": n})
+        return [{**template, **row} for row in rows]
+
     # -- labels -----------------------------------------------------------------------------------
-    def _label(self, township: str, by: str | None, rows: list[dict], since: str, until: str) -> None:
+    def _label(self, township: str, by: str | None, rows: list[dict], since: str, until: str,
+               names_on_rows: bool = False) -> None:
         if by in ("village", "lead"):
             units = {u["_id"]: u for u in self.org.tree(township)}
-        if by == "lead":
+        if by == "lead" and names_on_rows:  # the rollups carry the names each lead held the post under
+            names = {r["lead_key"]: (r.get("lead_name"), r.get("unit_name")) for r in rows}
+        elif by == "lead":
             # The name a lead had while holding (a post may have changed hands): from their stints.
             names = {}
             for r in self.stints.aggregate(["lead_key", "lead_name", "unit_name"], {"n": Metric.count()},

@@ -107,6 +107,7 @@ class Projector:
         self.rules = rules
         self.clock = clock
         self.stints = store.collection("stints", STINT_INDEXES, columns=STINT_COLUMNS)
+        self.rollups = None  # set by Supervision (rollups.py)
         self.watches = store.collection("supervision_watches", [Index.on("due"), Index.on("case_id")])
 
     def handlers(self) -> dict:
@@ -121,14 +122,23 @@ class Projector:
         }
 
     # -- projection -------------------------------------------------------------------------------
-    def project(self, case: dict) -> list[dict]:
+    def project(self, case: dict, heal: bool = False) -> list[dict]:
+        """Copies the case's holds into ``stints`` and recomputes the rollups of the days whose
+        stints changed; ``heal`` recomputes the case's days even when nothing changed (an event
+        handled again after a crash between the write and its rollups)."""
         if not case.get("holds"):  # stored before supervision existed: derive a copy
             case = derive(copy.deepcopy(case), self.clock.now())
         rows = stint_rows(case)
+        changed = []
         for row in rows:
             current = self.stints.get(row["_id"])
             if current is None or {k: v for k, v in current.items() if k != "version"} != row:
                 self.stints.upsert(row)
+                changed.append(row["assigned_at"])
+        if self.rollups is not None:
+            if heal:
+                self.rollups.touch_case(case)
+            self.rollups.touch_stints(case["township"], [r["assigned_at"] for r in rows] if heal else changed)
         return rows
 
     # -- handlers ---------------------------------------------------------------------------------
@@ -137,7 +147,7 @@ class Projector:
         case = self.cases.get(payload["case_id"])
         if case is None:
             return
-        self.project(case)
+        self.project(case, heal=True)
         kind, at, township = event["type"], event["occurred_at"], event["township"]
         holds = case.get("holds") or []
         if kind == "case.accepted":
@@ -185,7 +195,7 @@ class Projector:
             case = self.cases.mutate(case_id, change, applying=event["id"])
         except NotFound:
             return
-        self.project(case)
+        self.project(case, heal=True)
         if verdict is None:
             return
         # The latest resolution is the one rated (a reopened case is resolved again by someone).
@@ -217,7 +227,7 @@ class Projector:
             case = self.cases.mutate(payload["case_id"], change, applying=event["id"])
         except NotFound:
             return
-        self.project(case)
+        self.project(case, heal=True)
 
     # -- supervision answer timers ----------------------------------------------------------------
     def _watch(self, event: dict, case: dict) -> None:
