@@ -18,7 +18,7 @@ from services.dispatch.bootstrap import CASE_INDEXES
 from services.dispatch.supervision.facts import CASE_FIGURE_COLUMNS, CASE_FIGURE_INDEXES, CaseFacts
 from services.dispatch.supervision.figures import BY, FigureQueries
 from services.dispatch.supervision.ledger import Projector
-from services.dispatch.supervision.rollups import Rollups, day_bounds
+from services.dispatch.supervision.rollups import BUILT, FIRST_BUILD, Rollups, day_bounds
 from shared.clock import FakeClock, iso
 
 TOWNSHIPS = ("430382100", "430382101")
@@ -95,6 +95,8 @@ def world(store):
     projector = Projector(store, cases, ledger=None, rules=None, clock=clock)
     rollups = Rollups(store, cases.collection, projector.stints, clock)
     cases.rollups = projector.rollups = rollups
+    rollups.rebuild()   # a new store: built at once, so the reads below use the rollups
+    assert rollups.built()
     queries = FigureQueries(cases.collection, projector.stints, NoOrg(), rollups)
     return clock, cases, projector, rollups, queries
 
@@ -151,7 +153,7 @@ def test_rollups_answer_what_the_scan_answers_through_random_histories(world, se
     assert any(r["received"] for r in queries.compute(TOWNSHIPS[0], *ranges(clock)[0], clock.now(), "lead")["rows"])
     before = rollups.docs.find()
     assert rollups.rebuild() > 0
-    assert sorted((d["_id"], d["rows"]) for d in rollups.docs.find()) == sorted((d["_id"], d["rows"]) for d in before)
+    assert sorted((d["_id"], d.get("rows")) for d in rollups.docs.find()) == sorted((d["_id"], d.get("rows")) for d in before)
     for doc in before:  # wiped: a rebuild from the facts alone gives the same figures
         rollups.docs.delete(doc["_id"])
     rollups.rebuild()
@@ -191,7 +193,7 @@ def test_changes_mark_their_days_and_a_read_or_the_sweeper_recomputes_each_once(
         cases.add({**new_case(i, rnd, iso(clock.now())), "township": TOWNSHIPS[0]})
     [mark] = rollups.dirty.find({"due": {"$ne": None}})
     assert (mark["source"], mark["township"], mark["day"]) == ("cases", TOWNSHIPS[0], "2026-11-01")
-    assert rollups.docs.count() == 0  # nothing recomputed yet
+    assert [d["_id"] for d in rollups.docs.find({})] == [BUILT]  # nothing recomputed yet
     since, until = day_bounds("2026-11-01")
     assert queries.compute(TOWNSHIPS[0], since, until, clock.now())["total"]["received"] == 30  # the read settles
     assert rollups.dirty.find({"due": {"$ne": None}}) == []
@@ -219,3 +221,32 @@ def test_a_mark_made_during_a_recomputation_survives_it(world):
     assert len(rollups.dirty.find({"due": {"$ne": None}})) == 1  # still marked: the new case is not lost
     since, until = day_bounds("2026-11-01")
     assert queries.compute(TOWNSHIPS[0], since, until, clock.now())["total"]["received"] == 2
+
+
+def test_an_upgrade_scans_until_the_sweeper_has_built_the_rollups(store):
+    """Cases stored by a version without rollups: the figures are scanned (never read from empty
+    rollups) until the sweeper's one-off first build ends; then the rollups answer the same."""
+    clock = FakeClock(START)
+    cases = CaseFacts(store.collection("cases", CASE_INDEXES + CASE_FIGURE_INDEXES, columns=CASE_FIGURE_COLUMNS),
+                      clock)
+    projector = Projector(store, cases, ledger=None, rules=None, clock=clock)
+    rnd = random.Random(9)
+    for i in range(12):   # the old version: no rollups attached
+        clock.advance(hours=2)
+        projector.project(cases.add(new_case(i, rnd, iso(clock.now()))))
+    rollups = Rollups(store, cases.collection, projector.stints, clock)
+    cases.rollups = projector.rollups = rollups
+    queries = FigureQueries(cases.collection, projector.stints, NoOrg(), rollups)
+    rollups.ensure_built()
+    assert not rollups.built() and rollups.docs.count() == 0
+    since, until = day_bounds("2026-11-01")[0], day_bounds("2026-11-02")[1]
+    before = queries.compute(TOWNSHIPS[0], since, until, clock.now(), "category")
+    assert before == queries.scan(TOWNSHIPS[0], since, until, clock.now(), "category") and before["total"]["received"]
+    rollups.ensure_built()   # a second process starting asks again: still one job
+    assert len(rollups.dirty.find({"_id": FIRST_BUILD})) == 1
+    from shared.sweeper import DueSweeper
+    assert DueSweeper("figure-rollups", rollups.dirty, "due", rollups.settle_one, clock).run_once() == 1
+    assert rollups.built() and rollups.docs.count() > 1
+    assert canonical(queries.compute(TOWNSHIPS[0], since, until, clock.now(), "category")) == canonical(before)
+    assert_rollups_equal_scan(clock, queries)
+

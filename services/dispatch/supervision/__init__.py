@@ -66,6 +66,7 @@ class Supervision:
         # Figures come from rollups kept by the writes that change them (rollups.py).
         self.rollups = Rollups(ctx.store, cases.collection, self.stints, ctx.clock)
         cases.rollups = self.projector.rollups = self.rollups
+        self.rollups.ensure_built()   # an upgrade's data, built once by the sweeper below
         self.figures = FigureQueries(cases.collection, self.stints, org, self.rollups)
         self.visits = Visits(ctx.store, org, self.ledger, ctx.clock)
         self.cards = Cards(ctx.store, org, self.ledger, self.stints, self.rules, cases, escalator, ctx.clock)

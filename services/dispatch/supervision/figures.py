@@ -87,7 +87,8 @@ def quarter_range(now: datetime) -> tuple[datetime, datetime]:
 
 
 class FigureQueries:
-    """The figures from the rollups (rollups.py) when the range is whole Beijing days, else by
+    """The figures from the rollups (rollups.py) when the range is whole Beijing days and the rollups
+    were built (``Rollups.built``: after an upgrade, until the sweeper's first build ends), else by
     scanning the facts (``scan``, also the reference the rollups are tested against)."""
 
     def __init__(self, cases_coll, stints_coll, org: OrgRepository, rollups: Rollups | None = None):
@@ -98,7 +99,7 @@ class FigureQueries:
 
     def compute(self, township: str, since: str, until: str, now: datetime, by: str | None = None) -> dict:
         """{total, rows}: the township's totals and one row per group (labelled in Chinese)."""
-        days = whole_days(since, until) if self.rollups else None
+        days = whole_days(since, until) if self.rollups and self.rollups.built() else None
         if days is None:
             return self.scan(township, since, until, now, by)
         scope = {"township": township}
@@ -136,7 +137,7 @@ class FigureQueries:
 
     def city(self, city: str, since: str, until: str, now: datetime) -> list[dict]:
         """Every township of a city in one query (the operator's view)."""
-        days = whole_days(since, until) if self.rollups else None
+        days = whole_days(since, until) if self.rollups and self.rollups.built() else None
         if days is None:
             rows = self.cases.aggregate(["township"], metrics(now),
                                         {"city": city, "created_at": {"$gte": since, "$lt": until}})

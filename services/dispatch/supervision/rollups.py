@@ -64,6 +64,11 @@ STINT_SUMS = {"breached_away": "breached_away", "supervisions": "supervisions"}
 HISTOGRAMS = {"acc": "time_to_accept_s", "res": "time_to_resolve_s"}
 PERCENTILES = {"accept_median_s": ("acc", 500), "accept_p90_s": ("acc", 900),
                "resolve_median_s": ("res", 500), "resolve_p90_s": ("res", 900)}
+# Present in the rollups once they were built from every fact stored before them (a first start, or
+# an upgrade from a version without rollups); until then the figures are scanned.
+BUILT = "meta:built"
+# The sweeper's one-off job that builds them (a mark like a day's; claimed by one process at a time).
+FIRST_BUILD = "rebuild:all"
 PRECISION_S = 60  # medians and p90s are reported in whole minutes (floored), by the scan as by the rollups
 
 ROLLUP_INDEXES = [Index.on("township", "dim", "day"), Index.on("city", "dim", "day")]
@@ -239,6 +244,30 @@ class Rollups:
         self.clock = clock
         self.facts = {"cases": cases_coll, "stints": stints_coll}
         self.time_field = {"cases": "created_at", "stints": "assigned_at"}
+        self._built = False
+
+    # -- the first build ----------------------------------------------------------------------------
+    def ensure_built(self) -> None:
+        """At start-up: if the rollups were never built from the facts (an upgrade from a version
+        without them, or a new store), the figure sweeper builds them once, in the background; until
+        then ``built()`` is false and FigureQueries scans, so no figure is ever read from empty rollups."""
+        if self.built():
+            return
+        try:
+            self.dirty.insert({"_id": FIRST_BUILD, "source": "all", "township": None, "city": None, "day": None,
+                               "due": iso(self.clock.now())})
+        except DuplicateKey:
+            pass   # another process (or an earlier start) asked for it
+
+    def built(self) -> bool:
+        if not self._built:
+            self._built = self.docs.get(BUILT) is not None
+        return self._built
+
+    def _set_built(self) -> None:
+        self.docs.upsert({"_id": BUILT, "township": None, "city": None, "dim": "meta", "day": None,
+                          "at": iso(self.clock.now())})
+        self._built = True
 
     # -- writing ------------------------------------------------------------------------------------
     def touch_case(self, case: dict) -> None:
@@ -267,7 +296,10 @@ class Rollups:
     def settle_one(self, mark: dict) -> None:
         """Recomputes a marked day, then clears the mark unless it was marked again meanwhile (its
         version moved: that change may be newer than the facts read, so the mark stays)."""
-        self.recompute(mark["source"], mark["township"], mark["day"])
+        if mark["_id"] == FIRST_BUILD:
+            self.rebuild()   # sets BUILT at its end
+        else:
+            self.recompute(mark["source"], mark["township"], mark["day"])
         try:
             self.dirty.replace({**mark, "due": None}, mark["version"], previous=mark)
         except VersionConflict:
@@ -337,6 +369,8 @@ class Rollups:
                 r["township"] for r in coll.aggregate(["township"], {"n": Metric.count()}) if r["township"])
             for town in towns:
                 done += self._rebuild_township(source, town)
+        if township is None:
+            self._set_built()   # every fact stored before this rebuild began is in; later ones marked their days
         return done
 
     def _rebuild_township(self, source: str, township: str) -> int:
