@@ -130,7 +130,19 @@ class Collection(Protocol):
              limit: int | None = None, skip: int = 0) -> list[dict]: ...
     def count(self, where: Where | None = None) -> int: ...
     def group_count(self, by: str, where: Where | None = None) -> dict[Any, int]: ...
-    def claim_due(self, field: str, now: str, lease_until: str, limit: int = 100) -> list[dict]: ...
+    def claim_due(self, field: str, now: str, lease_until: str, limit: int = 100,
+                  fields: Sequence[str] | None = None) -> list[dict]:
+        """Atomically takes up to ``limit`` documents whose ``field`` is due (``<= now``) and sets it to
+        ``lease_until`` (version counted up). ``fields``: return only ``_id``, ``version`` (after the
+        claim) and these top-level fields — the outbox relay reads a claimed report's outbox, not
+        the report (issue 16: decoding whole documents was most of its cost)."""
+        ...
+    def patch_many(self, at_versions: Sequence[tuple[str, int]], values: Mapping[str, Any]) -> set[str]:
+        """Compare-and-set of the same top-level ``values`` on many documents: each document still at
+        its given version gets them (and its version counted up); one written since is left as it is.
+        Returns the ids changed. The outbox relay empties the outboxes the broker confirmed with it
+        in one statement (SQLite) instead of one read-modify-write per document."""
+        ...
     def aggregate(self, by: Sequence[str], metrics: Mapping[str, Metric],
                   where: Where | None = None) -> list[dict]:
         """One row per distinct combination of ``by`` (declared columns), with each metric.

@@ -165,7 +165,8 @@ class MemoryCollection:
                 self._record("delete", doc_id)
         return found
 
-    def claim_due(self, field: str, now: str, lease_until: str, limit: int = 100) -> list[dict]:
+    def claim_due(self, field: str, now: str, lease_until: str, limit: int = 100,
+                  fields: Sequence[str] | None = None) -> list[dict]:
         if field not in self.columns:
             raise UndeclaredField(field)
         with self.store.lock:
@@ -176,8 +177,23 @@ class MemoryCollection:
                 doc[field] = lease_until
                 doc["version"] += 1
                 self._record("claim", doc["_id"])
-                claimed.append(_copy(doc))
+                picked = doc if fields is None else {k: doc.get(k) for k in ("_id", "version", *fields)}
+                claimed.append(_copy(picked))
         return claimed
+
+    def patch_many(self, at_versions: Sequence[tuple[str, int]], values: Mapping[str, Any]) -> set[str]:
+        done = set()
+        with self.store.lock:
+            for doc_id, version in at_versions:
+                current = self.docs.get(doc_id)
+                if current is None or current["version"] != version:
+                    continue
+                doc = {**current, **_copy(dict(values)), "version": version + 1}
+                self._check_unique(doc)
+                self.docs[doc_id] = doc
+                self._record("patch", doc_id)
+                done.add(doc_id)
+        return done
 
     # -- reads --------------------------------------------------------------------------------
     def get(self, doc_id: str) -> dict | None:
