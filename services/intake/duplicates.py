@@ -32,6 +32,8 @@ EARTH_RADIUS_M = 6_371_008.8
 OPEN = ("submitted", *OPEN_STATUSES, "referred")
 LIMIT = 5
 PAGE = LIMIT + 3  # a few more than shown: one page usually holds LIMIT that can be suggested
+# What a suggestion is made from: only these are read, not the stored reports whole (issue 16).
+SHOWN = ("tracking_no", "description", "status", "submitted_at", "linked_to", "location")
 
 
 def address_key(address: str | None) -> str | None:
@@ -98,7 +100,7 @@ class DuplicateFinder:
         docs: list[dict] = []
         for cell in cells:
             docs += self.collection.find({**self._base(report, since), "geo_cell": cell},
-                                         sort=[("submitted_at", -1)], limit=limit)
+                                         sort=[("submitted_at", -1)], limit=limit, fields=SHOWN)
         docs.sort(key=lambda d: d.get("submitted_at") or "", reverse=True)
         return docs[:limit]
 
@@ -115,7 +117,7 @@ class DuplicateFinder:
         tenth of intake's time (issue 16)."""
         out: list[dict] = []
         for skip in range(0, most, PAGE):
-            page = self.collection.find(where, sort=[("submitted_at", -1)], limit=PAGE, skip=skip)
+            page = self.collection.find(where, sort=[("submitted_at", -1)], limit=PAGE, skip=skip, fields=SHOWN)
             out += [d for d in page if d["_id"] != report["_id"] and not d.get("linked_to")]
             if len(out) >= LIMIT or len(page) < PAGE:
                 break

@@ -186,8 +186,9 @@ class MongoCollection:
         return dict(where or {})
 
     def find(self, where: Where | None = None, sort: Sort | None = None,
-             limit: int | None = None, skip: int = 0) -> list[dict]:
+             limit: int | None = None, skip: int = 0, fields: Sequence[str] | None = None) -> list[dict]:
         query = self._filter(where)
+        projection = None if fields is None else {"_id": 1, "version": 1, **{f: 1 for f in fields}}
         order = None
         if sort:
             for field, _ in sort:
@@ -196,7 +197,7 @@ class MongoCollection:
             order = [(f, DESCENDING if d < 0 else ASCENDING) for f, d in sort]
 
         def attempt(_: int) -> list[dict]:
-            cursor = self.coll.find(query)
+            cursor = self.coll.find(query, projection)
             if order:
                 cursor = cursor.sort(order)
             if skip:

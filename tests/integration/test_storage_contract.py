@@ -129,6 +129,15 @@ def test_claim_due_can_return_only_some_fields(coll):
     assert coll.get("d1")["due"] == "2026-11-05T00:01:00.000000Z" and coll.get("d1")["n"] == 1
 
 
+def test_find_can_return_only_some_fields(coll):
+    coll.insert(doc(1, place={"lat": 27.9, "lng": 112.5}, tags=["a"], text="中文", big="x" * 1000))
+    coll.insert(doc(2, text=None))
+    got = coll.find({"township": "430382100"}, sort=[("_id", 1)], fields=("place", "tags", "text", "status"))
+    assert got[0] == {"_id": "d1", "version": 1, "place": {"lat": 27.9, "lng": 112.5}, "tags": ["a"],
+                      "text": "中文", "status": "open"}
+    assert got[1]["_id"] == "d2" and got[1]["text"] is None and got[1].get("place") is None and "big" not in got[1]
+
+
 def test_patch_many_sets_fields_only_where_the_version_still_matches(coll):
     for i in range(1, 5):
         coll.insert(doc(i, due="2026-11-01T00:00:00.000000Z", outbox=[{"id": f"e{i}"}]))

@@ -205,7 +205,7 @@ class MemoryCollection:
         return [d for d in self.docs.values() if _matches(d, where)]
 
     def find(self, where: Where | None = None, sort: Sort | None = None,
-             limit: int | None = None, skip: int = 0) -> list[dict]:
+             limit: int | None = None, skip: int = 0, fields: Sequence[str] | None = None) -> list[dict]:
         rows = self._select(where)
         if sort:
             for field, _ in sort:
@@ -213,6 +213,8 @@ class MemoryCollection:
                     raise UndeclaredField(field)
             rows.sort(key=_sort_key(sort))
         rows = rows[skip:] if limit is None else rows[skip:skip + limit]
+        if fields is not None:
+            rows = [{k: d.get(k) for k in ("_id", "version", *fields)} for d in rows]
         return [_copy(d) for d in rows]
 
     def count(self, where: Where | None = None) -> int:
