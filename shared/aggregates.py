@@ -153,11 +153,8 @@ class Aggregates:
                 failed[doc_id] = exc
         return failed
 
-    def take_published(self, doc_id: str, event_ids: set[str], claimed: dict | None = None) -> None:
-        """Drop events the broker confirmed; the document's other changes are kept.
-
-        ``claimed`` is the document as the relay's claim returned it: when nobody wrote it since,
-        one compare-and-set clears it without reading it again (the common case)."""
+    def take_published(self, doc_id: str, event_ids: set[str]) -> None:
+        """Drop events the broker confirmed; the document's other changes are kept."""
         def drop(doc: dict):
             before = doc.get("outbox", [])
             doc["outbox"] = [e for e in before if e["id"] not in event_ids]
@@ -167,20 +164,23 @@ class Aggregates:
             doc["outbox_due"] = iso(self.clock.now()) if doc["outbox"] else None
             return ()
 
-        if claimed is not None:
-            doc = copy_tree(claimed)
-            try:
-                drop(doc)
-                self.collection.replace(doc, claimed["version"], previous=claimed)
-                return
-            except Unchanged:
-                return
-            except VersionConflict:
-                pass  # written since the claim: merge with what is there now
         try:
             self.mutate(doc_id, drop)
         except NotFound:
             pass
+
+    def take_all_published(self, claimed: list[dict]) -> None:
+        """Drop the outboxes the broker confirmed, for documents as the relay's claim returned them
+        (``_id``, ``version``, ``outbox``). A document still at its claimed version holds exactly
+        that outbox: one statement empties all of those. One written since the claim (a case event
+        folded meanwhile) is merged with what is stored now, one by one, as take_published does."""
+        if not claimed:
+            return
+        emptied = self.collection.patch_many([(d["_id"], d["version"]) for d in claimed],
+                                             {"outbox": [], "outbox_due": None})
+        for doc in claimed:
+            if doc["_id"] not in emptied:
+                self.take_published(doc["_id"], {e["id"] for e in doc.get("outbox") or ()})
 
 
 class Waker:

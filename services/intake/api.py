@@ -1,7 +1,7 @@
 """intake's HTTP edge: submit a report, read the resident's view."""
 from __future__ import annotations
 
-from flask import request
+from flask import jsonify, request
 from flask_smorest import Blueprint, abort
 
 from shared.auth import require, require_township
@@ -9,7 +9,7 @@ from shared.auth import require, require_township
 from .reports import STATUS_NAMES
 from .resident_auth import caller
 from .residents import ResidentTokens
-from .schemas import ReportCreated, ReportIn, ReportView
+from .schemas import ReportCreated, ReportIn, ReportView, created_body
 
 def _view(report: dict) -> dict:
     return {**report, "status_text": STATUS_NAMES.get(report["status"], report["status"])}
@@ -37,7 +37,10 @@ def build_blueprint(service, tokens: ResidentTokens | None = None) -> Blueprint:
             abort(422, message="Idempotency-Key 须为1到100个字符", errors={"headers": {"Idempotency-Key": ["长度须为1到100"]}})
         scoped = f"{principal.role}:{principal.name or ''}:{','.join(principal.townships)}:{key}" if key else None
         report = service.submit(body, idempotency_key=scoped)
-        return {**_view(report), "resident_token": tokens.issue(report)}
+        # ReportCreated's fields, written without a marshmallow dump (schemas.created_body)
+        answer = jsonify(created_body(report, STATUS_NAMES.get(report["status"], report["status"]), tokens.issue(report)))
+        answer.status_code = 201
+        return answer
 
     @bp.route("/reports/<string:ref>", methods=["GET"])
     @bp.response(200, ReportView)

@@ -21,6 +21,7 @@ def new_report(body: dict, at: datetime) -> tuple[dict, list[dict]]:
 
     report_id = new_id()
     location = body.get("location")
+    now = iso(at)  # formatted once for the three stamps below
     report = {
         "_id": report_id, "township": body["township"], "tracking_no": tracking_number(),
         "category": body["category"], "description": body["description"], "channel": body["channel"],
@@ -29,9 +30,9 @@ def new_report(body: dict, at: datetime) -> tuple[dict, list[dict]]:
         # An Open311 client's (FixMyStreet's) user: kept with the report, never shown nor sent on.
         "reporter_email": body.get("reporter_email"),
         "photos": body.get("photos", []), "location": body.get("location"), "urgent": body.get("urgent", False),
-        "submitted_at": iso(at), "updated_at": iso(at), "status": "submitted", "level": None,
+        "submitted_at": now, "updated_at": now, "status": "submitted", "level": None,
         "handler": None, "case_id": None, "expected_at": None, "last_event_at": None,
-        "timeline": [{"at": iso(at), "type": "submitted", "text": "您的诉求已受理"}],
+        "timeline": [{"at": now, "type": "submitted", "text": "您的诉求已受理"}],
         "resend_due": iso(at + RESEND_AFTER),
         # the resident's loop (services/intake/loop.py): instant answer, duplicates, rating, photos
         "tier": None, "answer": None,

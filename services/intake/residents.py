@@ -14,10 +14,12 @@ hour (still 404), so the 10,000 possible last-four values cannot be tried throug
 from __future__ import annotations
 
 import hmac
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous.encoding import base64_encode
 from marshmallow import RAISE, Schema, fields, validate
 
 from shared.clock import iso
@@ -33,11 +35,20 @@ APP_ROLES = ("client", "operator")     # may act for a resident who gives the pr
 class ResidentTokens:
     def __init__(self, secret: str | None):
         self._serializer = URLSafeSerializer(secret, salt=_SALT) if secret else None
+        # Issued on every accepted report (issue 16): the serializer's own signer, key derived once.
+        self._signer = self._serializer.make_signer() if self._serializer else None
+        self._key = self._signer.derive_key() if self._signer else None
 
     def issue(self, report: dict) -> str | None:
-        if self._serializer is None:
+        """What ``URLSafeSerializer.dumps`` makes of the claims, without its per-call signer and key
+        derivation and its zlib trial (a few dozen bytes of ids never compress): verify() reads it as
+        it reads the serializer's own tokens."""
+        if self._signer is None:
             return None
-        return RESIDENT_PREFIX + self._serializer.dumps({"r": report["_id"], "t": report["township"]})
+        claims = json.dumps({"r": report["_id"], "t": report["township"]}, ensure_ascii=False, separators=(",", ":"))
+        payload = base64_encode(claims.encode())
+        signature = base64_encode(self._signer.algorithm.get_signature(self._key, payload))
+        return RESIDENT_PREFIX + (payload + b"." + signature).decode()
 
     def verify(self, token: str) -> tuple[str, str] | None:
         if self._serializer is None or not token.startswith(RESIDENT_PREFIX):

@@ -153,6 +153,27 @@ class ReportCreated(Schema):
                                    metadata={"description": "群众凭证：仅用于本诉求的评价、补充照片、转人工和关注"})
 
 
+def created_body(report: dict, status_text: str, resident_token: str | None) -> dict:
+    """What ``ReportCreated().dump`` makes of an accepted report, built directly: the schema documents
+    the 201 answer, this writes it for every report (marshmallow's dump was 7% of intake's time,
+    issue 16). Only the schema's fields, each only when present, as dump does; a unit test holds the
+    two equal."""
+    out = {"id": report["_id"], **_present(report, ("tracking_no", "status", "tier")), "status_text": status_text,
+           "resident_token": resident_token}
+    if "answer" in report:
+        answer = report["answer"]
+        out["answer"] = None if answer is None else _present(answer, _ANSWER_FIELDS)
+        if out["answer"] and out["answer"].get("confidence") is not None:
+            out["answer"]["confidence"] = float(out["answer"]["confidence"])
+    if "possible_duplicates" in report:
+        out["possible_duplicates"] = [_present(d, _DUPLICATE_FIELDS) for d in report["possible_duplicates"]]
+    return out
+
+
+def _present(doc: dict, keys: tuple[str, ...]) -> dict:
+    return {k: doc[k] for k in keys if k in doc}
+
+
 # -- the resident's loop ---------------------------------------------------------------------------
 PHONE_LAST4 = fields.String(validate=validate.Regexp(r"^\d{4}$", error="须为报事手机号的后四位数字"),
                             metadata={"example": "0001", "description": "报事手机号后四位（用群众凭证时不需要）"})
@@ -262,3 +283,7 @@ class PhotoOut(Schema):
     tracking_no = fields.String()
     photo = fields.Nested(PhotoItem)
     photos = fields.List(fields.Nested(PhotoItem))
+
+
+_ANSWER_FIELDS = tuple(InstantAnswerOut().fields)
+_DUPLICATE_FIELDS = tuple(DuplicateOut().fields)

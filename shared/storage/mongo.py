@@ -8,7 +8,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from pymongo.write_concern import WriteConcern
 
 from .mongo_retry import retrying
-from .port import (DuplicateKey, Index, Metric, UndeclaredField, VersionConflict, Where, Sort, check_aggregate,
+from .port import (DuplicateKey, Index, Metric, StorageError, UndeclaredField, VersionConflict, Where, Sort, check_aggregate,
                    check_where, empty_row)
 
 
@@ -154,9 +154,11 @@ class MongoCollection:
         # A retry after a delete that landed answers False: "not there now" either way.
         return self._call("delete", lambda _: self.coll.delete_one({"_id": doc_id}).deleted_count == 1)
 
-    def claim_due(self, field: str, now: str, lease_until: str, limit: int = 100) -> list[dict]:
+    def claim_due(self, field: str, now: str, lease_until: str, limit: int = 100,
+                  fields: Sequence[str] | None = None) -> list[dict]:
         if field not in self.queryable:
             raise UndeclaredField(field)
+        projection = None if fields is None else {"_id": 1, "version": 1, **{f: 1 for f in fields}}
         claimed = []
         for _ in range(limit):
             # find_one_and_update is atomic per document: the replica set's own claim primitive.
@@ -165,11 +167,27 @@ class MongoCollection:
             doc = self._call("claim_due", lambda _: self.coll.find_one_and_update(
                 {field: {"$lte": now}},
                 {"$set": {field: lease_until}, "$inc": {"version": 1}},
-                sort=[(field, ASCENDING)], return_document=ReturnDocument.AFTER))
+                sort=[(field, ASCENDING)], projection=projection, return_document=ReturnDocument.AFTER))
             if doc is None:
                 break
             claimed.append(doc)
         return claimed
+
+    def patch_many(self, at_versions: Sequence[tuple[str, int]], values: Mapping[str, Any]) -> set[str]:
+        if any(k in ("_id", "version") for k in values):
+            raise StorageError("patch_many sets fields, not _id or version")
+        done: set[str] = set()
+        for doc_id, version in at_versions:
+            # One compare-and-set per document. A retry after a write that landed finds the version
+            # moved and leaves the id out: the caller then merges with what is stored, which is safe.
+            try:
+                result = self._call("patch_many", lambda _: self.coll.update_one(
+                    {"_id": doc_id, "version": version}, {"$set": dict(values), "$inc": {"version": 1}}))
+            except DuplicateKeyError as exc:
+                raise DuplicateKey(str(exc)) from exc
+            if result.matched_count == 1:
+                done.add(doc_id)
+        return done
 
     def get(self, doc_id: str) -> dict | None:
         return self._call("get", lambda _: self.coll.find_one({"_id": doc_id}))
@@ -179,8 +197,9 @@ class MongoCollection:
         return dict(where or {})
 
     def find(self, where: Where | None = None, sort: Sort | None = None,
-             limit: int | None = None, skip: int = 0) -> list[dict]:
+             limit: int | None = None, skip: int = 0, fields: Sequence[str] | None = None) -> list[dict]:
         query = self._filter(where)
+        projection = None if fields is None else {"_id": 1, "version": 1, **{f: 1 for f in fields}}
         order = None
         if sort:
             for field, _ in sort:
@@ -189,7 +208,7 @@ class MongoCollection:
             order = [(f, DESCENDING if d < 0 else ASCENDING) for f, d in sort]
 
         def attempt(_: int) -> list[dict]:
-            cursor = self.coll.find(query)
+            cursor = self.coll.find(query, projection)
             if order:
                 cursor = cursor.sort(order)
             if skip:

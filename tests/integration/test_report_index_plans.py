@@ -28,7 +28,7 @@ def test_duplicate_lookups_use_the_place_indexes(tmp_path):
     found = DuplicateFinder(coll).on_arrival(report, SETTINGS, NOW)
     store.connection().set_trace_callback(None)
     assert len(found) == 3
-    selects = [s for s in statements if s.startswith("SELECT doc FROM")]
+    selects = [s for s in statements if s.startswith("SELECT ") and " FROM \"c_reports\"" in s]
     assert len(selects) >= 3
     for sql in selects:
         plan = " ".join(row[-1] for row in store.connection().execute("EXPLAIN QUERY PLAN " + sql))

@@ -135,6 +135,42 @@ def test_claim_due_takes_only_due_documents_and_pushes_them_forward(coll):
     assert len(again) == 1
 
 
+def test_claim_due_can_return_only_some_fields(coll):
+    coll.insert(doc(1, due="2026-11-01T00:00:00.000000Z", outbox=[{"id": "e1", "payload": {"text": "中文"}}]))
+    coll.insert(doc(2, due="2026-11-01T00:00:01.000000Z"))
+    claimed = coll.claim_due("due", "2026-11-05T00:00:00.000000Z", "2026-11-05T00:01:00.000000Z", fields=("outbox",))
+    assert claimed[0] == {"_id": "d1", "version": 2, "outbox": [{"id": "e1", "payload": {"text": "中文"}}]}
+    # a field the document lacks is missing or null, never an error
+    assert claimed[1]["_id"] == "d2" and claimed[1]["version"] == 2 and claimed[1].get("outbox") is None
+    assert coll.get("d1")["due"] == "2026-11-05T00:01:00.000000Z" and coll.get("d1")["n"] == 1
+
+
+def test_find_can_return_only_some_fields(coll):
+    coll.insert(doc(1, place={"lat": 27.9, "lng": 112.5}, tags=["a"], text="中文", big="x" * 1000))
+    coll.insert(doc(2, text=None))
+    got = coll.find({"township": "430382100"}, sort=[("_id", 1)], fields=("place", "tags", "text", "status"))
+    assert got[0] == {"_id": "d1", "version": 1, "place": {"lat": 27.9, "lng": 112.5}, "tags": ["a"],
+                      "text": "中文", "status": "open"}
+    assert got[1]["_id"] == "d2" and got[1]["text"] is None and got[1].get("place") is None and "big" not in got[1]
+
+
+def test_patch_many_sets_fields_only_where_the_version_still_matches(coll):
+    for i in range(1, 5):
+        coll.insert(doc(i, due="2026-11-01T00:00:00.000000Z", outbox=[{"id": f"e{i}"}]))
+    moved = coll.get("d2")
+    coll.replace({**moved, "status": "done"}, moved["version"])  # written since it was read
+    done = coll.patch_many([("d1", 1), ("d2", 1), ("d3", 1), ("missing", 1)], {"outbox": [], "due": None})
+    assert done == {"d1", "d3"}
+    d1 = coll.get("d1")
+    assert d1["outbox"] == [] and d1["due"] is None and d1["version"] == 2 and d1["n"] == 1
+    d2 = coll.get("d2")
+    assert d2["outbox"] == [{"id": "e2"}] and d2["status"] == "done" and d2["version"] == 2
+    assert coll.get("d4")["outbox"] == [{"id": "e4"}]
+    # the indexed column changed with the document: the due query no longer finds them
+    assert sorted(d["_id"] for d in coll.find({"due": {"$ne": None}})) == ["d2", "d4"]
+    assert coll.patch_many([], {"due": None}) == set()
+
+
 @pytest.fixture(params=ADAPTERS)
 def concurrent_store(request, tmp_path):
     s = open_adapter(request, tmp_path, request.param, "race")

@@ -174,7 +174,8 @@ class MemoryCollection:
                 self._record("delete", doc_id)
         return found
 
-    def claim_due(self, field: str, now: str, lease_until: str, limit: int = 100) -> list[dict]:
+    def claim_due(self, field: str, now: str, lease_until: str, limit: int = 100,
+                  fields: Sequence[str] | None = None) -> list[dict]:
         if field not in self.columns:
             raise UndeclaredField(field)
         with self.store.lock:
@@ -185,8 +186,23 @@ class MemoryCollection:
                 doc[field] = lease_until
                 doc["version"] += 1
                 self._record("claim", doc["_id"])
-                claimed.append(_copy(doc))
+                picked = doc if fields is None else {k: doc.get(k) for k in ("_id", "version", *fields)}
+                claimed.append(_copy(picked))
         return claimed
+
+    def patch_many(self, at_versions: Sequence[tuple[str, int]], values: Mapping[str, Any]) -> set[str]:
+        done = set()
+        with self.store.lock:
+            for doc_id, version in at_versions:
+                current = self.docs.get(doc_id)
+                if current is None or current["version"] != version:
+                    continue
+                doc = {**current, **_copy(dict(values)), "version": version + 1}
+                self._check_unique(doc)
+                self.docs[doc_id] = doc
+                self._record("patch", doc_id)
+                done.add(doc_id)
+        return done
 
     # -- reads --------------------------------------------------------------------------------
     def get(self, doc_id: str) -> dict | None:
@@ -198,7 +214,7 @@ class MemoryCollection:
         return [d for d in self.docs.values() if _matches(d, where)]
 
     def find(self, where: Where | None = None, sort: Sort | None = None,
-             limit: int | None = None, skip: int = 0) -> list[dict]:
+             limit: int | None = None, skip: int = 0, fields: Sequence[str] | None = None) -> list[dict]:
         rows = self._select(where)
         if sort:
             for field, _ in sort:
@@ -206,6 +222,8 @@ class MemoryCollection:
                     raise UndeclaredField(field)
             rows.sort(key=_sort_key(sort))
         rows = rows[skip:] if limit is None else rows[skip:skip + limit]
+        if fields is not None:
+            rows = [{k: d.get(k) for k in ("_id", "version", *fields)} for d in rows]
         return [_copy(d) for d in rows]
 
     def count(self, where: Where | None = None) -> int:
