@@ -121,6 +121,14 @@ class Aggregates:
         except NotFound:
             pass
 
+    def take_published_all(self, claimed: list[dict]) -> None:
+        """``take_published`` for every document of a relay's claim, in one transaction: one commit
+        per claim instead of one per document (issue 16). If it fails, nothing is dropped and the
+        events go out again: consumers are idempotent."""
+        with self.collection.transaction():
+            for doc in claimed:
+                self.take_published(doc["_id"], {e["id"] for e in doc.get("outbox", [])}, claimed=doc)
+
 
 class Waker:
     """Lets a write in this process wake the relay at once instead of at its next sweep."""

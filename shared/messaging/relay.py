@@ -69,8 +69,7 @@ class OutboxRelay:
                     log.warning("outbox publish failed, will retry: %s", exc)
                     self._release(repo, docs, now + RETRY_AFTER)
                     return sent
-                for doc in docs:
-                    repo.take_published(doc["_id"], {e["id"] for e in doc.get("outbox", [])}, claimed=doc)
+                repo.take_published_all(docs)
                 faults.hit("published")
                 for e in events:
                     EVENTS_PUBLISHED.labels(e["type"]).inc()
