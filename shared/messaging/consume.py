@@ -80,7 +80,7 @@ class EventWorker(ConsumerMixin):
         self.batch_size = max(1, batch)
         self.max_wait = max_wait
         # Twice the batch: the next batch's messages arrive while this one commits and acks.
-        self.prefetch = 2 * self.batch_size
+        self.prefetch = max(32, 2 * self.batch_size)
         self._batch: Batch | None = None
         # RabbitMQ only: the embedded run consumes its SQLite inbox with embedded_consume.BusWorker.
         self.connection = Connection(settings.amqp_url, heartbeat=30, transport_options={"polling_interval": 0.01})
@@ -115,7 +115,7 @@ class EventWorker(ConsumerMixin):
             try:
                 while not self.should_stop:
                     try:
-                        conn.drain_events(timeout=0 if self._batch else safety_interval)
+                        conn.drain_events(timeout=0 if self._batch is not None else safety_interval)
                     except socket.timeout:
                         if self._batch is not None:
                             self._finish_batch()
