@@ -82,6 +82,9 @@ class EventWorker(ConsumerMixin):
         # Twice the batch: the next batch's messages arrive while this one commits and acks.
         self.prefetch = max(32, 2 * self.batch_size)
         self._batch: Batch | None = None
+        # False once the loop has left: kombu's cancel at the end may still hand over messages, and
+        # a batch opened then would never be committed — its transaction would hold the write lock.
+        self._accepting = True
         # RabbitMQ only: the embedded run consumes its SQLite inbox with embedded_consume.BusWorker.
         self.connection = Connection(settings.amqp_url, heartbeat=30, transport_options={"polling_interval": 0.01})
         self.attached = threading.Event()
@@ -111,28 +114,37 @@ class EventWorker(ConsumerMixin):
     def consume(self, limit=None, timeout=None, safety_interval=1, **kwargs):
         """kombu's loop, with batches: while one is open, only messages already here are taken
         (a zero wait); when none is, or it is full or old, it is committed and acked."""
-        with self.consumer_context(**kwargs) as (conn, _channel, _consumers):
+        self._accepting = True  # before the context: messages may arrive while it subscribes
+        try:
+            with self.consumer_context(**kwargs) as (conn, _channel, _consumers):
+                try:
+                    yield from self._batches(conn, safety_interval)
+                finally:
+                    self._accepting = False
+                    self._abandon_batch()
+        finally:  # also when subscribing failed after a message had opened a batch
+            self._accepting = False
+            self._abandon_batch()
+
+    def _batches(self, conn, safety_interval: float):
+        while not self.should_stop:
             try:
-                while not self.should_stop:
-                    try:
-                        conn.drain_events(timeout=0 if self._batch is not None else safety_interval)
-                    except socket.timeout:
-                        if self._batch is not None:
-                            self._finish_batch()
-                        else:
-                            conn.heartbeat_check()
-                        continue
-                    except OSError:
-                        if not self.should_stop:
-                            raise
-                        break
-                    if self._batch is not None and self._batch.due(self.batch_size, self.max_wait):
-                        self._finish_batch()
-                    yield
+                conn.drain_events(timeout=0 if self._batch is not None else safety_interval)
+            except socket.timeout:
                 if self._batch is not None:
-                    self._finish_batch()  # stopping: what was handled is stored and acked
-            finally:
-                self._abandon_batch()
+                    self._finish_batch()
+                else:
+                    conn.heartbeat_check()
+                continue
+            except OSError:
+                if not self.should_stop:
+                    raise
+                break
+            if self._batch is not None and self._batch.due(self.batch_size, self.max_wait):
+                self._finish_batch()
+            yield
+        if self._batch is not None:
+            self._finish_batch()  # stopping: what was handled is stored and acked
 
     # message handling -----------------------------------------------------------------------
     def on_decode_error(self, message, exc) -> None:
@@ -144,6 +156,8 @@ class EventWorker(ConsumerMixin):
         return self._handling + (len(self._batch) if self._batch is not None else 0)
 
     def on_message(self, message) -> None:
+        if not self._accepting:
+            return  # left unacked: back to the queue when the channel closes
         self._handling += 1
         try:
             self._process(message)

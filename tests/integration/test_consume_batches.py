@@ -143,3 +143,17 @@ def test_on_the_broker_a_failing_message_is_dead_lettered_alone_and_the_rest_sto
     assert sorted(stored) == sorted(ev["id"] for ev in events if ev["id"] != bad)   # each once, the bad one never
     assert counting.commits >= 2   # the failed commit, then the batches that stored them
     assert [json.loads(body)["id"] for _, body in get_all(amqp_url, names.dead_queue("beta"))] == [bad]
+
+
+def test_a_message_handed_over_after_the_loop_left_is_left_unacked_and_opens_no_batch(store):
+    """kombu's cancel at the end of consume() may still deliver: a batch opened then would never be
+    committed and its transaction would hold the store's write lock for good (the process's relay
+    and its graceful stop waited on it forever)."""
+    docs = store.collection("handled")
+    worker = EventWorker(Settings(namespace="unit"), "beta", {"report.submitted": recording_handler(docs)},
+                         store=CountingStore(store))
+    worker._accepting = False
+    FakeMessage.log = []
+    worker.on_message(FakeMessage(event(), 1))
+    assert worker._batch is None and FakeMessage.log == [] and docs.find() == []
+    docs.insert({"_id": "the write lock is free"})
