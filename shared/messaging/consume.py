@@ -173,7 +173,13 @@ class EventWorker(ConsumerMixin):
             self.failed += 1
             return
         if self._batch is None:
-            self._batch = Batch.open(self.store)
+            try:
+                self._batch = Batch.open(self.store)
+            except Exception:  # the store is unwell (locked past its timeout, gone): try it again later
+                log.exception("%s: cannot open a transaction; the message goes back to the queue", self.service)
+                time.sleep(0.5)
+                message.requeue()
+                return
         started = time.perf_counter()
         try:
             with self._batch.unit(self.store):
@@ -207,7 +213,8 @@ class EventWorker(ConsumerMixin):
             message.requeue()
         if not batch.done:
             return
-        faults.hit("handled")
+        for _ in batch.done:  # each message's work is stored and not acked: the fault suite's point, per message
+            faults.hit("handled")
         batch.done[-1][0].ack(multiple=True)
         for _message, kind, seconds in batch.done:
             HANDLER_SECONDS.labels(self.service, kind).observe(seconds)
