@@ -66,3 +66,29 @@ def test_a_claim_inside_a_transaction_takes_the_held_write_lock_again(stores):
         assert [d["_id"] for d in claimed] == ["a"]
         assert seen_elsewhere.get("a")["due"] == "2026-01-01T00:00:00Z"
     assert seen_elsewhere.get("a")["due"] == "2026-01-03T00:00:00Z"
+
+
+@pytest.fixture(params=["sqlite", "mongodb", "memory"])
+def any_store(request, tmp_path):
+    from tests.support.fakes.memory_store import MemoryStore
+    from tests.support.stores import close_adapter, open_adapter
+
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    s = open_adapter(request, tmp_path, request.param, "tx")
+    yield s
+    close_adapter(s)
+
+
+def test_every_adapter_stores_a_blocks_writes_and_a_nested_failure_leaves_the_others(any_store):
+    """The port's promise on all adapters (MongoDB and the fake store each write as it is made;
+    SQLite at the end): a caller relying only on it — fewer commits, never atomicity — is right on each."""
+    docs = any_store.collection("docs", [Index.on("due")])
+    with docs.transaction():
+        docs.insert({"_id": "a", "due": None})
+        with pytest.raises(RuntimeError):
+            with any_store.transaction():
+                raise RuntimeError("one message's handler failed")
+        docs.insert({"_id": "b", "due": None})
+    assert {d["_id"] for d in docs.find()} == {"a", "b"}
