@@ -176,11 +176,12 @@ class Aggregates:
         folded meanwhile) is merged with what is stored now, one by one, as take_published does."""
         if not claimed:
             return
-        emptied = self.collection.patch_many([(d["_id"], d["version"]) for d in claimed],
-                                             {"outbox": [], "outbox_due": None})
-        for doc in claimed:
-            if doc["_id"] not in emptied:
-                self.take_published(doc["_id"], {e["id"] for e in doc.get("outbox") or ()})
+        with self.collection.transaction():   # one commit for the claim (SQLite; a no-op on MongoDB)
+            emptied = self.collection.patch_many([(d["_id"], d["version"]) for d in claimed],
+                                                 {"outbox": [], "outbox_due": None})
+            for doc in claimed:
+                if doc["_id"] not in emptied:
+                    self.take_published(doc["_id"], {e["id"] for e in doc.get("outbox") or ()})
 
 
 class Waker:

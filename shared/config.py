@@ -34,6 +34,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SANZHANG_PREVIOUS_SECRET", None, "The secret before a rotation: events sealed with it stay readable until they have drained."),
     Setting("SANZHANG_CONFIRM_TIMEOUT", "5", "Seconds a publish waits for broker confirms before it fails."),
     Setting("SANZHANG_MAX_DELIVERIES", "5", "Attempts before a failing message goes to <service>.dead."),
+    Setting("SANZHANG_CONSUME_BATCH", "32", "RabbitMQ consumers: up to this many waiting messages are handled in one store transaction and acked together after its commit (prefetch: twice this, at least 32). 1: one at a time."),
     Setting("SANZHANG_OUTBOX_POLL", "0.2", "Seconds between outbox relay sweeps when nothing wakes it."),
     Setting("SANZHANG_TIMER_POLL", "1", "Seconds between SLA timer sweeps."),
     Setting("SANZHANG_LOG_LEVEL", "INFO", "Log level."),
@@ -91,6 +92,7 @@ class Settings:
     confirm_timeout: float = 5.0
     max_deliveries: int = 5
     outbox_poll: float = 0.2
+    consume_batch: int = 32
     timer_poll: float = 1.0
     log_level: str = "INFO"
     sqlite_sync: str = "NORMAL"
@@ -128,6 +130,7 @@ class Settings:
             confirm_timeout=float(get("SANZHANG_CONFIRM_TIMEOUT")),
             max_deliveries=int(get("SANZHANG_MAX_DELIVERIES")),
             outbox_poll=float(get("SANZHANG_OUTBOX_POLL")),
+            consume_batch=int(get("SANZHANG_CONSUME_BATCH")),
             timer_poll=float(get("SANZHANG_TIMER_POLL")),
             log_level=get("SANZHANG_LOG_LEVEL"),
             sqlite_sync=get("SANZHANG_SQLITE_SYNC").upper(),

@@ -107,7 +107,9 @@ class Runtime:
             for parts in self.parts:
                 if parts.handlers:
                     worker = (BusWorker(self.settings, self.bus, parts.name, parts.handlers) if self.bus
-                              else EventWorker(self.settings, parts.name, parts.handlers))
+                              else EventWorker(self.settings, parts.name, parts.handlers,
+                                               store=self.stores[parts.name] if parts.batch_in_transaction else None,
+                                               batch=self.settings.consume_batch))
                     thread = threading.Thread(target=worker.run, name=f"consumer-{parts.name}", daemon=True)
                     thread.start()
                     self.workers.append(worker)

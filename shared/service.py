@@ -25,6 +25,12 @@ class ServiceParts:
     # Per-process costs paid once the runtime starts (after gunicorn's fork), in the background,
     # instead of by the first request (issue 16: jieba's dictionary, ~1 s).
     warm_ups: list[Callable[[], None]] = field(default_factory=list)
+    # True when the handlers' only effects are writes to the service's own store (what they cause
+    # outside goes through the outbox or a sweeper): the consumer then runs a batch of them in one
+    # store transaction (messaging/consume_batch.py). A handler that calls out (a text message
+    # provider) must not: an effect made before a commit that then never happens is repeated
+    # when the message comes again. False: each write commits as it is made; acks still batch.
+    batch_in_transaction: bool = False
 
 
 @dataclass

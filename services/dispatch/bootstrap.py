@@ -98,6 +98,8 @@ def build(ctx: Context) -> ServiceParts:
                                 # after pause_handlers: it marks report.supplemented applied, photos are kept by address
                                 photo_handlers(cases, ctx.clock)),
         repos=[cases, org.imports],
+        # Its handlers write cases, org and supervision rows and stage events in outboxes; nothing else.
+        batch_in_transaction=True,
         tasks=[sweeper, *supervision.sweepers],
         api={"org": org, "cases": cases, "policies": policies, "desk": desk, "timers": timers,
              "sweeper": sweeper, "escalator": escalator, "supervision": supervision, "resident_loop": resident_loop,

@@ -57,6 +57,9 @@ def build(ctx: Context, *, opener=None) -> ServiceParts:
         blueprints=[build_blueprint(service), build_resident_messages_blueprint(service)],
         handlers={**service.handlers(), **revocations.handlers()},
         tasks=[sweeper, janitor],
+        # Sending is part of handling: only the console, which reaches no one, may be sent inside
+        # a transaction (sent again if it never commits); a provider's text must follow a commit.
+        batch_in_transaction=all(getattr(c, "name", None) == "console" for c in channels.values()),
         api={"service": service, "sweeper": sweeper, "janitor": janitor, "channels": channels,
              "session_checks": [revocations.allows]},
     )

@@ -3,11 +3,16 @@
 Handlers are idempotent (they remember the event ids they applied), so the at-least-once
 delivery of the broker never doubles an effect. A message that cannot be decoded is dead-lettered
 at once; one whose handler keeps failing is retried a bounded number of times, then dead-lettered.
+
+Messages are handled in batches (consume_batch.py): those already waiting on the socket, up to
+``batch`` of them or ``max_wait`` seconds, are handled inside one store transaction and acked
+together after its commit (issue 16: one commit and one ack per batch instead of per message).
 """
 from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from typing import Callable
@@ -20,6 +25,7 @@ from ..events import load_event
 from .. import faults
 from ..logs import correlation_id
 from ..metrics import DEAD_LETTERED, EVENTS_CONSUMED, HANDLER_SECONDS
+from .consume_batch import Batch
 from .topology import Names
 
 log = logging.getLogger(__name__)
@@ -63,19 +69,28 @@ class Dispatcher:
 class EventWorker(ConsumerMixin):
     """One consumer thread for one service queue; kombu's mixin reconnects after broker loss."""
 
-    def __init__(self, settings, service: str, handlers: dict[str, Handler], *, prefetch: int = 32,
-                 on_ready: Callable[[], None] | None = None):
+    def __init__(self, settings, service: str, handlers: dict[str, Handler], *, store=None, batch: int = 32,
+                 max_wait: float = 0.05, on_ready: Callable[[], None] | None = None):
         self.settings = settings
         self.service = service
         self.names = Names(settings.namespace)
         self.dispatcher = Dispatcher(service, handlers)
-        self.prefetch = prefetch
+        # The service's store: a batch's handlers write inside one of its transactions.
+        self.store = store
+        self.batch_size = max(1, batch)
+        self.max_wait = max_wait
+        # Twice the batch: the next batch's messages arrive while this one commits and acks.
+        self.prefetch = max(32, 2 * self.batch_size)
+        self._batch: Batch | None = None
+        # False once the loop has left: kombu's cancel at the end may still hand over messages, and
+        # a batch opened then would never be committed — its transaction would hold the write lock.
+        self._accepting = True
         # RabbitMQ only: the embedded run consumes its SQLite inbox with embedded_consume.BusWorker.
         self.connection = Connection(settings.amqp_url, heartbeat=30, transport_options={"polling_interval": 0.01})
         self.attached = threading.Event()
         self._attempts: dict[str, int] = {}
         self._on_ready = on_ready
-        self.in_flight = 0
+        self._handling = 0
         self.handled = 0
         self.failed = 0
 
@@ -96,16 +111,58 @@ class EventWorker(ConsumerMixin):
         self.attached.clear()
         log.warning("broker connection lost (%s); retrying in %ss", exc.__class__.__name__, interval)
 
+    def consume(self, limit=None, timeout=None, safety_interval=1, **kwargs):
+        """kombu's loop, with batches: while one is open, only messages already here are taken
+        (a zero wait); when none is, or it is full or old, it is committed and acked."""
+        self._accepting = True  # before the context: messages may arrive while it subscribes
+        try:
+            with self.consumer_context(**kwargs) as (conn, _channel, _consumers):
+                try:
+                    yield from self._batches(conn, safety_interval)
+                finally:
+                    self._accepting = False
+                    self._abandon_batch()
+        finally:  # also when subscribing failed after a message had opened a batch
+            self._accepting = False
+            self._abandon_batch()
+
+    def _batches(self, conn, safety_interval: float):
+        while not self.should_stop:
+            try:
+                conn.drain_events(timeout=0 if self._batch is not None else safety_interval)
+            except socket.timeout:
+                if self._batch is not None:
+                    self._finish_batch()
+                else:
+                    conn.heartbeat_check()
+                continue
+            except OSError:
+                if not self.should_stop:
+                    raise
+                break
+            if self._batch is not None and self._batch.due(self.batch_size, self.max_wait):
+                self._finish_batch()
+            yield
+        if self._batch is not None:
+            self._finish_batch()  # stopping: what was handled is stored and acked
+
     # message handling -----------------------------------------------------------------------
     def on_decode_error(self, message, exc) -> None:
         self._dead_letter(message, reason=f"undecodable: {exc}")
 
+    @property
+    def in_flight(self) -> int:
+        """Messages in a handler or handled in a batch not yet committed and acked."""
+        return self._handling + (len(self._batch) if self._batch is not None else 0)
+
     def on_message(self, message) -> None:
-        self.in_flight += 1
+        if not self._accepting:
+            return  # left unacked: back to the queue when the channel closes
+        self._handling += 1
         try:
             self._process(message)
         finally:
-            self.in_flight -= 1
+            self._handling -= 1
 
     def _process(self, message) -> None:
         try:
@@ -115,9 +172,18 @@ class EventWorker(ConsumerMixin):
             self._dead_letter(message, reason=f"undecodable: {exc}")
             self.failed += 1
             return
+        if self._batch is None:
+            try:
+                self._batch = Batch.open(self.store)
+            except Exception:  # the store is unwell (locked past its timeout, gone): try it again later
+                log.exception("%s: cannot open a transaction; the message goes back to the queue", self.service)
+                time.sleep(0.5)
+                message.requeue()
+                return
         started = time.perf_counter()
         try:
-            self.dispatcher.handle(event)
+            with self._batch.unit(self.store):
+                self.dispatcher.handle(event)
         except Exception:
             EVENTS_CONSUMED.labels(self.service, event["type"], "error").inc()
             self.failed += 1
@@ -125,16 +191,40 @@ class EventWorker(ConsumerMixin):
             log.exception("handler failed for %s (attempt %s)", event["type"], attempts,
                           extra={"event_id": event["id"], "event_type": event["type"],
                                  "correlation_id": event.get("correlation_id")})
+            self._batch.retry.append((message, attempts))
+            return
+        self._attempts.pop(event["id"], None)
+        self._batch.done.append((message, event["type"], time.perf_counter() - started))
+
+    def _finish_batch(self) -> None:
+        """Commit, then settle: failed messages back to the queue first, so that the one
+        ``ack multiple`` of the last handled message acks exactly the handled ones."""
+        batch, self._batch = self._batch, None
+        try:
+            batch.commit()
+        except Exception:
+            log.exception("%s: storing a batch of %d failed; it goes back to the queue", self.service, len(batch))
+            for message in batch.messages:
+                message.requeue()
+            return
+        for message, attempts in batch.retry:
             # The quorum queue counts deliveries and dead-letters past its limit.
             time.sleep(min(0.05 * attempts, 1.0))
             message.requeue()
+        if not batch.done:
             return
-        self._attempts.pop(event["id"], None)
-        faults.hit("handled")
-        message.ack()
-        HANDLER_SECONDS.labels(self.service, event["type"]).observe(time.perf_counter() - started)
-        EVENTS_CONSUMED.labels(self.service, event["type"], "ok").inc()
-        self.handled += 1
+        for _ in batch.done:  # each message's work is stored and not acked: the fault suite's point, per message
+            faults.hit("handled")
+        batch.done[-1][0].ack(multiple=True)
+        for _message, kind, seconds in batch.done:
+            HANDLER_SECONDS.labels(self.service, kind).observe(seconds)
+            EVENTS_CONSUMED.labels(self.service, kind, "ok").inc()
+        self.handled += len(batch.done)
+
+    def _abandon_batch(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch is not None:
+            batch.abandon()
 
     def _count_attempt(self, message, event_id: str) -> int:
         header = (message.headers or {}).get("x-delivery-count")

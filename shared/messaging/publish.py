@@ -31,6 +31,10 @@ class Publisher(Protocol):
     def close(self) -> None: ...
 
 
+def _nothing() -> None:
+    pass
+
+
 def _body(event: dict) -> bytes:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
 
@@ -81,6 +85,14 @@ class PikaPublisher:
 
     def _on_select_ok(self, _frame) -> None:
         self._select_ok = True
+        self._wake()
+
+    def _wake(self) -> None:
+        """Ends the ``process_data_events`` wait now. Callbacks on the channel's ``_impl`` are not
+        events the blocking connection waits for, so without this every wait ran its whole time
+        limit: each confirmed publish took 100 ms however soon the broker confirmed (issue 16).
+        A zero-delay timer is one: it fires on the ioloop's next turn and ends the wait."""
+        self._conn.call_later(0, _nothing)
 
     def _on_return(self, _channel, _method, properties, _body) -> None:
         self._returned.add(properties.message_id)
@@ -94,6 +106,8 @@ class PikaPublisher:
             message_id = self._pending.pop(tag, None)
             if message_id and isinstance(method, pika.spec.Basic.Nack):
                 self._nacked.add(message_id)
+        if not self._pending:
+            self._wake()
 
     def publish(self, events: list[dict]) -> None:
         import pika

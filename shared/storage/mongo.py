@@ -1,6 +1,7 @@
 """MongoDB adapter (production). Single-document atomic operations only, as a replica set does well."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Any, Iterable, Mapping, Sequence
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
@@ -32,6 +33,12 @@ class MongoStore:
         if name not in self._collections:
             self._collections[name] = MongoCollection(self.db[name], name, tuple(indexes), tuple(columns))
         return self._collections[name]
+
+    @contextmanager
+    def transaction(self):
+        """Each write is stored as it is made (atomic per document; no multi-document transaction,
+        which needs a replica set's sessions): the block groups nothing (port.Store.transaction)."""
+        yield
 
     def ping(self) -> bool:
         try:
@@ -73,6 +80,10 @@ def index_models(indexes: Iterable[Index]) -> list[IndexModel]:
 
 
 class MongoCollection:
+    @contextmanager
+    def transaction(self):
+        yield  # as MongoStore.transaction: each write is stored as it is made
+
     def __init__(self, coll, name: str, indexes: tuple[Index, ...], columns: tuple[str, ...] = ()):
         self.coll = coll
         self.name = name

@@ -6,7 +6,7 @@ fields declared as indexes, so every query an adapter runs is an indexed one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, ContextManager, Iterable, Mapping, Protocol, Sequence
 
 Where = dict[str, Any]
 Sort = list[tuple[str, int]]
@@ -153,6 +153,9 @@ class Collection(Protocol):
         Returns the ids changed. The outbox relay empties the outboxes the broker confirmed with it
         in one statement (SQLite) instead of one read-modify-write per document."""
         ...
+    def transaction(self) -> ContextManager[None]:
+        """Its store's ``transaction()`` (Store.transaction)."""
+        ...
     def aggregate(self, by: Sequence[str], metrics: Mapping[str, Metric],
                   where: Where | None = None) -> list[dict]:
         """One row per distinct combination of ``by`` (declared columns), with each metric.
@@ -172,6 +175,12 @@ class Store(Protocol):
     def ping(self) -> bool: ...
     def schema_ready(self) -> bool:
         """Every collection declared by this process is in place in the database (readiness)."""
+        ...
+    def transaction(self) -> ContextManager[None]:
+        """The calling thread's writes in the block, stored together: SQLite commits them as one
+        transaction (a nested block is a savepoint, undone alone when it raises). MongoDB,
+        atomic per document, stores each write as it is made — callers must stay correct either
+        way (idempotent steps), and use it for fewer commits, never for atomicity."""
         ...
     def close(self) -> None: ...
 

@@ -10,6 +10,7 @@ import json
 import os
 import sqlite3
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -62,17 +63,20 @@ class _WriterLock:
     wakes the next writer as soon as the last one is done (SQLite's busy handler polls with sleeps
     of up to 100 ms). Advisory only: SQLite's own locking still decides, so a process without it
     (another tool, an older version) is merely slower, never unsafe. The kernel drops a dead
-    process's lock."""
+    process's lock. Re-entrant: a thread holding it for a transaction (SQLiteStore.transaction)
+    may write through code that takes it again (claims)."""
 
     def __init__(self, path: str | None):
-        self._thread = threading.Lock()
+        self._thread = threading.RLock()
+        self._depth = 0  # changed only by the thread holding _thread
         self._path = path if fcntl is not None else None
         self._fd: int | None = None
         self._pid = 0
 
     def __enter__(self) -> "_WriterLock":
         self._thread.acquire()
-        if self._path is not None:
+        self._depth += 1
+        if self._depth == 1 and self._path is not None:
             try:
                 if self._fd is None or self._pid != os.getpid():
                     # A forked child opens its own: a lock on an inherited descriptor is shared.
@@ -95,12 +99,13 @@ class _WriterLock:
 
     def __exit__(self, *exc) -> None:
         try:
-            if self._fd is not None:
+            if self._depth == 1 and self._fd is not None:
                 try:
                     fcntl.flock(self._fd, fcntl.LOCK_UN)
                 except OSError:
                     pass
         finally:
+            self._depth -= 1
             self._thread.release()
 
 
@@ -181,6 +186,9 @@ class SQLiteStore:
         Only with SANZHANG_SQLITE_SYNC=FULL, where each commit waits for the disk: measured
         (2 processes × 8 threads inserting reports) +40–50 % there, −12 % at NORMAL, whose commits
         cost no fsync — so at NORMAL each statement stays its own transaction."""
+        if getattr(self._local, "depth", 0):
+            # Inside this thread's transaction: it holds the write lock and commits at its end.
+            return self.connection().execute(sql, params)
         if not self._group_commit:
             with self.write_lock:
                 return self.connection().execute(sql, params)
@@ -194,6 +202,49 @@ class SQLiteStore:
                 with self.write_lock:
                     _run_batch(self.connection(), batch)
         return item.result()
+
+    @contextmanager
+    def transaction(self):
+        """This thread's writes inside the block are one transaction, committed at its end; one
+        that raises undoes them all. Nested, it is a savepoint: the inner block's writes are undone
+        alone when it raises, and the outer one goes on (a consumer's batch: issue 16).
+
+        The outermost holds the write lock (this process's threads and the other processes on the
+        file wait) from BEGIN IMMEDIATE to COMMIT, so keep it short; reads inside see its writes."""
+        conn = self.connection()
+        depth = getattr(self._local, "depth", 0)
+        if depth:
+            with self._savepoint(conn, depth):
+                yield
+            return
+        with self.write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            self._local.depth = 1
+            try:
+                yield
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._local.depth = 0
+
+    @contextmanager
+    def _savepoint(self, conn: sqlite3.Connection, depth: int):
+        name = f"unit{depth}"
+        conn.execute(f"SAVEPOINT {name}")
+        self._local.depth = depth + 1
+        try:
+            yield
+        except BaseException:
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+            raise
+        else:
+            conn.execute(f"RELEASE {name}")
+        finally:
+            self._local.depth = depth
 
     def connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -306,23 +357,17 @@ class SQLiteCollection:
         results: list = []
         if not statements:
             return results
-        with self.store.write_lock:
+        # The store's transaction: its own, or a savepoint inside a caller's (a consumer's batch).
+        with self.store.transaction():
             conn = self.store.connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for (doc, sql, params), (_, version, _) in zip(statements, items):
-                    try:  # a failing statement is undone alone; the transaction goes on
-                        changed = conn.execute(sql, params).rowcount == 1
-                    except sqlite3.IntegrityError as exc:
-                        results.append(DuplicateKey(str(exc)))
-                        continue
-                    results.append(doc if changed else
-                                   VersionConflict(f"{self.name}/{doc['_id']} is not at version {version}"))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            for (doc, sql, params), (_, version, _) in zip(statements, items):
+                try:  # a failing statement is undone alone (SQLite's statement rollback); the rest go on
+                    changed = conn.execute(sql, params).rowcount == 1
+                except sqlite3.IntegrityError as exc:
+                    results.append(DuplicateKey(str(exc)))
+                    continue
+                results.append(doc if changed else
+                               VersionConflict(f"{self.name}/{doc['_id']} is not at version {version}"))
         return results
 
     def upsert(self, doc: dict) -> dict:
@@ -341,6 +386,9 @@ class SQLiteCollection:
     def delete(self, doc_id: str) -> bool:
         cur = self.store.write(f"DELETE FROM {self.table} WHERE _id = ?", (doc_id,))
         return cur.rowcount == 1
+
+    def transaction(self):
+        return self.store.transaction()
 
     def claim_due(self, field: str, now: str, lease_until: str, limit: int = 100,
                   fields: Sequence[str] | None = None) -> list[dict]:

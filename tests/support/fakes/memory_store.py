@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+from contextlib import contextmanager
 from typing import Any, Iterable, Mapping, Sequence
 
 from shared.storage.port import (RANGE_OPS, DuplicateKey, Index, Metric, StorageError, UndeclaredField,
@@ -94,6 +95,11 @@ class MemoryStore:
             self._collections[name] = MemoryCollection(self, name, tuple(indexes), tuple(columns))
         return self._collections[name]
 
+    @contextmanager
+    def transaction(self):
+        # Like MongoDB: each write is stored as it is made.
+        yield
+
     def ping(self) -> bool:
         return not self.closed
 
@@ -173,6 +179,9 @@ class MemoryCollection:
             if found:
                 self._record("delete", doc_id)
         return found
+
+    def transaction(self):
+        return self.store.transaction()
 
     def claim_due(self, field: str, now: str, lease_until: str, limit: int = 100,
                   fields: Sequence[str] | None = None) -> list[dict]:
