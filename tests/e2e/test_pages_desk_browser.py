@@ -8,34 +8,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.dispatch import transitions
 from shared.clock import iso
-from shared.domain.ids import case_id_for
 from shared.web import create_app
 from tests.e2e.test_pages_browser import Checker, axe, browser, errors, fill, loaded, server, sign_in, system  # noqa: F401
 from tests.support.dispatch import TOWNSHIP, posts
-from tests.support.escalation import dept_id, setup_city
+from tests.support.escalation import dept_id, referred_case, setup_city
 from tests.support.pages import noisy_png, set_files
 from tests.support.runtime import ADMIN_HEADERS, token
 from tests.support.signin import Phone
 
 CLERK = "13700000041"
 STAFF = "13700000042"
-
-
-def referred_case(system, web, demo) -> str:
-    """A resident's roof leak, referred up by the township: 住建局 leads, 电信 and 民政局 co-handle."""
-    resp = web.post("/api/v1/reports", headers=token(system, "client"), json={
-        "township": TOWNSHIP, "category": "housing", "description": "3栋屋顶漏水，雨天家里到处是水",
-        "reporter_phone": "13812345678", "channel": "mini_program", "address": demo["address"]})
-    assert resp.status_code == 201, resp.json
-    assert system.drain()
-    case_id = case_id_for(resp.json["id"])
-    system.service("dispatch").api["cases"].mutate(
-        case_id, lambda c: transitions.refer(c, system.clock.now(), reason="需要部门协调解决",
-                                             actor=transitions.Actor("清溪镇李干事", "staff")))
-    assert system.drain()
-    return case_id
 
 
 def test_a_clerk_signs_off_with_a_photo_and_the_township_sees_it(system, demo, server, browser, axe, tmp_path):

@@ -94,3 +94,25 @@ def delivered(type_: str, township: str, payload: dict, **kw) -> dict:
     import json
 
     return load_event(json.loads(json.dumps(make_event(type_, township, payload, **kw))))
+
+
+def referred_case(system, web, demo, category: str = "housing",
+                  description: str = "3栋屋顶漏水，雨天家里到处是水", phone: str = "13812345678") -> str:
+    """A resident's report through intake, referred up by the township's staff (for housing: 住建局
+    leads, 电信 and 民政局 co-handle); returns the case id once every service has it."""
+    from services.dispatch import transitions
+    from shared.domain.ids import case_id_for
+    from tests.support.runtime import token
+
+    resp = web.post("/api/v1/reports", headers=token(system, "client"), json={
+        "township": TOWNSHIP, "category": category, "description": description,
+        "reporter_phone": phone, "channel": "mini_program", "address": demo["address"]})
+    assert resp.status_code == 201, resp.json
+    assert system.drain()
+    case_id = case_id_for(resp.json["id"])
+    system.service("dispatch").api["cases"].mutate(
+        case_id, lambda c: transitions.refer(c, system.clock.now(), reason="需要部门协调解决",
+                                             actor=transitions.Actor("清溪镇李干事", "staff")))
+    assert system.drain()
+    return case_id
+

@@ -11,11 +11,9 @@ import json
 
 import pytest
 
-from services.dispatch import transitions
-from shared.domain.ids import case_id_for
 from shared.events import load_event
 from shared.web import create_app
-from tests.support.escalation import NEIGHBOUR, TOWNSHIP, dept_id, setup_city
+from tests.support.escalation import NEIGHBOUR, TOWNSHIP, dept_id, referred_case, setup_city
 from tests.support.runtime import ADMIN_HEADERS, token
 from tests.support.signin import Phone
 
@@ -68,21 +66,6 @@ def signed_in(system, phone: str, address: str):
 
 def csrf(client) -> str:
     return client.get("/api/v1/me").json["csrf_token"]
-
-
-def referred_case(system, web, demo) -> str:
-    """A resident's report, referred up by the township (住房物业: 住建局 leads, 电信 and 民政局 co-handle)."""
-    resp = web.post("/api/v1/reports", headers=token(system, "client"), json={
-        "township": TOWNSHIP, "category": "housing", "description": "3栋屋顶漏水，雨天家里到处是水",
-        "reporter_phone": "13812345678", "channel": "mini_program", "address": demo["address"]})
-    assert resp.status_code == 201, resp.json
-    assert system.drain()
-    case_id = case_id_for(resp.json["id"])
-    system.service("dispatch").api["cases"].mutate(
-        case_id, lambda c: transitions.refer(c, system.clock.now(), reason="需要部门协调解决",
-                                             actor=transitions.Actor("清溪镇李干事", "staff")))
-    assert system.drain()
-    return case_id
 
 
 def post(client, case_id: str, action: str, files=(), **fields):
@@ -183,28 +166,16 @@ def test_files_are_refused_where_an_action_takes_none_and_on_another_departments
     # 签收 takes no files: a file sent with it is ignored, never stored.
     stored = blobs(system)
     assert post(zjj, case_id, "accept", [(JPEG, "a.jpg")]).status_code == 303 and blobs(system) == stored
-    other = referred_case_of(system, web, demo, "road")            # 交通运输局's, not 住建局's
+    other = referred_case(system, web, demo, "road", "村口道路塌陷一个大坑", "13812345679")            # 交通运输局's, not 住建局's
     assert post(zjj, other, "sign_off", [(b"GIF89a", "x.gif")], resolution="已修好").status_code == 404
     assert blobs(system) == stored
 
 
-def referred_case_of(system, web, demo, category: str) -> str:
-    resp = web.post("/api/v1/reports", headers=token(system, "client"), json={
-        "township": TOWNSHIP, "category": category, "description": "村口道路塌陷一个大坑",
-        "reporter_phone": "13812345679", "channel": "mini_program", "address": demo["address"]})
-    assert resp.status_code == 201, resp.json
-    assert system.drain()
-    case_id = case_id_for(resp.json["id"])
-    system.service("dispatch").api["cases"].mutate(
-        case_id, lambda c: transitions.refer(c, system.clock.now(), reason="需要部门协调解决",
-                                             actor=transitions.Actor("清溪镇李干事", "staff")))
-    assert system.drain()
-    return case_id
 
 
 def test_the_departments_api_uploads_files_then_names_them(system, web, demo, city, bus):
     case_id = referred_case(system, web, demo)
-    other = referred_case_of(system, web, demo, "road")
+    other = referred_case(system, web, demo, "road", "村口道路塌陷一个大坑", "13812345679")
 
     def upload(headers, where, *files):
         return web.post(f"/api/v1/department/cases/{where}/files", headers=headers, content_type="multipart/form-data",
