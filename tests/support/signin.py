@@ -58,5 +58,24 @@ def sign_in(web, runtime, phone_box: Phone, phone: str, address: str = "10.0.0.1
     return done.json
 
 
+def sign_in_page(client, runtime, phone: str, next_: str | None = None, address: str = "10.0.0.9"):
+    """Signs the test client in through the pages (/signin): asks for a code, reads it off the
+    'phone', enters it; the client then holds the session cookie. Returns the client."""
+    phone_box = Phone(runtime)
+    before = len(phone_box.messages)
+    asked = client.post("/signin/code", data={"phone": phone}, environ_base={"REMOTE_ADDR": address})
+    challenge_id = asked.get_data(as_text=True).split('name=challenge_id value="')[1].split('"')[0]
+    code = phone_box.wait_for_code(phone, runtime, before)
+    form = {"challenge_id": challenge_id, "sms_code": code, **({"next": next_} if next_ is not None else {})}
+    done = client.post("/signin/verify", data=form)
+    assert done.status_code == 303, code
+    return client
+
+
+def csrf(client) -> str:
+    """The signed-in page session's CSRF token, as the pages' forms carry it."""
+    return client.get("/api/v1/me").json["csrf_token"]
+
+
 def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}

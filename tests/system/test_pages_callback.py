@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from tests.support.dispatch import TOWNSHIP, case, posts, submit
 from tests.support.runtime import ADMIN_HEADERS, token
-from tests.system.test_pages_case_photos import csrf, lead_web, report_of, sign_in  # noqa: F401 (fixture)
+from tests.support.signin import csrf, sign_in_page
+from tests.system.test_pages_case_photos import lead_web, report_of  # noqa: F401 (fixture)
 
 PHONE = "13800000001"   # tests.support.dispatch.submit's reporter
 
@@ -62,7 +63,7 @@ def test_nobody_else_gets_the_page(system, web, demo):
     made = web.post("/api/v1/accounts", headers=ADMIN_HEADERS, json={
         "kind": "staff", "name": "李娟", "phone": "13700000002", "township": TOWNSHIP})
     assert made.status_code == 201
-    staff = sign_in(system, web, "13700000002", "/staff/")
+    staff = sign_in_page(web, system, "13700000002", "/staff/")
     refused = staff.get(link)
     assert refused.status_code == 403 and PHONE not in refused.get_data(as_text=True)
     assert "只给正在办理该诉求的三长" in refused.get_data(as_text=True)

@@ -15,32 +15,18 @@ from shared.domain.ids import case_id_for
 from shared.events import make_event
 from tests.support.dispatch import TOWNSHIP, case, posts, submit
 from tests.support.runtime import ADMIN_HEADERS, token
-from tests.support.signin import Phone
+from tests.support.signin import csrf, sign_in_page
 from tests.system.test_resident_photos import jpeg, png
 
 OTHER = "430382101"
 STAFF_PHONE = "13700000002"
 
 
-def sign_in(system, client, phone: str, where: str):
-    phone_box = Phone(system)
-    asked = client.post("/signin/code", data={"phone": phone}, environ_base={"REMOTE_ADDR": "10.0.0.9"})
-    challenge_id = asked.get_data(as_text=True).split('name=challenge_id value="')[1].split('"')[0]
-    code = phone_box.wait_for_code(phone, system, 0)
-    done = client.post("/signin/verify", data={"challenge_id": challenge_id, "sms_code": code, "next": where})
-    assert done.status_code == 303, code
-    return client
-
-
 @pytest.fixture
 def lead_web(system, web, demo):
     """The test client signed in through the pages as the demo path's 邻长."""
     assert system.drain(15)
-    return sign_in(system, web, posts(system)["neighbourhood"]["lead"]["phone"], "/lead/")
-
-
-def csrf(client) -> str:
-    return client.get("/api/v1/me").json["csrf_token"]
+    return sign_in_page(web, system, posts(system)["neighbourhood"]["lead"]["phone"], "/lead/", "10.0.0.9")
 
 
 def report_of(system, case_id: str) -> dict:
@@ -100,7 +86,7 @@ def test_the_staff_case_page_shows_the_photos(system, web, demo):
     made = web.post("/api/v1/accounts", headers=ADMIN_HEADERS, json={
         "kind": "staff", "name": "李娟", "phone": STAFF_PHONE, "township": TOWNSHIP})
     assert made.status_code == 201
-    staff = sign_in(system, web, STAFF_PHONE, "/staff/")
+    staff = sign_in_page(web, system, STAFF_PHONE, "/staff/")
     case_id = submit(system, staff)
     report = report_of(system, case_id)
     up = web.post(f"/api/v1/reports/{report['_id']}/photos", data={"file": (io.BytesIO(jpeg()), "a.jpg"), "phone_last4": "0001"},
@@ -137,7 +123,7 @@ def test_the_walls(system, web, lead_web):
     case_id = accepted(system, lead_web)
     report_id = case(system, case_id)["report_id"]
     # a lead of another post (the 组长 above) may neither send nor read the case's photos
-    other_post = sign_in(system, web.application.test_client(), posts(system)["group"]["lead"]["phone"], "/lead/")
+    other_post = sign_in_page(web.application.test_client(), system, posts(system)["group"]["lead"]["phone"], "/lead/")
     refused = send(other_post, case_id, report_id, [(png(), "a.png")], token_value=csrf(other_post))
     assert refused.status_code == 403 and "只有经办该诉求的三长可以上传照片" in refused.get_data(as_text=True)
     sent = send(lead_web, case_id, report_id, [(png(), "a.png")], token_value=csrf(lead_web))

@@ -15,7 +15,7 @@ from shared.events import load_event
 from shared.web import create_app
 from tests.support.escalation import NEIGHBOUR, TOWNSHIP, dept_id, referred_case, setup_city
 from tests.support.runtime import ADMIN_HEADERS, token
-from tests.support.signin import Phone
+from tests.support.signin import csrf, sign_in_page
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF" + b"\x11" * 2000
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x22" * 1500
@@ -53,19 +53,7 @@ def city(system, web, demo):
 
 def signed_in(system, phone: str, address: str):
     """A browser of its own (test client) signed in through the pages: the session cookie."""
-    client = create_app(system).test_client()
-    phone_box = Phone(system)
-    before = len(phone_box.messages)
-    asked = client.post("/signin/code", data={"phone": phone}, environ_base={"REMOTE_ADDR": address})
-    challenge_id = asked.get_data(as_text=True).split('name=challenge_id value="')[1].split('"')[0]
-    code = phone_box.wait_for_code(phone, system, before)
-    done = client.post("/signin/verify", data={"challenge_id": challenge_id, "sms_code": code, "next": "/"})
-    assert done.status_code == 303, code
-    return client
-
-
-def csrf(client) -> str:
-    return client.get("/api/v1/me").json["csrf_token"]
+    return sign_in_page(create_app(system).test_client(), system, phone, "/", address)
 
 
 def post(client, case_id: str, action: str, files=(), **fields):
@@ -169,8 +157,6 @@ def test_files_are_refused_where_an_action_takes_none_and_on_another_departments
     other = referred_case(system, web, demo, "road", "村口道路塌陷一个大坑", "13812345679")            # 交通运输局's, not 住建局's
     assert post(zjj, other, "sign_off", [(b"GIF89a", "x.gif")], resolution="已修好").status_code == 404
     assert blobs(system) == stored
-
-
 
 
 def test_the_departments_api_uploads_files_then_names_them(system, web, demo, city, bus):

@@ -11,25 +11,14 @@ import pytest
 from shared.clock import iso
 from tests.support.dispatch import TOWNSHIP, posts
 from tests.support.runtime import token
-from tests.support.signin import Phone
+from tests.support.signin import csrf, sign_in_page
 
 
 @pytest.fixture
 def lead_web(system, web, demo):
     """The test client signed in through the pages as the demo path's 邻长 (the session cookie)."""
     assert system.drain(15)
-    phone_box, lead = Phone(system), posts(system)["neighbourhood"]["lead"]
-    before = len(phone_box.messages)
-    asked = web.post("/signin/code", data={"phone": lead["phone"]}, environ_base={"REMOTE_ADDR": "10.0.0.8"})
-    challenge_id = asked.get_data(as_text=True).split('name=challenge_id value="')[1].split('"')[0]
-    code = phone_box.wait_for_code(lead["phone"], system, before)
-    done = web.post("/signin/verify", data={"challenge_id": challenge_id, "sms_code": code, "next": "/lead/"})
-    assert done.status_code == 303, code
-    return web
-
-
-def csrf(web) -> str:
-    return web.get("/api/v1/me").json["csrf_token"]
+    return sign_in_page(web, system, posts(system)["neighbourhood"]["lead"]["phone"], "/lead/", "10.0.0.8")
 
 
 def visits(system) -> list[dict]:

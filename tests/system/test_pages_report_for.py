@@ -12,7 +12,7 @@ from shared.runtime import SERVICES, Runtime
 from shared.web import create_app
 from tests.support.dispatch import demo_township, posts
 from tests.support.runtime import make_settings
-from tests.support.signin import Phone
+from tests.support.signin import sign_in_page
 
 TOWNSHIP = "430382100"
 PHONE = "13973200001"
@@ -28,13 +28,7 @@ def system(tmp_path, clock):
 
 
 def signed_in_lead(system):
-    web = create_app(system).test_client()
-    phone_box, lead = Phone(system), posts(system)["neighbourhood"]["lead"]
-    asked = web.post("/signin/code", data={"phone": lead["phone"]}, environ_base={"REMOTE_ADDR": "10.0.0.9"})
-    challenge_id = asked.get_data(as_text=True).split('name=challenge_id value="')[1].split('"')[0]
-    code = phone_box.wait_for_code(lead["phone"], system, 0)
-    assert web.post("/signin/verify", data={"challenge_id": challenge_id, "sms_code": code}).status_code == 303
-    return web
+    return sign_in_page(create_app(system).test_client(), system, posts(system)["neighbourhood"]["lead"]["phone"])
 
 
 def reports(system) -> list[dict]:

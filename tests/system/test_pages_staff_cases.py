@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.dispatch import TOWNSHIP, case, posts, submit
 from tests.support.runtime import ADMIN_HEADERS
-from tests.support.signin import Phone
+from tests.support.signin import csrf, sign_in_page
 
 STAFF_PHONE = "13700000002"
 OTHER = "430382101"
@@ -21,17 +21,7 @@ def staff_web(system, web, demo):
     made = web.post("/api/v1/accounts", headers=ADMIN_HEADERS, json={
         "kind": "staff", "name": "李娟", "phone": STAFF_PHONE, "township": TOWNSHIP})
     assert made.status_code == 201, made.get_data(as_text=True)
-    phone_box = Phone(system)
-    asked = web.post("/signin/code", data={"phone": STAFF_PHONE}, environ_base={"REMOTE_ADDR": "10.0.0.8"})
-    challenge_id = asked.get_data(as_text=True).split('name=challenge_id value="')[1].split('"')[0]
-    code = phone_box.wait_for_code(STAFF_PHONE, system, 0)
-    done = web.post("/signin/verify", data={"challenge_id": challenge_id, "sms_code": code, "next": "/staff/"})
-    assert done.status_code == 303, code
-    return web
-
-
-def csrf(web) -> str:
-    return web.get("/api/v1/me").json["csrf_token"]
+    return sign_in_page(web, system, STAFF_PHONE, "/staff/", "10.0.0.8")
 
 
 def test_the_list_filters_the_townships_open_cases(system, staff_web):
