@@ -116,3 +116,20 @@ def referred_case(system, web, demo, category: str = "housing",
     assert system.drain()
     return case_id
 
+
+def record_published(system) -> list[dict]:
+    """Every event the runtime's relay publishes from now on, as consumers load them (so sealed
+    contact fields are opened again), in order."""
+    import json
+
+    published: list[dict] = []
+    publisher = system.relay.publisher
+    original = publisher.publish
+
+    def recording(events):
+        original(events)
+        published.extend(load_event(json.loads(json.dumps(e))) for e in events)
+
+    publisher.publish = recording
+    return published
+

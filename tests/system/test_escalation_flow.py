@@ -4,7 +4,6 @@ resolves the case (department_events.py) and the resident's view says so. Also: 
 re-route, a return ruled back, extensions approved and refused, missed deadlines, an unmatched case."""
 from __future__ import annotations
 
-import json
 
 import pytest
 
@@ -12,10 +11,10 @@ from services.dispatch import department_events, transitions
 from shared.domain.ids import case_id_for
 from shared.domain.workdays import Duration, add
 from shared.cli import _load_demo
-from shared.events import load_event
 from shared.clock import iso, parse_iso
 from tests.support.runtime import ADMIN_HEADERS, token
-from tests.support.escalation import CITY, TOWNSHIP, dept_id, referred_event, report_event, setup_city
+from tests.support.escalation import (CITY, TOWNSHIP, dept_id, record_published, referred_event, report_event,
+                                     setup_city)
 
 
 @pytest.fixture
@@ -26,17 +25,7 @@ def demo(system):
 @pytest.fixture
 def bus(system):
     """Every event the relay publishes, in order."""
-    published: list[dict] = []
-    publisher = system.relay.publisher
-    original = publisher.publish
-
-    def recording(events):
-        original(events)
-        # As consumers see them: loaded, so sealed contact fields are opened again.
-        published.extend(load_event(json.loads(json.dumps(e))) for e in events)
-
-    publisher.publish = recording
-    return published
+    return record_published(system)
 
 
 @pytest.fixture

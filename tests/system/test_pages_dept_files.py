@@ -7,13 +7,11 @@ resident: 404)."""
 from __future__ import annotations
 
 import io
-import json
 
 import pytest
 
-from shared.events import load_event
 from shared.web import create_app
-from tests.support.escalation import NEIGHBOUR, TOWNSHIP, dept_id, referred_case, setup_city
+from tests.support.escalation import NEIGHBOUR, TOWNSHIP, dept_id, record_published, referred_case, setup_city
 from tests.support.runtime import ADMIN_HEADERS, token
 from tests.support.signin import csrf, sign_in_page
 
@@ -27,16 +25,7 @@ STAFF_PHONE = "13700000039"
 @pytest.fixture
 def bus(system):
     """Every event the relay publishes, as consumers load them."""
-    published: list[dict] = []
-    publisher = system.relay.publisher
-    original = publisher.publish
-
-    def recording(events):
-        original(events)
-        published.extend(load_event(json.loads(json.dumps(e))) for e in events)
-
-    publisher.publish = recording
-    return published
+    return record_published(system)
 
 
 @pytest.fixture
