@@ -10,7 +10,7 @@ from pymongo.write_concern import WriteConcern
 
 from .mongo_retry import retrying
 from .port import (DuplicateKey, Index, Metric, StorageError, UndeclaredField, VersionConflict, Where, Sort, check_aggregate,
-                   check_where, empty_row)
+                   check_where, empty_row, replace_each)
 
 
 class MongoStore:
@@ -134,15 +134,7 @@ class MongoCollection:
         return doc
 
     def replace_many(self, items) -> list:
-        # Atomic per document only: one compare-and-set after the other (a bulk write would not say
-        # which of them lost).
-        results: list = []
-        for doc, version, previous in items:
-            try:
-                results.append(self.replace(doc, version, previous))
-            except (VersionConflict, DuplicateKey) as exc:
-                results.append(exc)
-        return results
+        return replace_each(self, items)
 
     def upsert(self, doc: dict) -> dict:
         body = {k: v for k, v in doc.items() if k not in ("_id", "version")}

@@ -116,6 +116,18 @@ def empty_row(by: Sequence[str], metrics: Mapping[str, Metric]) -> dict:
     return row
 
 
+def replace_each(collection, items: Sequence[tuple[dict, int, dict | None]]) -> list:
+    """``replace_many`` for a store without multi-document transactions: one compare-and-set after
+    the other, atomic per document only (a bulk write would not say which of them lost)."""
+    results: list = []
+    for doc, version, previous in items:
+        try:
+            results.append(collection.replace(doc, version, previous))
+        except (VersionConflict, DuplicateKey) as exc:
+            results.append(exc)
+    return results
+
+
 class Collection(Protocol):
     name: str
 

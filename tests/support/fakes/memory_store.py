@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from typing import Any, Iterable, Mapping, Sequence
 
 from shared.storage.port import (RANGE_OPS, DuplicateKey, Index, Metric, StorageError, UndeclaredField,
-                                 VersionConflict, Sort, Where, check_aggregate, check_where, empty_row)
+                                 VersionConflict, Sort, Where, check_aggregate, check_where, empty_row,
+                                 replace_each)
 
 
 def _copy(doc: dict) -> dict:
@@ -155,13 +156,7 @@ class MemoryCollection:
         return _copy(doc)
 
     def replace_many(self, items) -> list:
-        results: list = []
-        for doc, version, previous in items:
-            try:
-                results.append(self.replace(doc, version, previous))
-            except (VersionConflict, DuplicateKey) as exc:
-                results.append(exc)
-        return results
+        return replace_each(self, items)
 
     def upsert(self, doc: dict) -> dict:
         doc = _copy(doc)
