@@ -130,6 +130,16 @@ def current_principal() -> Principal | None:
     return g.principal
 
 
+def page_person(*roles: str) -> Principal | None:
+    """The person signed in on a page (a session, not an API token) in one of ``roles``, or None:
+    every signed-in page (the leads', the staff's, the departments' desk, photos) asks this, and a
+    bearer token without a session never opens a page meant for a person."""
+    principal = current_principal()
+    if principal is None or not principal.session_id or principal.role not in roles:
+        return None
+    return principal
+
+
 def session_cookie() -> str | None:
     return request.cookies.get(SESSION_COOKIE) or request.cookies.get(DEV_SESSION_COOKIE)
 

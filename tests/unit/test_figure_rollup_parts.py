@@ -50,11 +50,13 @@ def test_a_day_rolls_up_counts_sums_and_histograms_and_days_merge_into_periods()
     rows = day_rows("cases", [fact(accepted_on_time=1, time_to_accept_s=1830, resolved=1, time_to_resolve_s=7300),
                               fact(n=2, village_id="v2", accepted_on_time=0, time_to_accept_s=40, breach_count=1),
                               fact()])
-    [township] = rows["township"]
-    assert (township["received"], township["accept_decided"], township["accepted_on_time"], township["breaches"],
-            township["resolved"]) == (4, 3, 1, 2, 1)
-    assert list(unpack(township["acc"])) == [0, 0, 30] and list(unpack(township["res"])) == [121]
-    assert [r["key"] for r in rows["village"]] == [["v1"], ["v2"]]
+    township = rows["township"]  # a day as columns, one entry per group (here one township)
+    assert township["key"] == [["430382100"]]
+    sums = township["sums"]
+    assert (sums["received"], sums["accept_decided"], sums["accepted_on_time"], sums["breaches"],
+            sums["resolved"]) == ([4], [3], [1], [2], [1])
+    assert [list(unpack(t)) for t in township["acc"]] == [[0, 0, 30]] and list(unpack(township["res"][0])) == [121]
+    assert rows["village"]["key"] == [["v1"], ["v2"]] and rows["village"]["sums"]["received"] == [2, 2]
     docs = [{"day": "2026-11-02", "rows": rows["township"]}, {"day": "2026-11-08", "rows": rows["township"]},
             {"day": "2026-11-09", "rows": rows["township"]}]
     [merged] = merge(docs, ["township"])

@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import redirect, request
 from marshmallow import ValidationError
 
-from shared.auth import CSRF_FIELD, current_principal
+from shared.auth import CSRF_FIELD, page_person
 from shared.domain.categories import CATEGORIES
 from shared.pages.text import PHOTO_PROBLEMS
 from shared.pages.web import field_errors
@@ -33,10 +33,7 @@ def _boxes(cases: list[dict]) -> dict[str, list[dict]]:
 
 def lead_routes(bp, pages, desk, issuer, sup=None) -> None:
     def person():
-        principal = current_principal()
-        if principal is None or not principal.session_id or principal.role not in ROLES:
-            return None
-        return principal
+        return page_person(*ROLES)
 
     def signin(where: str):
         return redirect(f"/signin?next={where}", 303)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import redirect, request
 from marshmallow import ValidationError
 
-from shared.auth import CSRF_FIELD, current_principal
+from shared.auth import CSRF_FIELD, page_person
 from shared.domain.categories import CATEGORIES
 from shared.domain.levels import POST_TITLES
 from shared.pages.web import field_errors
@@ -37,10 +37,7 @@ def _filtered(cases: list[dict]) -> dict[str, list[dict]]:
 
 def staff_case_routes(bp, pages, org, desk, issuer) -> None:
     def person(code: str):
-        principal = current_principal()
-        if principal is None or not principal.session_id or principal.role not in STAFF:
-            return None
-        return principal
+        return page_person(*STAFF)
 
     def signin(where: str):
         return redirect(f"/signin?next={where}", 303)

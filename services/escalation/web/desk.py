@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Response, redirect, request
 from marshmallow import ValidationError
 
-from shared.auth import CSRF_FIELD, current_principal
+from shared.auth import CSRF_FIELD, current_principal, page_person
 from shared.domain.phones import mask as mask_phone
 from shared.pages.web import field_errors
 
@@ -29,10 +29,7 @@ DONE = {"accept": "已签收。", "progress": "进展已记录。", "extension":
 
 def desk_routes(bp, pages, service, issuer) -> None:
     def clerk():
-        principal = current_principal()
-        if principal is None or not principal.session_id or principal.role != "department":
-            return None
-        return principal
+        return page_person("department")
 
     @bp.get("/")
     def cases():

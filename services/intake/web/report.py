@@ -6,7 +6,7 @@ import secrets
 from flask import current_app, redirect, request
 from marshmallow import ValidationError
 
-from shared.auth import CSRF_FIELD, current_principal
+from shared.auth import CSRF_FIELD, page_person
 
 from shared.domain.categories import CATEGORIES
 from shared.pages.web import field_errors
@@ -89,10 +89,8 @@ def report_routes(bp, pages, desk, access=None) -> None:
 
 def _lead(township: str):
     """The signed-in lead (page session) of this township, or None."""
-    principal = current_principal()
-    if principal is None or not principal.session_id or principal.role != "lead" or not principal.sees(township):
-        return None
-    return principal
+    principal = page_person("lead")
+    return principal if principal is not None and principal.sees(township) else None
 
 
 def _resident_submit(pages, desk, access, township, name, values, session):
