@@ -73,7 +73,7 @@ def test_medians_are_reported_in_whole_minutes():
 
 
 class Unreachable:
-    def touch_case(self, case):
+    def touch_cases(self, cases):
         raise StoreUnavailable("no primary")
 
 
