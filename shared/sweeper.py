@@ -11,16 +11,19 @@ import threading
 from datetime import timedelta
 from typing import Callable
 
-from .clock import Clock, iso
+from .clock import Clock, iso, parse_iso
 from .storage import Collection
 
 log = logging.getLogger(__name__)
+
+MIN_PAUSE = 0.05  # seconds
 
 
 class DueSweeper:
     def __init__(self, name: str, collection: Collection, field: str, work: Callable[[dict], None],
                  clock: Clock, *, poll: float = 1.0, lease: timedelta = timedelta(seconds=60), batch: int = 200,
-                 work_batch: Callable[[list[dict]], dict[str, Exception]] | None = None):
+                 work_batch: Callable[[list[dict]], dict[str, Exception]] | None = None,
+                 at_due: bool = False):
         self.name = name
         self.collection = collection
         self.field = field
@@ -31,6 +34,9 @@ class DueSweeper:
         self.poll = poll
         self.lease = lease
         self.batch = batch
+        # Sleep until the earliest due time when it comes before the next poll: a burst due at one
+        # instant starts then, not up to a poll later (one indexed look-up per sweep).
+        self.at_due = at_due
         self.fired = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -70,7 +76,8 @@ class DueSweeper:
 
     def next_due(self) -> str | None:
         """The earliest due time waiting (ISO text), or None: lets a virtual clock jump to it."""
-        docs = self.collection.find({self.field: {"$ne": None}}, sort=[(self.field, 1)], limit=1)
+        docs = self.collection.find({self.field: {"$ne": None}}, sort=[(self.field, 1)], limit=1,
+                                    fields=[self.field])
         return docs[0][self.field] if docs else None
 
     def start(self) -> None:
@@ -78,11 +85,24 @@ class DueSweeper:
         self._thread.start()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.poll):
+        while not self._stop.wait(self._pause()):
             try:
                 self.run_once()
             except Exception:
                 log.exception("%s sweep failed", self.name)
+
+    def _pause(self) -> float:
+        """Seconds until the next sweep: the poll, or less when something comes due sooner."""
+        if not self.at_due:
+            return self.poll
+        try:
+            due = self.next_due()
+        except Exception:  # noqa: BLE001 - the store is away: the sweep itself will say so
+            return self.poll
+        if due is None:
+            return self.poll
+        # A floor keeps a clock that stands still (tests) from spinning on a due time just ahead.
+        return min(self.poll, max((parse_iso(due) - self.clock.now()).total_seconds(), MIN_PAUSE))
 
     def stop(self) -> None:
         self._stop.set()

@@ -79,9 +79,10 @@ def build(ctx: Context) -> ServiceParts:
     desk = CaseDesk(org, cases, policies, escalator, ctx.clock)
     timers = SlaTimers(cases, escalator, ctx.clock)
     # Timers are data on the cases: any number of replicas sweep them, each claim is atomic.
-    # A claim's breaches are written together, each still a compare-and-set (firing.py).
+    # A claim's breaches are written together, each still a compare-and-set (firing.py); a burst
+    # starts at its due instant, not up to a poll later (issue 16).
     sweeper = DueSweeper("sla-timers", cases.collection, "timer_due", timers.fire, ctx.clock,
-                         poll=ctx.settings.timer_poll, work_batch=timers.fire_batch)
+                         poll=ctx.settings.timer_poll, work_batch=timers.fire_batch, at_due=True)
     supervision = Supervision(ctx, org, cases, escalator)
     supervision.reachability = book.reachability
     # The resident's loop: reopening on 不满意, following and merging duplicates (resident_loop.py).

@@ -75,7 +75,7 @@ def test_medians_are_reported_in_whole_minutes():
 
 
 class Unreachable:
-    def touch_case(self, case):
+    def touch_cases(self, cases):
         raise StoreUnavailable("no primary")
 
 
@@ -88,3 +88,29 @@ def test_a_case_write_stands_when_its_rollups_cannot_be_written():
     cases.add(doc)
     stored = cases.mutate("c1", lambda c: c.update(status="accepted", accepted_at="2026-11-02T01:30:00.000000Z"))
     assert stored["accepted_on_time"] == 1 and cases.get("c1")["time_to_accept_s"] == 1800
+
+
+class Recording:
+    """Remembers each mark with the statuses the store held when it was made."""
+
+    def __init__(self, collection):
+        self.collection, self.marks = collection, []
+
+    def touch_cases(self, cases):
+        self.marks.append([(c["_id"], self.collection.get(c["_id"])["status"]) for c in cases])
+
+
+def test_a_claims_cases_are_marked_once_after_the_claims_write():
+    clock = FakeClock(datetime(2026, 11, 2, 1, 0, tzinfo=timezone.utc))
+    collection = MemoryStore().collection("cases")
+    cases = CaseFacts(collection, clock)
+    for i in range(3):
+        cases.add({"_id": f"c{i}", "township": "430382100", "created_at": "2026-11-02T01:00:00.000000Z",
+                   "status": "assigned", "step": 1, "level": "neighbourhood", "unit_id": "u1", "timeline": []})
+    cases.rollups = Recording(collection)
+    claimed = [collection.get(f"c{i}") for i in range(3)]
+    failed = cases.mutate_claimed(claimed, lambda doc: cases.mutate(doc["_id"], lambda c: c.update(
+        status="accepted", accepted_at="2026-11-02T01:30:00.000000Z")))
+    assert failed == {}
+    # one touch for the claim, made when every change was stored (a recomputation then reads them)
+    assert cases.rollups.marks == [[("c0", "accepted"), ("c1", "accepted"), ("c2", "accepted")]]

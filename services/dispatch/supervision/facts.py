@@ -299,7 +299,7 @@ class CaseFacts(Aggregates):
     def add(self, doc: dict, events: Iterable[dict] = ()) -> dict:
         doc = derive(dict(doc), self.clock.now(), self.village_of)
         stored = super().add(doc, events)
-        self._roll(stored)
+        self._roll([stored])
         return stored
 
     def mutate(self, doc_id: str, change, *, applying: str | None = None) -> dict:
@@ -312,15 +312,32 @@ class CaseFacts(Aggregates):
             return events
         stored = super().mutate(doc_id, deriving, applying=applying)
         if not before or rolled_view(stored) != before[0]:
-            self._roll(stored)
+            rolls = getattr(self._batch, "rolls", None)
+            if rolls is not None:  # inside mutate_claimed: not written yet, marked after the claim's write
+                rolls.append(stored)
+            else:
+                self._roll([stored])
         return stored
 
-    def _roll(self, case: dict) -> None:
+    def mutate_claimed(self, claimed: list[dict], work) -> dict[str, Exception]:
+        """A claim's changes written together (Aggregates), then the days they changed marked once
+        each, after the write: a burst of breaches in one township-day was one mark (a read and a
+        write, each its own commit) per case, a fifth of the sweeper's time (issue 16)."""
+        self._batch.rolls = []
+        try:
+            failed = super().mutate_claimed(claimed, work)
+        finally:
+            rolls, self._batch.rolls = self._batch.rolls, None
+        self._roll([case for case in rolls if case["_id"] not in failed])
+        return failed
+
+    def _roll(self, cases: list[dict]) -> None:
         """The rollups follow the write; the write stands even when they cannot (the database went
         away between the two): the projector recomputes the day again when the case's event comes back."""
-        if self.rollups is None:
+        if self.rollups is None or not cases:
             return
         try:
-            self.rollups.touch_case(case)
+            self.rollups.touch_cases(cases)
         except StorageError as exc:
-            log.warning("figure rollups of case %s left to its event: %s", case.get("_id"), exc)
+            log.warning("figure rollups of %d case(s) (%s …) left to their events: %s", len(cases),
+                        cases[0].get("_id"), exc)

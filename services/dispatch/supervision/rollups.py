@@ -321,8 +321,14 @@ class Rollups:
     # -- writing ------------------------------------------------------------------------------------
     def touch_case(self, case: dict) -> None:
         """A case's own figure columns changed: the day it was received is due for recomputing."""
-        if case.get("created_at") and case.get("township"):
-            self._mark("cases", case["township"], day_of(case["created_at"]))
+        self.touch_cases([case])
+
+    def touch_cases(self, cases: Iterable[dict]) -> None:
+        """Several cases changed (a sweeper's claim): each day they were received marked once."""
+        days = {(case["township"], day_of(case["created_at"])) for case in cases
+                if case.get("created_at") and case.get("township")}
+        for township, day in sorted(days):
+            self._mark("cases", township, day)
 
     def touch_stints(self, township: str, assigned: Iterable[str]) -> None:
         for day in sorted({day_of(at) for at in assigned if at}):
