@@ -47,6 +47,10 @@ def build(ctx: Context) -> ServiceParts:
         handlers=handlers,
         repos=[service.referrals],
         tasks=tasks,
+        # Its handlers only write to its own store (webhooks go out through their outbox and sweeper):
+        # a batch of events is one transaction, not a commit each (issue 16: report.submitted's copy
+        # was a commit per report).
+        batch_in_transaction=True,
         api={"service": service, "referrals": service.referrals, "directory": service.directory,
              "auth_resolvers": [service.directory.resolve_token], "session_checks": [revocations.allows]},
     )

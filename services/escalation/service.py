@@ -128,15 +128,13 @@ class EscalationService:
         payload = event["payload"]
         now = self.clock.now()
         copy = model.report_copy(payload, event["township"], now)
-        found = self.referrals.collection.find({"report_id": payload["report_id"]}, limit=1)
-        if found:
-            self._attach(found[0]["_id"], copy)
-            return
         try:
             self.copies.insert({"_id": payload["report_id"], **copy, "purge_due": iso(now + COPY_KEEP)})
         except DuplicateKey:
-            return
-        # The referral may have been stored while the copy was being written: look once more.
+            return  # redelivered: the first delivery stored it (and gave it to a referral, if any)
+        # Looked for after the copy is stored, so one look-up serves both orders: a referral stored
+        # earlier (its case.referred came first) or meanwhile adopts the copy now; one stored later
+        # finds the copy itself (on_case_referred). The common case — no referral — reads once.
         found = self.referrals.collection.find({"report_id": payload["report_id"]}, limit=1)
         if found:
             self._adopt_copy(found[0]["_id"], payload["report_id"])

@@ -13,6 +13,7 @@ from shared.domain.phones import mask as mask_phone
 from shared.storage import DuplicateKey, Index, VersionConflict
 
 from .channels.base import OutboundMessage
+from .config import SMS_CHANNELS
 from .recipients import Recipient
 from .templates import render, sms_length
 
@@ -102,6 +103,8 @@ class Deliveries:
         else:
             # If this process dies before the send is claimed, the sweeper picks it up after the lease.
             doc["due_at"] = iso(now + timedelta(seconds=self.settings.send_lease))
+            if self._claimed_by_insert(doc):
+                doc.update(status="sending", counted=True, attempts=1, last_attempt_at=iso(now))
         try:
             # Claiming the notice's slot before sending is what makes a redelivered event send
             # nothing: the second insert finds the first (by id, or by the unique notice slot).
@@ -115,7 +118,20 @@ class Deliveries:
         if hold:
             log.info("notify held until %s delivery=%s recipient=%s", iso(hold), stored["_id"], r.recipient_id)
             return stored
+        if stored["status"] == "sending":
+            return self._send(stored)
         return self._process(stored)
+
+    def _claimed_by_insert(self, doc: dict) -> bool:
+        """A console delivery is stored straight as "sending": one write instead of queued →
+        claimed → sending (issue 16). The insert of the notice's unique slot is already the claim
+        (a redelivery finds it, the sweeper waits out the lease), and the steps skipped — the rate
+        limit, the SMS budget — do not apply to it. Only the console: if this process dies before
+        the send, the sweeper sends a console delivery found "sending" again (it reaches no one),
+        where a provider's would be recorded as unknown and never sent."""
+        channel = self.channels.get(doc["channel"])
+        return (getattr(channel, "name", None) == "console" and doc["channel"] not in SMS_CHANNELS
+                and not self._rate_applies(doc))
 
     def _first_reachable(self, doc: dict, route: list[str], after: str | None = None) -> str | None:
         names = route[route.index(after) + 1:] if after in route else ([] if after else route)

@@ -90,6 +90,11 @@ class Sending:
         changes = dict(status=status, provider_message_id=result.provider_message_id, sent_at=now,
                        delivered_at=now if status == "delivered" else None, error=None, error_detail=None,
                        next_attempt_at=None, due_at=None)
+        # Compare-and-set on the "sending" write first: if it holds, nobody wrote since — no receipt
+        # overtook the send — and the read below is saved (issue 16).
+        stored = self._cas(doc, **changes)
+        if stored is not None:
+            return stored
         current = self.deliveries.get(doc["_id"])
         if current and current.get("receipt"):
             # A receipt (matched by our id) overtook this write: it knows more than "sent".

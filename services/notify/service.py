@@ -92,4 +92,6 @@ class NotifyService(RecipientRules, Deliveries, Sending, Limits, Digests, Receip
     def _local(self, text: str | None) -> str:
         if not text:
             return ""
-        return parse_iso(text).astimezone(self.settings.timezone).strftime("%m月%d日%H:%M")
+        t = parse_iso(text).astimezone(self.settings.timezone)
+        # strftime("%m月%d日%H:%M") spelled out: strftime with non-ASCII text was 6 % of a case event (issue 16)
+        return f"{t.month:02d}月{t.day:02d}日{t.hour:02d}:{t.minute:02d}"
