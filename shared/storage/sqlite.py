@@ -220,6 +220,7 @@ class SQLiteStore:
         with self.write_lock:
             conn.execute("BEGIN IMMEDIATE")
             self._local.depth = 1
+            self._local.noted = {}
             try:
                 yield
                 conn.execute("COMMIT")
@@ -229,6 +230,21 @@ class SQLiteStore:
                 raise
             finally:
                 self._local.depth = 0
+                self._local.noted = {}
+
+    def first_in_transaction(self, key: str) -> bool:
+        """False when this thread's open transaction already noted ``key`` in a part still standing
+        (a savepoint undone forgets what it noted); True otherwise, and always outside a transaction.
+        For a write repeated identically by many messages of one consumer batch (a figure rollup's
+        day mark): once per transaction stores the same thing."""
+        depth = getattr(self._local, "depth", 0)
+        if not depth:
+            return True
+        noted = self._local.noted
+        if key in noted:
+            return False
+        noted[key] = depth
+        return True
 
     @contextmanager
     def _savepoint(self, conn: sqlite3.Connection, depth: int):
@@ -240,9 +256,12 @@ class SQLiteStore:
         except BaseException:
             conn.execute(f"ROLLBACK TO {name}")
             conn.execute(f"RELEASE {name}")
+            self._local.noted = {k: d for k, d in self._local.noted.items() if d <= depth}
             raise
         else:
             conn.execute(f"RELEASE {name}")
+            # What the savepoint noted now stands or falls with the enclosing part.
+            self._local.noted = {k: min(d, depth) for k, d in self._local.noted.items()}
         finally:
             self._local.depth = depth
 
