@@ -145,8 +145,9 @@ class Projector:
     def project_new(self, case: dict) -> None:
         """A newly opened case (DispatchHandlers.on_open), in the transaction that stores it: its
         stints, and its days' rollups (the case's own day is marked by CaseFacts.add). A stint's id
-        is the case's and its step: the case was inserted just now, so its rows are new — inserted
-        without looking for them first (one read fewer a case); ``project`` settles any surprise."""
+        is the case's and its step: a case inserted just now has none, so its rows are inserted
+        without looking for them first (one read fewer a case); on a redelivery, whose case exists
+        and may have moved on, the first row is there and ``project`` brings them all up to date."""
         rows = stint_rows(case)
         try:
             for row in rows:
