@@ -50,10 +50,11 @@ def _gauges(collection) -> dict:
 # Everything dispatch handles (its handlers, supervision's projector, the resident's loop, the
 # departments' verdicts): its queue's bindings are derived from this (shared.runtime.bindings), and
 # the runtime refuses a handler map that differs from it. Its own case.* and sla.* events come back
-# to the supervision projector (stints, points ledger).
+# to the supervision projector (stints, points ledger) — except case.assigned: a new case is projected
+# and linked in the transaction that opens it (DispatchHandlers.on_open; issue 16).
 HANDLES = frozenset({
     "report.submitted", "report.rated", "report.followed", "followup.completed",
-    "case.assigned", "case.accepted", "case.progress", "case.supervised", "case.escalated", "case.reassigned",
+    "case.accepted", "case.progress", "case.supervised", "case.escalated", "case.reassigned",
     "case.resolved", "case.referred", "case.updated", "case.merged", "case.signed_off", "case.returned",
     "sla.warning", "sla.breached",
     "department.assigned", "department.accepted", "department.sla_breached",
@@ -85,6 +86,7 @@ def build(ctx: Context) -> ServiceParts:
                          poll=ctx.settings.timer_poll, work_batch=timers.fire_batch, at_due=True)
     supervision = Supervision(ctx, org, cases, escalator)
     supervision.reachability = book.reachability
+    handlers.on_open.append(supervision.projector.project_new)
     # The resident's loop: reopening on 不满意, following and merging duplicates (resident_loop.py).
     resident_loop = ResidentLoop(org, cases, policies, escalator, ctx.clock)
     # People: accounts, sign-in with a code, sessions (people.py); needs the secret to sign them.
@@ -104,7 +106,7 @@ def build(ctx: Context) -> ServiceParts:
         tasks=[sweeper, *supervision.sweepers],
         api={"org": org, "cases": cases, "policies": policies, "desk": desk, "timers": timers,
              "sweeper": sweeper, "escalator": escalator, "supervision": supervision, "resident_loop": resident_loop,
-             "gauges": _gauges(cases.collection),
+             "gauges": _gauges(cases.collection), "handlers": handlers,
              "contact_book": book, "load_demo": lambda: load_demo(org, book)},
     )
     return with_people(parts, people)
@@ -115,6 +117,7 @@ def with_people(parts: ServiceParts, people: People | None) -> ServiceParts:
     noop = {kind: (lambda event: None) for kind in PEOPLE_HANDLES}
     parts.handlers = merge_handlers(parts.handlers, people.handlers() if people else noop)
     if people:
+        parts.api["handlers"].on_open.append(people.links.link_case)
         parts.blueprints.extend(people.blueprints())
         parts.repos.extend(people.repos)
         parts.api.update(people=people, session_checks=[people.sessions.allows])

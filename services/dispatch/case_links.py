@@ -3,12 +3,15 @@ dispatch's own case events, and resolving a code for a signed-in person who may 
 from __future__ import annotations
 
 from shared.domain.links import is_link_code, link_code
-from shared.storage import Index, Store
+from shared.storage import DuplicateKey, Index, Store
 
 from .desk import CaseNotVisible
 
 # The events that tell someone to act on a case: a message about them may carry its link.
 EVENTS = frozenset({"case.assigned", "case.escalated", "case.reassigned", "case.supervised"})
+# Those dispatch consumes for it: a new case's link is written as the case opens (``link_case``, in the
+# same transaction), so dispatch does not consume its own case.assigned for it (issue 16).
+HANDLED = EVENTS - {"case.assigned"}
 
 
 class CaseLinks:
@@ -18,13 +21,24 @@ class CaseLinks:
         self.links = store.collection("case_links", [Index.on("township")])
 
     def handlers(self) -> dict:
-        return {kind: self.on_case_event for kind in EVENTS}
+        return {kind: self.on_case_event for kind in HANDLED}
 
     def on_case_event(self, event: dict) -> None:
-        case_id = event["payload"]["case_id"]
+        self._link(event["township"], event["payload"]["case_id"])
+
+    def link_case(self, case: dict) -> None:
+        """A newly opened case (DispatchHandlers.on_open): its link is new, so inserted at once; a
+        redelivery's second call finds it there."""
+        try:
+            self.links.insert({"_id": link_code(self.secret, case["_id"]), "township": case["township"],
+                               "case_id": case["_id"]})
+        except DuplicateKey:
+            pass
+
+    def _link(self, township: str, case_id: str) -> None:
         code = link_code(self.secret, case_id)
         if self.links.get(code) is None:
-            self.links.upsert({"_id": code, "township": event["township"], "case_id": case_id})
+            self.links.upsert({"_id": code, "township": township, "case_id": case_id})
 
     def open(self, principal, code: str) -> dict | None:
         """The case a link names, for a caller who may see it; None alike for an unknown code and

@@ -6,7 +6,7 @@ from shared.config import setting
 
 from .accounts import Accounts
 from .accounts_api import build_accounts_blueprint
-from .case_links import EVENTS as LINK_EVENTS, CaseLinks
+from .case_links import HANDLED as LINK_EVENTS, CaseLinks
 from .lead_directory import LeadDirectory
 from .sessions import Sessions
 from .signin import SignIn

@@ -58,6 +58,24 @@ def test_a_nested_block_that_raises_undoes_its_own_writes_alone(stores):
     assert seen_elsewhere.get("kept")["due"] is None
 
 
+def test_first_in_transaction_notes_a_key_once_and_forgets_what_an_undone_savepoint_noted(tmp_path):
+    store = SQLiteStore(tmp_path / "n.db")
+    assert store.first_in_transaction("k") and store.first_in_transaction("k")  # no transaction: always
+    with store.transaction():
+        with store.transaction():
+            assert store.first_in_transaction("kept")
+        with pytest.raises(RuntimeError):
+            with store.transaction():
+                assert store.first_in_transaction("undone")
+                assert not store.first_in_transaction("undone")
+                raise RuntimeError("this message's handler failed")
+        assert not store.first_in_transaction("kept")   # its savepoint was released: it stands
+        assert store.first_in_transaction("undone")      # its write was rolled back: write it again
+    with store.transaction():
+        assert store.first_in_transaction("kept")        # a new transaction starts with nothing noted
+    store.close()
+
+
 def test_a_claim_inside_a_transaction_takes_the_held_write_lock_again(stores):
     docs, seen_elsewhere = stores
     docs.insert({"_id": "a", "due": "2026-01-01T00:00:00Z"})

@@ -72,6 +72,25 @@ def test_a_report_at_a_known_address_goes_to_its_neighbourhoods_lead(dispatch):
     assert "case.assigned" in outbox_types(case) and dispatch.wakes >= 1
 
 
+def test_a_new_case_is_projected_and_linked_as_it_opens_not_by_its_own_case_assigned(dispatch):
+    """Issue 16: dispatch does not consume its own case.assigned; the case's stint row and its short
+    link are written with the case, and a redelivered report writes them again if they are missing."""
+    from services.dispatch.bootstrap import HANDLES
+    from shared.domain.links import link_code
+
+    assert "case.assigned" not in HANDLES and "case.assigned" not in dispatch.parts.handlers
+    case = dispatch.submit()
+    stints = dispatch.api["supervision"].stints
+    links = dispatch.api["people"].links.links
+    code = link_code(dispatch.parts.api["people"].links.secret, case["_id"])
+    assert [s["_id"] for s in stints.find({"case_id": case["_id"]})] == [f"{case['_id']}:1"]
+    assert links.get(code)["case_id"] == case["_id"]
+    stints.delete(f"{case['_id']}:1")   # as if a store without transactions lost them in a crash
+    links.delete(code)
+    dispatch.submit()
+    assert stints.count({"case_id": case["_id"]}) == 1 and links.get(code) is not None
+
+
 def test_a_redelivered_report_opens_nothing_twice(dispatch):
     first = dispatch.submit()
     again = dispatch.submit()

@@ -113,7 +113,8 @@ class Projector:
     def handlers(self) -> dict:
         on_case = self.on_case_event
         return {
-            **{t: on_case for t in ("case.assigned", "case.accepted", "case.progress", "case.supervised",
+            # case.assigned is not here: a new case is projected as it opens (``project_new``).
+            **{t: on_case for t in ("case.accepted", "case.progress", "case.supervised",
                                     "case.escalated", "case.reassigned", "case.resolved", "case.referred",
                                     "case.updated", "sla.warning", "sla.breached", "case.paused", "case.resumed")},
             "report.rated": self.on_rated, "followup.completed": self.on_rated,
@@ -140,6 +141,22 @@ class Projector:
                 self.rollups.touch_case(case)
             self.rollups.touch_stints(case["township"], [r["assigned_at"] for r in rows] if heal else changed)
         return rows
+
+    def project_new(self, case: dict) -> None:
+        """A newly opened case (DispatchHandlers.on_open), in the transaction that stores it: its
+        stints, and its days' rollups (the case's own day is marked by CaseFacts.add). A stint's id
+        is the case's and its step: a case inserted just now has none, so its rows are inserted
+        without looking for them first (one read fewer a case); on a redelivery, whose case exists
+        and may have moved on, the first row is there and ``project`` brings them all up to date."""
+        rows = stint_rows(case)
+        try:
+            for row in rows:
+                self.stints.insert(row)
+        except DuplicateKey:
+            self.project(case)
+            return
+        if self.rollups is not None:
+            self.rollups.touch_stints(case["township"], [r["assigned_at"] for r in rows])
 
     # -- handlers ---------------------------------------------------------------------------------
     def on_case_event(self, event: dict) -> None:

@@ -291,6 +291,8 @@ class Rollups:
         # Days changed since their last recomputation (due: when marked); swept, and settled by reads.
         self.dirty = store.collection("figure_rollup_dirty", DIRTY_INDEXES)
         self.clock = clock
+        # A store without transactions (MongoDB, the test fake) stores every mark as it comes.
+        self._first = getattr(store, "first_in_transaction", None) or (lambda key: True)
         self.facts = {"cases": cases_coll, "stints": stints_coll}
         self.time_field = {"cases": "created_at", "stints": "assigned_at"}
         self._built = False
@@ -336,8 +338,13 @@ class Rollups:
 
     def _mark(self, source: str, township: str, day: str) -> None:
         """One small put per change, whatever the day's size: a burst of a thousand reports in one
-        township-day costs one recomputation, at the next read or sweep, not a thousand."""
-        self.dirty.upsert({"_id": f"{source}:{township}:{day}", "source": source, "township": township,
+        township-day costs one recomputation, at the next read or sweep, not a thousand. Within one
+        transaction (a consumer's batch) the first put of a mark is enough: a recomputation that read
+        the facts before the commit finds the mark's version moved and leaves the mark (settle_one)."""
+        key = f"{source}:{township}:{day}"
+        if not self._first(self.dirty.name + ":" + key):
+            return
+        self.dirty.upsert({"_id": key, "source": source, "township": township,
                            "city": township[:6], "day": day, "due": iso(self.clock.now())})
 
     def settle(self, scope: dict) -> int:
