@@ -31,6 +31,11 @@ class ServiceParts:
     # provider) must not: an effect made before a commit that then never happens is repeated
     # when the message comes again. False: each write commits as it is made; acks still batch.
     batch_in_transaction: bool = False
+    # Event types an earlier version bound this service's queue to and this one no longer declares
+    # (HANDLES), but still handles when one arrives: declaring a queue never removes a binding, so an
+    # upgraded queue keeps receiving them, and what a process of the earlier version published during
+    # a rolling upgrade must not be acked unread (issue 16: dispatch's own case.assigned).
+    retired: frozenset = frozenset()
 
 
 @dataclass

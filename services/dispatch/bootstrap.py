@@ -109,7 +109,18 @@ def build(ctx: Context) -> ServiceParts:
              "gauges": _gauges(cases.collection), "handlers": handlers,
              "contact_book": book, "load_demo": lambda: load_demo(org, book)},
     )
-    return with_people(parts, people)
+    return retire_case_assigned(with_people(parts, people), supervision, people)
+
+
+def retire_case_assigned(parts: ServiceParts, supervision: Supervision, people: People | None) -> ServiceParts:
+    """Versions before issue 16 projected a new case's stints and wrote its link on their own
+    case.assigned. A queue they declared keeps that binding, and a case one of them opened during a
+    rolling upgrade gets its stints and link only from that event: so it is still handled when it
+    arrives (each step idempotent), though no longer bound on a new queue."""
+    heal = [supervision.projector.on_case_event] + ([people.links.on_case_event] if people else [])
+    parts.handlers = merge_handlers(parts.handlers, *({"case.assigned": step} for step in heal))
+    parts.retired = frozenset({"case.assigned"})
+    return parts
 
 
 def with_people(parts: ServiceParts, people: People | None) -> ServiceParts:
