@@ -31,7 +31,9 @@ from .web.account import Access
 REPORT_INDEXES = [Index.on("tracking_no", unique=True), Index.on("township", "status"),
                   # a client's Idempotency-Key: a resent POST finds the report it already made
                   Index.on("idempotency_key", unique=True, present="idempotency_key"),
-                  Index.on("outbox_due"), Index.on("resend_due"),
+                  # partial (SQLite): a report is due for its relay or its resend only for a moment;
+                  # the full indexes held a NULL entry for every report ever made, moved on each clear
+                  Index.on("outbox_due", present="outbox_due"), Index.on("resend_due", present="resend_due"),
                   # Open311 listing: a township's reports by date (optionally by category, from the rows)
                   Index.on("township", "submitted_at"),
                   # likely duplicates: same category and place (address, household, ~200 m cell, landing

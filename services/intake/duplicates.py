@@ -33,7 +33,10 @@ OPEN = ("submitted", *OPEN_STATUSES, "referred")
 LIMIT = 5
 PAGE = LIMIT + 3  # a few more than shown: one page usually holds LIMIT that can be suggested
 # What a suggestion is made from: only these are read, not the stored reports whole (issue 16).
-SHOWN = ("tracking_no", "description", "status", "submitted_at", "linked_to", "location")
+SHOWN = ("tracking_no", "description", "status", "submitted_at", "linked_to")
+# ... and the location where the distance is measured (the cells' look-up): each field read is a
+# json_extract parsing the stored report again (SQLite 3.40 keeps no parse between them).
+NEAR_SHOWN = (*SHOWN, "location")
 
 
 def address_key(address: str | None) -> str | None:
@@ -100,7 +103,7 @@ class DuplicateFinder:
         docs: list[dict] = []
         for cell in cells:
             docs += self.collection.find({**self._base(report, since), "geo_cell": cell},
-                                         sort=[("submitted_at", -1)], limit=limit, fields=SHOWN)
+                                         sort=[("submitted_at", -1)], limit=limit, fields=NEAR_SHOWN)
         docs.sort(key=lambda d: d.get("submitted_at") or "", reverse=True)
         return docs[:limit]
 

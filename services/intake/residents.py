@@ -38,6 +38,11 @@ class ResidentTokens:
         # Issued on every accepted report (issue 16): the serializer's own signer, key derived once.
         self._signer = self._serializer.make_signer() if self._serializer else None
         self._key = self._signer.derive_key() if self._signer else None
+        # The signer's HMAC, computed by OpenSSL in one call: itsdangerous hands hmac a Python
+        # wrapper around sha1, which takes hmac's pure-Python road (two hash objects, a key pad
+        # per call). The same bytes; another algorithm keeps itsdangerous's own road.
+        self._digest = self._signer.digest_method().name if self._signer is not None and \
+            type(self._signer.algorithm).__name__ == "HMACAlgorithm" else None
 
     def issue(self, report: dict) -> str | None:
         """What ``URLSafeSerializer.dumps`` makes of the claims, without its per-call signer and key
@@ -47,7 +52,9 @@ class ResidentTokens:
             return None
         claims = json.dumps({"r": report["_id"], "t": report["township"]}, ensure_ascii=False, separators=(",", ":"))
         payload = base64_encode(claims.encode())
-        signature = base64_encode(self._signer.algorithm.get_signature(self._key, payload))
+        mac = hmac.digest(self._key, payload, self._digest) if self._digest \
+            else self._signer.algorithm.get_signature(self._key, payload)
+        signature = base64_encode(mac)
         return RESIDENT_PREFIX + (payload + b"." + signature).decode()
 
     def verify(self, token: str) -> tuple[str, str] | None:

@@ -31,9 +31,20 @@ def short_hash(*parts: str, length: int = 16) -> str:
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:length]
 
 
+_TRACKING_VALUES = len(_TRACKING_ALPHABET) ** 8
+
+
 def tracking_number() -> str:
-    """8 characters from a 31-letter alphabet: ~8.5e11 values, unguessable enough to pair with a phone check."""
-    return "".join(secrets.choice(_TRACKING_ALPHABET) for _ in range(8))
+    """8 characters from a 31-letter alphabet: ~8.5e11 values, unguessable enough to pair with a phone check.
+
+    One draw from the system's randomness, written in base 31: the same uniform choice as eight
+    ``secrets.choice`` calls, an eighth of the system calls (3.6 % of intake's accept path, issue 16)."""
+    value = secrets.randbelow(_TRACKING_VALUES)
+    out = []
+    for _ in range(8):
+        value, digit = divmod(value, 31)
+        out.append(_TRACKING_ALPHABET[digit])
+    return "".join(out)
 
 
 def case_id_for(report_id: str) -> str:
