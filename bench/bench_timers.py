@@ -18,6 +18,9 @@ Then, each phase in a fresh process so its RSS is its own (resource.getrusage ru
   group lead (chain look-ups, policy, working-day deadlines, two validated events, one
   compare-and-set write; a claim's writes in one transaction). The outbox relay is not running:
   publishing is measured elsewhere.
+* **dispatch, 2 workers**: the same, as deployed (``SANZHANG_WEB_WORKERS=2``: each gunicorn worker
+  runs its own sweeper), two processes claiming disjoint batches of the same burst; lateness over
+  both processes' firings, CPU summed over both.
 * **raw sqlite3 baseline**: the same claim statement (UPDATE … RETURNING with a lease) and, per
   claimed row, a JSON round trip and a compare-and-set UPDATE: the floor the storage sets.
 
@@ -235,8 +238,61 @@ def run_worker(data_dir: str, due_batch: int, poll: float, batch: int) -> dict:
             "escalated": escalated, "empty_claim_us": empty, "cpu_ms": cpu * 1000 / max(len(done), 1)}
 
 
-def _measure(sweeper, done: list[float], starts: list[float]) -> None:
-    """Wraps the sweeper's work: a firing counts as done when it is stored (a batch's at its commit)."""
+def run_workers(data_dir: str, due_batch: int, poll: float, batch: int, processes: int = 2) -> dict:
+    """As deployed: every gunicorn worker of dispatch runs its own sweeper (SANZHANG_WEB_WORKERS=2),
+    each claiming its own batches (a claim is atomic). Lateness over all firings of all processes."""
+    ctx = get_context("spawn")
+    ready, out, fired, stop = ctx.Queue(), ctx.Queue(), ctx.Value("i", 0), ctx.Event()
+    procs = [ctx.Process(target=_sweeping, args=(data_dir, poll, batch, k == 0, ready, out, fired, stop))
+             for k in range(processes)]
+    for proc in procs:
+        proc.start()
+    for _ in procs:
+        ready.get(timeout=300)
+    restore(data_dir, due_batch)
+    due = datetime.now(timezone.utc) + timedelta(seconds=START_AFTER)
+    visible = max(due.timestamp(), arm(data_dir, due_batch, due))
+    deadline = time.monotonic() + 600
+    while fired.value < due_batch and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    results = [out.get(timeout=300) for _ in procs]
+    for proc in procs:
+        proc.join(60)
+    done = [t for r in results for t in r["done"]]
+    return {**_lateness(done, visible, min(r["start"] for r in results if r["start"])),
+            "rss_before_mb": max(r["rss_before_mb"] for r in results), "rss_peak_mb": max(r["rss_peak_mb"] for r in results),
+            "escalated": sum(r["escalated"] for r in results), "empty_claim_us": float("nan"),  # NaN: printed as –
+            "cpu_ms": sum(r["cpu_s"] for r in results) * 1000 / max(len(done), 1)}
+
+
+def _sweeping(data_dir: str, poll: float, batch: int, counts: bool, ready, out, fired, stop) -> None:
+    """One dispatch process of ``run_workers``: sweeps until told to stop, then says what it fired."""
+    from shared.runtime import Runtime
+
+    runtime = Runtime(_settings(data_dir, poll), ["dispatch"], consume=False)
+    api = runtime.service("dispatch").api
+    sweeper = api["sweeper"]
+    sweeper.batch = batch
+    rss_before = _rss_mb()
+    done: list[float] = []
+    starts: list[float] = []
+    _measure(sweeper, done, starts, fired)
+    cpu = _cpu_s()
+    sweeper.start()
+    ready.put(os.getpid())
+    stop.wait(900)
+    sweeper.stop()
+    cpu = _cpu_s() - cpu
+    escalated = api["cases"].collection.count({"level": "group"}) if counts else 0
+    out.put({"done": done, "start": starts[0] if starts else None, "cpu_s": cpu, "rss_before_mb": rss_before,
+             "rss_peak_mb": _rss_mb(), "escalated": escalated})
+    runtime.stop()
+
+
+def _measure(sweeper, done: list[float], starts: list[float], fired=None) -> None:
+    """Wraps the sweeper's work: a firing counts as done when it is stored (a batch's at its commit);
+    ``fired``, a shared counter, tells a parent process how many are done."""
     fire, fire_batch = sweeper.work, getattr(sweeper, "work_batch", None)
 
     def measured(doc: dict) -> None:
@@ -244,6 +300,9 @@ def _measure(sweeper, done: list[float], starts: list[float]) -> None:
             starts.append(time.time())
         fire(doc)
         done.append(time.time())
+        if fired is not None:
+            with fired.get_lock():
+                fired.value += 1
 
     def measured_batch(docs: list[dict]) -> dict:
         if not starts:
@@ -251,6 +310,9 @@ def _measure(sweeper, done: list[float], starts: list[float]) -> None:
         failed = fire_batch(docs)
         at = time.time()
         done.extend(at for doc in docs if doc["_id"] not in failed)
+        if fired is not None:
+            with fired.get_lock():
+                fired.value += len(docs) - len(failed)
         return failed
 
     sweeper.work = measured
@@ -334,13 +396,20 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
         base = _in_fresh_process(run_baseline, str(work), args.due, args.poll, args.batch)
         worker = _in_fresh_process(run_worker, str(work), args.due, args.poll, args.batch)
+        pair = run_workers(str(work), args.due, args.poll, args.batch)
     finally:
         if not args.dir:
             shutil.rmtree(work, ignore_errors=True)
     assert worker["escalated"] == args.due, f"escalated {worker['escalated']} of {args.due}"
+    assert pair["escalated"] == args.due and pair["fired"] == args.due, f"two workers: {pair['escalated']}, {pair['fired']}"
     _print_table(args, [("dispatch worker (breach → escalate)", worker),
+                        ("dispatch, 2 workers (as deployed: SANZHANG_WEB_WORKERS=2)", pair),
                                 ("raw sqlite3 baseline (claim + CAS write)", base)])
     return 0
+
+
+def _us(value: float) -> str:
+    return "–" if value != value else f"{value:.0f}"  # NaN: not measured in that phase
 
 
 def _print_table(args, results) -> None:
@@ -353,7 +422,7 @@ def _print_table(args, results) -> None:
           "| fired/s | CPU ms/firing |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in results:
-        print(f"| {name} | {r['rss_before_mb']:.0f} | {r['rss_peak_mb']:.0f} | {r['empty_claim_us']:.0f} | "
+        print(f"| {name} | {r['rss_before_mb']:.0f} | {r['rss_peak_mb']:.0f} | {_us(r['empty_claim_us'])} | "
               f"{r['p50_ms']:,.0f} | {r['p99_ms']:,.0f} | {r['max_ms']:,.0f} | {r['per_s']:,.0f} | "
               f"{r['cpu_ms']:.2f} |")
     worker = results[0][1]
