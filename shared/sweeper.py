@@ -76,7 +76,10 @@ class DueSweeper:
 
     def next_due(self) -> str | None:
         """The earliest due time waiting (ISO text), or None: lets a virtual clock jump to it."""
-        docs = self.collection.find({self.field: {"$ne": None}}, sort=[(self.field, 1)], limit=1,
+        # Due times are ISO text, so ``>= ""`` is "set" — a range an index serves on every adapter,
+        # where ``$ne: None`` is a collection scan on some MongoDB servers (SecantusDB) and this runs
+        # before every sweep of the SLA timers (at_due).
+        docs = self.collection.find({self.field: {"$gte": ""}}, sort=[(self.field, 1)], limit=1,
                                     fields=[self.field])
         return docs[0][self.field] if docs else None
 
