@@ -27,18 +27,16 @@ class CaseLinks:
         self._link(event["township"], event["payload"]["case_id"])
 
     def link_case(self, case: dict) -> None:
-        """A newly opened case (DispatchHandlers.on_open): its link is new, so inserted at once; a
-        redelivery's second call finds it there."""
-        try:
-            self.links.insert({"_id": link_code(self.secret, case["_id"]), "township": case["township"],
-                               "case_id": case["_id"]})
-        except DuplicateKey:
-            pass
+        """A newly opened case (DispatchHandlers.on_open), in the transaction that stores it."""
+        self._link(case["township"], case["_id"])
 
     def _link(self, township: str, case_id: str) -> None:
-        code = link_code(self.secret, case_id)
-        if self.links.get(code) is None:
-            self.links.upsert({"_id": code, "township": township, "case_id": case_id})
+        """A case's link is derived from its id, so it never changes: inserted once, and a second
+        call (a redelivery, a later event of the case) finds it there."""
+        try:
+            self.links.insert({"_id": link_code(self.secret, case_id), "township": township, "case_id": case_id})
+        except DuplicateKey:
+            pass
 
     def open(self, principal, code: str) -> dict | None:
         """The case a link names, for a caller who may see it; None alike for an unknown code and

@@ -38,7 +38,7 @@ def handling_routes(bp, pages, loop) -> None:
         if not session_cookie():
             return _refused(pages, 401, "请先登录", back)
         try:
-            principal = current_principal()   # reads the form for its CSRF token
+            principal = page_person(*ROLES)   # reads the form for its CSRF token
             files = [f.read(photo_rules.MAX_BYTES + 1) for f in request.files.getlist("photos") if f.filename]
         except RequestEntityTooLarge:
             return _problem("size", back)
@@ -46,7 +46,7 @@ def handling_routes(bp, pages, loop) -> None:
             if exc.code == 403:   # the CSRF token: the page is older than the session
                 return _problem("expired", back)
             raise
-        if page_person(*ROLES) is None:   # the same principal, read above (inside the guard)
+        if principal is None:
             return _refused(pages, 401, "请先登录", back)
         report = loop.find(ref)
         if report is None or not principal.sees(report["township"]):
