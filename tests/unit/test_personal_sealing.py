@@ -66,3 +66,39 @@ def test_an_email_is_a_contact_field_like_a_phone():
     sealed = personal.seal_tree({"reporter_email": "alex@example.org", "note": "x"})
     assert sealed["reporter_email"].startswith("sealed:v1:") and sealed["note"] == "x"
     assert personal.open_tree(sealed)["reporter_email"] == "alex@example.org"
+
+
+def _sealed_as_before(value):
+    """The walk as first written (one call per value): the faster one must seal exactly the same."""
+    if isinstance(value, dict):
+        return {k: (("SEALED", v) if personal.is_personal(k) and isinstance(v, str) and v
+                    and not v.startswith(personal.PREFIX) else _sealed_as_before(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_sealed_as_before(v) for v in value]
+    return value
+
+
+def test_the_walks_seal_and_open_exactly_what_the_simple_walk_did(monkeypatch):
+    class Marking:  # seals visibly and deterministically, so the two walks can be compared
+        def seal(self, value):
+            return ("SEALED", value)
+
+    tree = {"phone": "13912345678", "reporter_phone": "", "lead_phone_masked": "139****5678",
+            "already_phone": personal.PREFIX + "x", "n": 3, "flag": None, "t": True,
+            "leads": [{"phone": "13800000003", "name": "周桂香", "tags": ["phone", "13800000004"]},
+                      "13800000005", 7, [{"email": "a@b.c"}]],
+            "nested": {"wecom_openid": "o-1", "deeper": {"contact_email": "x@y.z", "list": []}}}
+    monkeypatch.setattr(personal, "_sealer", Marking())
+    assert personal.seal_tree(tree) == _sealed_as_before(tree)
+    monkeypatch.setattr(personal, "_sealer", None)
+    assert personal.seal_tree(tree) is tree  # no secret: nothing sealed, nothing copied
+
+
+def test_open_tree_opens_sealed_values_under_keys_and_leaves_the_rest():
+    event = submitted()
+    opened = personal.open_tree({"payload": event["payload"], "list": [event["payload"], "x", 1],
+                                 "in_list": [event["payload"]["reporter_phone"]]})
+    assert opened["payload"]["reporter_phone"] == "13912345678"
+    assert opened["list"][0]["reporter_phone"] == "13912345678" and opened["list"][1:] == ["x", 1]
+    # A sealed string directly in a list is not a field: it was never sealed there, nor opened.
+    assert opened["in_list"][0].startswith(personal.PREFIX)
