@@ -7,6 +7,8 @@
 - ``case.returned``: the lead department refused the case as not its responsibility (退单). The case
   stays ``referred`` (the township re-routes it or rules on it in escalation's API); dispatch records
   the return on its timeline so the township's staff see it on the case.
+- ``department.part_submitted``: a co-handling department's opinion (配合意见) and its files, kept on
+  the case and its timeline for the township's staff.
 
 Each handler takes dispatch's case repository, the clock and the event; a redelivered event is a
 no-op (``applying``), and so is an event about a case that is not (or no longer) referred.
@@ -97,7 +99,37 @@ def on_case_returned(cases: Aggregates, clock: Clock, event: dict) -> dict | Non
         return None
 
 
+def on_part_submitted(cases: Aggregates, clock: Clock, event: dict) -> dict | None:
+    """Keeps a co-handling department's opinion (配合意见) and its files on the case, so the township's
+    staff see them beside the lead department's sign-off, not only on the departments' desk."""
+    payload = event["payload"]
+    now = clock.now()
+
+    def change(case: dict):
+        if case.get("status") != "referred":
+            raise Unchanged  # signed off or taken back meanwhile: the opinion stays in escalation
+        part = {"department_id": payload["department_id"], "department_name": payload["department_name"],
+                "note": payload.get("note"), "attachments": list(payload.get("attachments") or []),
+                "at": event["occurred_at"], "by": payload.get("actor")}
+        case.setdefault("department_parts", []).append(part)
+        case["updated_at"] = iso(now)
+        case["timeline"].append(timeline_entry(now, "department_part",
+                                               actor=payload.get("actor") or payload["department_name"],
+                                               actor_role="department", note=payload.get("note"),
+                                               department_id=payload["department_id"],
+                                               department_name=payload["department_name"],
+                                               attachments=part["attachments"] or None))
+        return ()
+
+    try:
+        return cases.mutate(payload["case_id"], change, applying=event["id"])
+    except NotFound:
+        log.warning("department.part_submitted for a case dispatch does not have", extra={"case_id": payload["case_id"]})
+        return None
+
+
 def handlers(cases: Aggregates, clock: Clock) -> dict:
-    """The two handlers bound to dispatch's case repository and clock, keyed by event type."""
+    """The departments' handlers bound to dispatch's case repository and clock, keyed by event type."""
     return {"case.signed_off": functools.partial(on_case_signed_off, cases, clock),
-            "case.returned": functools.partial(on_case_returned, cases, clock)}
+            "case.returned": functools.partial(on_case_returned, cases, clock),
+            "department.part_submitted": functools.partial(on_part_submitted, cases, clock)}
