@@ -68,6 +68,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate
 from shared.domain.categories import CATEGORIES, TIERS
 from shared.domain.levels import DEPARTMENT
 from shared.domain.levels import CHAIN_LEVELS as LEVELS
+from shared.domain.localtime import local_zone
 from shared.domain.workdays import DURATION_PATTERN, Duration, add
 
 DEFAULT_WARN_AT = 0.75
@@ -372,7 +373,8 @@ def deadlines(
     is 1.5wd), not ``warn_at`` of the calendar span: a span that crosses a long holiday
     would otherwise warn while the holiday is still running and most working time is left.
     """
-    return _level_deadlines(_level(_tier(policy, tier), level), assigned_at, tz)
+    # The zone is part of the key: a process may be configured to another one (SANZHANG_TIMEZONE).
+    return _level_deadlines(_level(_tier(policy, tier), level), assigned_at, tz if tz is not None else local_zone())
 
 
 @lru_cache(maxsize=4096)
