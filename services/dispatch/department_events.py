@@ -74,57 +74,41 @@ def on_case_signed_off(cases: Aggregates, clock: Clock, event: dict) -> dict | N
 def on_case_returned(cases: Aggregates, clock: Clock, event: dict) -> dict | None:
     """Records the department's return (reason and evidence) on the case; the township decides in escalation."""
     payload = event["payload"]
-    now = clock.now()
-
-    def change(case: dict):
-        if case.get("status") != "referred":
-            raise Unchanged
-        returned = {"department_id": payload["department_id"], "department_name": payload["department_name"],
-                    "reason": payload["reason"], "evidence": list(payload.get("evidence") or []),
-                    "at": event["occurred_at"], "by": payload.get("actor")}
-        case.setdefault("department_returns", []).append(returned)
-        case["updated_at"] = iso(now)
-        case["timeline"].append(timeline_entry(now, "department_returned",
-                                               actor=payload.get("actor") or payload["department_name"],
-                                               actor_role="department", reason=payload["reason"],
-                                               department_id=payload["department_id"],
-                                               department_name=payload["department_name"],
-                                               evidence=returned["evidence"] or None))
-        return ()
-
-    try:
-        return cases.mutate(payload["case_id"], change, applying=event["id"])
-    except NotFound:
-        log.warning("case.returned for a case dispatch does not have", extra={"case_id": payload["case_id"]})
-        return None
+    return _record_while_referred(cases, clock, event, "department_returns", "department_returned", {
+        "reason": payload["reason"], "evidence": list(payload.get("evidence") or [])})
 
 
 def on_part_submitted(cases: Aggregates, clock: Clock, event: dict) -> dict | None:
     """Keeps a co-handling department's opinion (配合意见) and its files on the case, so the township's
     staff see them beside the lead department's sign-off, not only on the departments' desk."""
     payload = event["payload"]
+    return _record_while_referred(cases, clock, event, "department_parts", "department_part", {
+        "note": payload.get("note"), "attachments": list(payload.get("attachments") or [])})
+
+
+def _record_while_referred(cases: Aggregates, clock: Clock, event: dict, field: str, entry_type: str,
+                           details: dict) -> dict | None:
+    """A department's word on a case still with the departments: kept in ``field`` (with who and
+    when) and on the timeline. A case signed off or taken back meanwhile is left as it is."""
+    payload = event["payload"]
     now = clock.now()
+    department = {"department_id": payload["department_id"], "department_name": payload["department_name"]}
 
     def change(case: dict):
         if case.get("status") != "referred":
-            raise Unchanged  # signed off or taken back meanwhile: the opinion stays in escalation
-        part = {"department_id": payload["department_id"], "department_name": payload["department_name"],
-                "note": payload.get("note"), "attachments": list(payload.get("attachments") or []),
-                "at": event["occurred_at"], "by": payload.get("actor")}
-        case.setdefault("department_parts", []).append(part)
+            raise Unchanged
+        case.setdefault(field, []).append({**department, **details, "at": event["occurred_at"],
+                                           "by": payload.get("actor")})
         case["updated_at"] = iso(now)
-        case["timeline"].append(timeline_entry(now, "department_part",
-                                               actor=payload.get("actor") or payload["department_name"],
-                                               actor_role="department", note=payload.get("note"),
-                                               department_id=payload["department_id"],
-                                               department_name=payload["department_name"],
-                                               attachments=part["attachments"] or None))
+        shown = {k: (v or None) for k, v in details.items()}   # an empty list is left off the entry
+        case["timeline"].append(timeline_entry(now, entry_type, actor=payload.get("actor") or payload["department_name"],
+                                               actor_role="department", **department, **shown))
         return ()
 
     try:
         return cases.mutate(payload["case_id"], change, applying=event["id"])
     except NotFound:
-        log.warning("department.part_submitted for a case dispatch does not have", extra={"case_id": payload["case_id"]})
+        log.warning("%s for a case dispatch does not have", event["type"], extra={"case_id": payload["case_id"]})
         return None
 
 
