@@ -13,7 +13,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validat
 from .clock import iso
 from .domain.ids import derived_id, new_id
 from .payload_check import FastLoader
-from .personal import open_tree, seal_tree
+from .personal import is_personal, open_tree, seal_tree
 
 ENVELOPE_VERSION = 1
 TOWNSHIP_CODE = validate.Regexp(r"^\d{9}$", error="必须是9位行政区划代码")
@@ -365,6 +365,44 @@ class UnknownEventType(ValidationError):
 _ENVELOPE = EnvelopeSchema()
 _SCHEMAS: dict[str, Schema] = {}
 _FAST = FastLoader()  # make_event's road for payloads plain type checks prove (payload_check.py)
+_SEALED_TYPES: dict[str, bool] = {}  # event type → may its payload hold a contact field (below)
+
+# Fields whose loaded value is a plain value: under a key that is not personal, nothing to seal.
+_LEAVES = (fields.String, fields.Number, fields.Boolean, fields.DateTime, fields.Date, fields.Time,
+           fields.TimeDelta, fields.UUID)
+
+
+def _may_hold_personal(schema: Schema, seen: frozenset = frozenset()) -> bool:
+    """Could a payload loaded by ``schema`` carry a contact field anywhere? Judged once per event
+    type from its fields' names and kinds: a personal name, a free mapping (its keys are anyone's),
+    anything not known to be plain, or a schema keeping unknown keys say yes. Sealing walks every
+    value of every event built (issue 16): a case event, which cannot hold one, skips the walk."""
+    if type(schema) in seen or schema.unknown not in (EXCLUDE, RAISE):
+        return True
+    seen = seen | {type(schema)}
+    for name, field in schema.fields.items():
+        if any(is_personal(key) for key in (name, field.attribute, field.data_key) if key):
+            return True
+        if _field_may_hold_personal(field, seen):
+            return True
+    return False
+
+
+def _field_may_hold_personal(field: fields.Field, seen: frozenset) -> bool:
+    if isinstance(field, _LEAVES):
+        return False
+    if isinstance(field, fields.Nested):
+        return _may_hold_personal(field.schema, seen)
+    if isinstance(field, fields.List):
+        return _field_may_hold_personal(field.inner, seen)
+    return True  # a Dict, Raw, Method, Function …: what it holds is not known here
+
+
+def _seals(type_: str, schema: Schema) -> bool:
+    seals = _SEALED_TYPES.get(type_)
+    if seals is None:
+        seals = _SEALED_TYPES[type_] = _may_hold_personal(schema)
+    return seals
 
 
 def _schema(type_: str) -> Schema:
@@ -384,7 +422,9 @@ def make_event(type_: str, township: str, payload: dict[str, Any], *, at: dateti
     (payload_check.py), by marshmallow otherwise — which raises, naming the field, for a bad one."""
     schema = _schema(type_)
     loaded = _FAST.load(schema, payload)
-    body = seal_tree(schema.load(payload) if loaded is None else loaded)
+    body = schema.load(payload) if loaded is None else loaded
+    if _seals(type_, schema):
+        body = seal_tree(body)
     event_id = derived_id(caused_by, type_, key) if caused_by else new_id()
     return {"id": event_id, "type": type_, "township": township, "occurred_at": iso(at),
             "version": ENVELOPE_VERSION, "correlation_id": correlation_id, "payload": body}

@@ -56,20 +56,42 @@ def configure(secret: str | None, previous: str | None = None) -> None:
 def seal_tree(value: Any) -> Any:
     if _sealer is None:
         return value
+    return _sealed(value, _sealer)
+
+
+# The walks below look at a value's type before calling down, so the leaves (most of an event:
+# ids, times, numbers) cost no call of their own; every event built is sealed and every event
+# consumed is opened (issue 16). A string is sealed only under a personal key, and only once.
+
+def _sealed(value: Any, sealer: "Sealer") -> Any:
     if isinstance(value, dict):
-        return {k: (_sealer.seal(v) if is_personal(k) and isinstance(v, str) and v and not v.startswith(PREFIX)
-                    else seal_tree(v)) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            if isinstance(v, str):
+                if v and is_personal(k) and not v.startswith(PREFIX):
+                    v = sealer.seal(v)
+            elif isinstance(v, (dict, list)):
+                v = _sealed(v, sealer)
+            out[k] = v
+        return out
     if isinstance(value, list):
-        return [seal_tree(v) for v in value]
+        return [_sealed(v, sealer) if isinstance(v, (dict, list)) else v for v in value]
     return value
 
 
 def open_tree(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: (_open(v) if isinstance(v, str) and v.startswith(PREFIX) else open_tree(v))
-                for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            if isinstance(v, str):
+                if v.startswith(PREFIX):
+                    v = _open(v)
+            elif isinstance(v, (dict, list)):
+                v = open_tree(v)
+            out[k] = v
+        return out
     if isinstance(value, list):
-        return [open_tree(v) for v in value]
+        return [open_tree(v) if isinstance(v, (dict, list)) else v for v in value]  # sealed only under keys
     return value
 
 

@@ -57,7 +57,7 @@ HANDLES = frozenset({
     "case.accepted", "case.progress", "case.supervised", "case.escalated", "case.reassigned",
     "case.resolved", "case.referred", "case.updated", "case.merged", "case.signed_off", "case.returned",
     "sla.warning", "sla.breached",
-    "department.assigned", "department.accepted", "department.sla_breached",
+    "department.assigned", "department.accepted", "department.sla_breached", "department.part_submitted",
     # pausing the clock: the resident's answer resumes a case paused for them (pause_events.py)
     "report.supplemented", "case.paused", "case.resumed",
     # photos attached to a report after it was made (case_photos.py)

@@ -7,6 +7,8 @@
 - ``case.returned``: the lead department refused the case as not its responsibility (退单). The case
   stays ``referred`` (the township re-routes it or rules on it in escalation's API); dispatch records
   the return on its timeline so the township's staff see it on the case.
+- ``department.part_submitted``: a co-handling department's opinion (配合意见) and its files, kept on
+  the case and its timeline for the township's staff.
 
 Each handler takes dispatch's case repository, the clock and the event; a redelivered event is a
 no-op (``applying``), and so is an event about a case that is not (or no longer) referred.
@@ -72,32 +74,46 @@ def on_case_signed_off(cases: Aggregates, clock: Clock, event: dict) -> dict | N
 def on_case_returned(cases: Aggregates, clock: Clock, event: dict) -> dict | None:
     """Records the department's return (reason and evidence) on the case; the township decides in escalation."""
     payload = event["payload"]
+    return _record_while_referred(cases, clock, event, "department_returns", "department_returned", {
+        "reason": payload["reason"], "evidence": list(payload.get("evidence") or [])})
+
+
+def on_part_submitted(cases: Aggregates, clock: Clock, event: dict) -> dict | None:
+    """Keeps a co-handling department's opinion (配合意见) and its files on the case, so the township's
+    staff see them beside the lead department's sign-off, not only on the departments' desk."""
+    payload = event["payload"]
+    return _record_while_referred(cases, clock, event, "department_parts", "department_part", {
+        "note": payload.get("note"), "attachments": list(payload.get("attachments") or [])})
+
+
+def _record_while_referred(cases: Aggregates, clock: Clock, event: dict, field: str, entry_type: str,
+                           details: dict) -> dict | None:
+    """A department's word on a case still with the departments: kept in ``field`` (with who and
+    when) and on the timeline. A case signed off or taken back meanwhile is left as it is."""
+    payload = event["payload"]
     now = clock.now()
+    department = {"department_id": payload["department_id"], "department_name": payload["department_name"]}
 
     def change(case: dict):
         if case.get("status") != "referred":
             raise Unchanged
-        returned = {"department_id": payload["department_id"], "department_name": payload["department_name"],
-                    "reason": payload["reason"], "evidence": list(payload.get("evidence") or []),
-                    "at": event["occurred_at"], "by": payload.get("actor")}
-        case.setdefault("department_returns", []).append(returned)
+        case.setdefault(field, []).append({**department, **details, "at": event["occurred_at"],
+                                           "by": payload.get("actor")})
         case["updated_at"] = iso(now)
-        case["timeline"].append(timeline_entry(now, "department_returned",
-                                               actor=payload.get("actor") or payload["department_name"],
-                                               actor_role="department", reason=payload["reason"],
-                                               department_id=payload["department_id"],
-                                               department_name=payload["department_name"],
-                                               evidence=returned["evidence"] or None))
+        shown = {k: (v or None) for k, v in details.items()}   # an empty list is left off the entry
+        case["timeline"].append(timeline_entry(now, entry_type, actor=payload.get("actor") or payload["department_name"],
+                                               actor_role="department", **department, **shown))
         return ()
 
     try:
         return cases.mutate(payload["case_id"], change, applying=event["id"])
     except NotFound:
-        log.warning("case.returned for a case dispatch does not have", extra={"case_id": payload["case_id"]})
+        log.warning("%s for a case dispatch does not have", event["type"], extra={"case_id": payload["case_id"]})
         return None
 
 
 def handlers(cases: Aggregates, clock: Clock) -> dict:
-    """The two handlers bound to dispatch's case repository and clock, keyed by event type."""
+    """The departments' handlers bound to dispatch's case repository and clock, keyed by event type."""
     return {"case.signed_off": functools.partial(on_case_signed_off, cases, clock),
-            "case.returned": functools.partial(on_case_returned, cases, clock)}
+            "case.returned": functools.partial(on_case_returned, cases, clock),
+            "department.part_submitted": functools.partial(on_part_submitted, cases, clock)}

@@ -38,9 +38,12 @@ class SlaTimers:
         batch written at once, each a compare-and-set (Aggregates.mutate_claimed); a case a lead
         changed since the claim is done again from what is stored. Returns the failures by id."""
         staged: dict[str, list[dict]] = {}
+        # One instant for the whole claim (the moment it was worked on): its cases escalated
+        # together share their assignment time, so their deadlines are worked out once (sla.py).
+        now = self.clock.now()
 
         def work(doc: dict) -> None:
-            staged[doc["_id"]] = self._fire(doc)
+            staged[doc["_id"]] = self._fire(doc, now)
 
         with self.escalator.org.reading_once():  # a claim climbs the same few chains
             failed = self.cases.mutate_claimed(claimed, work)
@@ -55,9 +58,9 @@ class SlaTimers:
             log.info("sla timer fired: %s", ",".join(e["type"] for e in staged),
                      extra={"case_id": claimed["_id"], "township": claimed.get("township")})
 
-    def _fire(self, claimed: dict) -> list[dict]:
+    def _fire(self, claimed: dict, now: datetime | None = None) -> list[dict]:
         claimed_timer = claimed.get("timer")
-        now = self.clock.now()
+        now = now or self.clock.now()
         staged: list[dict] = []
 
         def change(case: dict):

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
@@ -67,6 +68,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate
 from shared.domain.categories import CATEGORIES, TIERS
 from shared.domain.levels import DEPARTMENT
 from shared.domain.levels import CHAIN_LEVELS as LEVELS
+from shared.domain.localtime import local_zone
 from shared.domain.workdays import DURATION_PATTERN, Duration, add
 
 DEFAULT_WARN_AT = 0.75
@@ -371,7 +373,15 @@ def deadlines(
     is 1.5wd), not ``warn_at`` of the calendar span: a span that crosses a long holiday
     would otherwise warn while the holiday is still running and most working time is left.
     """
-    level_policy = _level(_tier(policy, tier), level)
+    # The zone is part of the key: a process may be configured to another one (SANZHANG_TIMEZONE).
+    return _level_deadlines(_level(_tier(policy, tier), level), assigned_at, tz if tz is not None else local_zone())
+
+
+@lru_cache(maxsize=4096)
+def _level_deadlines(level_policy: LevelPolicy, assigned_at: datetime, tz: str | ZoneInfo | None) -> LevelDeadlines:
+    # A pure function of hashable values (the calendar is fixed at build time): a burst of breaches
+    # escalates many cases to the same level at the same instant (one per claim, firing.py), and
+    # working out four working-day deadlines was a tenth of each firing (issue 16).
     warn_at = level_policy.warn_at
     return LevelDeadlines(
         accept_due=add(assigned_at, level_policy.accept, tz),

@@ -13,6 +13,7 @@ from shared.storage import DuplicateKey
 
 from .channels.base import PermanentSendError, RetryableSendError
 from .config import SMS_CHANNELS
+from .signin_codes import TEMPLATES as CODE_TEMPLATES
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,10 @@ class Sending:
                                   force=bool(doc.get("urgent"))):
                     return self._merge(doc, counter_id, end)
             doc = {**doc, "counted": True}
+        if doc.get("template_key") in CODE_TEMPLATES and not doc.get("code_counted"):
+            if not self._admit_code(doc, now):
+                return self._refuse_code(doc)
+            doc = {**doc, "code_counted": True}   # a fallback's copy keeps it: one code, counted once
         channel = self.channels.get(doc["channel"])
         if channel is None or not channel.can_reach(self._message(doc)):
             return self._give_up(doc, "skipped", "unreachable", "channel absent or cannot reach this recipient")

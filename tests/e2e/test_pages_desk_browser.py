@@ -31,8 +31,10 @@ def test_a_clerk_signs_off_with_a_photo_and_the_township_sees_it(system, demo, s
         assert web.post("/api/v1/accounts", headers=ADMIN_HEADERS,
                         json={"kind": kind, "name": name, "phone": phone, **extra}).status_code == 201
     case_id = referred_case(system, web, demo)
+    report_link = "https://www.example.gov.cn/dx/inspection.pdf"   # a co-department's opinion with a link
     for short in ("dx", "mzj"):
-        for action, body in (("accept", {}), ("part", {"note": "已配合完成检查"})):
+        part = {"note": "已配合完成检查", **({"attachments": [report_link]} if short == "dx" else {})}
+        for action, body in (("accept", {}), ("part", part)):
             assert web.post(f"/api/v1/department/cases/{case_id}/{action}", json=body,
                             headers=depts[short]).status_code == 200
 
@@ -60,8 +62,9 @@ def test_a_clerk_signs_off_with_a_photo_and_the_township_sees_it(system, demo, s
     pages.submit("sign_off-form")
     loaded(browser, "document.querySelector('.notice') !== null", timeout=30)
     assert browser.eval("document.getElementById('status').dataset.status") == "signed_off"
-    links = browser.eval("[...document.querySelectorAll('#timeline .attachments a')].map(a => a.getAttribute('href'))")
-    assert len(links) == 1 and links[0].startswith("/dept/files/")
+    shown_on_desk = browser.eval("[...document.querySelectorAll('#timeline .attachments a')].map(a => a.getAttribute('href'))")
+    links = [url for url in shown_on_desk if url != report_link]   # the desk's history lists the opinion's link too
+    assert report_link in shown_on_desk and len(links) == 1 and links[0].startswith("/dept/files/")
     assert browser.eval(f"fetch({links[0]!r}).then(r => r.status + ' ' + r.headers.get('content-type'))") \
         in ("200 image/jpeg", "200 image/png")                    # shrunk to JPEG by the kit, or sent as it was
     assert system.drain()
@@ -72,7 +75,7 @@ def test_a_clerk_signs_off_with_a_photo_and_the_township_sees_it(system, demo, s
     sign_in(browser, system, phone_box, STAFF)
     loaded(browser, "document.getElementById('department-files') !== null")
     shown = browser.eval("[...document.querySelectorAll('#department-files a')].map(a => a.getAttribute('href'))")
-    assert shown == links
+    assert shown == links + [report_link]   # the sign-off's photo, then the co-department's opinion's link
     assert browser.eval(f"fetch({links[0]!r}).then(r => r.status)") == 200
     pages.check("staff-case-files")
 

@@ -99,7 +99,7 @@ def test_events_for_cases_not_at_the_departments_change_nothing(system, dispatch
 def test_the_handlers_are_keyed_for_wiring(system):
     cases = system.service("dispatch").api["cases"]
     wired = department_events.handlers(cases, system.clock)
-    assert set(wired) == {"case.signed_off", "case.returned"}
+    assert set(wired) == {"case.signed_off", "case.returned", "department.part_submitted"}
     from shared.runtime import bindings
 
-    assert {"case.signed_off", "case.returned"} <= set(bindings()["dispatch"])
+    assert set(wired) <= set(bindings()["dispatch"])

@@ -1,7 +1,7 @@
 """Files on the department desk, over HTTP (no browser): 配合意见, 销号 and 退单 take photos and PDFs;
 a wrong type or size comes back next to the files field with the text kept and nothing stored; a
 retried upload lands once; the files' addresses ride in case.signed_off, department.part_submitted
-and case.returned; the township staff's case page links them; and each file opens only for the
+and case.returned; the township staff's case page links them (the co-handling departments' too); and each file opens only for the
 case's departments and its township's staff (another department, another township, a lead, a
 resident: 404)."""
 from __future__ import annotations
@@ -102,6 +102,12 @@ def test_files_with_the_co_opinion_and_the_sign_off_reach_the_township(system, w
     staff = signed_in(system, STAFF_PHONE, "10.0.0.39")
     page = staff.get(f"/staff/{TOWNSHIP}/cases/{case_id}").get_data(as_text=True)
     assert 'id="department-files"' in page and all(f'href="{u}"' in page for u in urls)
+    # … and the co-handling department's opinion with its file, kept by dispatch when it came.
+    parts = {p["department_id"]: p for p in kept["department_parts"]}
+    assert parts.keys() == {dept_id("mzj"), dept_id("dx")} and parts[dept_id("mzj")]["attachments"] == []
+    assert parts[dept_id("dx")]["attachments"] == [pdf_url] and parts[dept_id("dx")]["note"] == "已完成线路检查，无隐患"
+    assert f'href="{pdf_url}"' in page and "配合意见" in page
+    assert "配合部门意见：" in page and "已完成线路检查，无隐患" in page   # on the timeline, with the department
     desk_page = zjj.get(f"/dept/cases/{case_id}").get_data(as_text=True)
     assert all(f'href="{u}"' in desk_page for u in urls)
 

@@ -496,3 +496,25 @@ def test_default_policy_is_a_fresh_copy():
     first.category_tiers["road"] = "complex"
     assert default_policy().category_tiers["road"] == "difficult"
     assert re.fullmatch(r"\d+(\.\d+)?(wd|s|m|h|d)", DEFAULT_POLICY["tiers"]["general"]["promise"])
+
+
+def test_deadlines_remembered_per_instant_follow_the_process_zone():
+    """A level's deadlines are worked out once per (level policy, instant, zone): a process set to
+    another zone (SANZHANG_TIMEZONE) must not get the deadlines of the zone asked for before."""
+    from shared.domain import localtime
+
+    policy = sla.default_policy()
+    # Friday 17:00 UTC: already Saturday 01:00 in Beijing (not a working day), still Friday in London.
+    at = datetime(2026, 11, 6, 17, 0, tzinfo=timezone.utc)
+    previous = localtime.local_zone()
+    try:
+        localtime.configure("Asia/Shanghai")
+        shanghai = sla.deadlines(policy, "general", "neighbourhood", at)
+        assert sla.deadlines(policy, "general", "neighbourhood", at) is shanghai  # remembered
+        localtime.configure("Europe/London")
+        london = sla.deadlines(policy, "general", "neighbourhood", at)
+        assert london == sla.deadlines(policy, "general", "neighbourhood", at, tz="Europe/London")
+        assert shanghai == sla.deadlines(policy, "general", "neighbourhood", at, tz="Asia/Shanghai")
+        assert london.resolve_due != shanghai.resolve_due  # 0.25wd: the working day depends on the zone
+    finally:
+        localtime.configure(previous.key)

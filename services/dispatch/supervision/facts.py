@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Callable, Iterable
 
 from shared.domain.levels import LEAD_LEVELS  # the 三长: the people who hold points and cards
@@ -60,7 +61,12 @@ CASE_FIGURE_COLUMNS = ["city", "kind", *CASE_GROUPS, *FIGURE_VALUES]
 
 def week_of(at: str) -> str:
     """The local (Beijing time) Monday of the week, as YYYY-MM-DD: the board's trend bucket."""
-    day = parse_iso(at).astimezone(local_zone()).date()
+    return _week_of(at, local_zone())
+
+
+@lru_cache(maxsize=4096)  # every change of a case re-derives it from the same created_at (issue 16)
+def _week_of(at: str, zone) -> str:
+    day = parse_iso(at).astimezone(zone).date()
     return (day - timedelta(days=day.weekday())).isoformat()
 
 
