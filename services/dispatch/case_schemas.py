@@ -29,6 +29,13 @@ class NoteIn(_In):
     note = fields.String(required=True, validate=NOTE, metadata={"example": "已更换路灯灯泡，住户确认恢复照明"})
 
 
+class ResolveIn(NoteIn):
+    dry_run = fields.Boolean(load_default=False, metadata={
+        "description": "true: every check of 办结, nothing stored — answers as 办结 would (200 with the case as "
+                       "it would be, or the same 4xx). Ask it before uploading 办结's photos, so a refused 办结 "
+                       "leaves no photo behind."})
+
+
 class EscalateIn(_In):
     reason = fields.String(required=True, validate=validate.OneOf(list(ESCALATION_REASONS)),
                            metadata={"description": "beyond_ability 超出本级处理能力 / needs_department 需要部门协调"

@@ -13,7 +13,7 @@ import pytest
 from services.intake.photos import MAX_BYTES
 from shared.domain.ids import case_id_for
 from shared.events import make_event
-from tests.support.dispatch import TOWNSHIP, case, posts, submit
+from tests.support.dispatch import TOWNSHIP, case, holder, posts, submit
 from tests.support.runtime import ADMIN_HEADERS, token
 from tests.support.signin import csrf, sign_in_page
 from tests.system.test_resident_photos import jpeg, png
@@ -208,3 +208,58 @@ def test_the_photo_reaches_the_case_over_rabbitmq(tmp_path, amqp_url):
     finally:
         runtime.stop()
         delete_amqp(amqp_url, runtime.names, bindings())
+
+
+def test_banjie_is_checked_before_its_photos_and_a_refused_one_stores_nothing(system, lead_web):
+    """办结 with photos, as the page's script sends it: first the 办结 form is checked (every check,
+    nothing stored), and only a 办结 that would be taken lets the photos go to intake. A bad note
+    (or a case in the wrong state) answers 4xx JSON naming the field — no photo kept, case unchanged."""
+    case_id = accepted(system, lead_web)
+    report_id = case(system, case_id)["report_id"]
+    token_value = csrf(lead_web)
+    check = f"/lead/cases/{case_id}/resolve/check"
+    headers = {"Accept": "application/json"}
+
+    bad = lead_web.post(check, data={"csrf_token": token_value, "note": "好"}, headers=headers)
+    assert bad.status_code == 422 and bad.json == {"field": "note", "message": "请写2到500个字"}
+    missing = lead_web.post(check, data={"csrf_token": token_value}, headers=headers)
+    assert missing.status_code == 422 and missing.json["field"] == "note"
+    assert lead_web.post(check, data={"note": "已更换路灯灯泡"}, headers=headers).status_code == 403  # no CSRF token
+    assert system.drain()
+    assert case(system, case_id)["status"] == "accepted" and not case(system, case_id).get("photos")
+    assert not report_of(system, case_id).get("uploads")
+
+    good = lead_web.post(check, data={"csrf_token": token_value, "note": "已更换路灯灯泡"}, headers=headers)
+    assert good.status_code == 200 and good.json == {"ok": True}
+    assert case(system, case_id)["status"] == "accepted"   # a check stores nothing
+    assert send(lead_web, case_id, report_id, [(png(), "after.png")], token_value=token_value, json=True).status_code == 201
+    assert lead_web.post(f"/lead/cases/{case_id}/resolve",
+                         data={"csrf_token": token_value, "note": "已更换路灯灯泡"}).status_code == 303
+    assert system.drain() and case(system, case_id)["status"] == "resolved"
+
+    # Resolved: a second 办结 would be refused, so its photos are never sent.
+    again = lead_web.post(check, data={"csrf_token": token_value, "note": "再次办结"}, headers=headers)
+    assert again.status_code == 409 and again.json["field"] == "form" and again.json["message"]
+    assert lead_web.post("/lead/cases/nope/resolve/check", data={"csrf_token": token_value, "note": "已办"},
+                         headers=headers).status_code == 404
+
+
+def test_the_page_asks_for_the_check_before_it_uploads(system, lead_web):
+    """kit.js uploads 办结's photos only after the address in data-check said yes."""
+    case_id = accepted(system, lead_web)
+    page = lead_web.get(f"/lead/cases/{case_id}").get_data(as_text=True)
+    assert f'data-check="/lead/cases/{case_id}/resolve/check"' in page
+
+
+def test_the_api_resolves_as_a_dry_run_first(system, web, lead_web):
+    """The API's 办结 takes dry_run: the same answers as 办结, nothing stored (an app checks it
+    before it uploads the photos to intake)."""
+    case_id = accepted(system, lead_web)
+    auth = holder(system, posts(system)["neighbourhood"])
+    bad = web.post(f"/api/v1/cases/{case_id}/resolve", headers=auth, json={"note": " ", "dry_run": True})
+    assert bad.status_code == 422 and "note" in bad.json["errors"]["json"]
+    dry = web.post(f"/api/v1/cases/{case_id}/resolve", headers=auth, json={"note": "已更换路灯灯泡", "dry_run": True})
+    assert dry.status_code == 200 and dry.json["status"] == "resolved"
+    assert system.drain() and case(system, case_id)["status"] == "accepted"
+    done = web.post(f"/api/v1/cases/{case_id}/resolve", headers=auth, json={"note": "已更换路灯灯泡"})
+    assert done.status_code == 200 and case(system, case_id)["status"] == "resolved"
