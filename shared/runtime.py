@@ -21,6 +21,7 @@ from .domain import localtime
 from .messaging.consume import EventWorker
 from .messaging.embedded_bus import EmbeddedBus
 from .messaging.embedded_consume import BusPublisher, BusWorker
+from .messaging.link import BrokerLink
 from .messaging.publish import PikaPublisher
 from .messaging.relay import EMBEDDED_LEASE, LEASE, OutboxRelay
 from .messaging.topology import Names, declare_amqp
@@ -86,6 +87,9 @@ class Runtime:
         self._threads: list[threading.Thread] = []
         self.relay: OutboxRelay | None = None
         self.bus: EmbeddedBus | None = None
+        self.link: BrokerLink | None = None   # RabbitMQ only: declares and attaches, now or once it answers
+        self._attaching = threading.Lock()
+        self._stopping = False
         self.started = False
 
     def service(self, name: str) -> ServiceParts:
@@ -101,9 +105,30 @@ class Runtime:
         # of a relay killed mid-publish go out again within seconds of the restart.
         lease = EMBEDDED_LEASE if self.bus else LEASE
         self.relay = OutboxRelay(repos, publisher, self.clock, self.waker, poll=self.settings.outbox_poll,
-                                 lease=lease)
+                                 lease=lease, ready=self.link.ready if self.link else None)
         self.relay.start()
-        if self.consume:
+        if self.link is None:
+            self._attach_consumers()
+        elif not self.link.try_once():
+            # RabbitMQ is away: serve without it (accepted work waits in the outboxes); the link
+            # declares the topology and attaches the consumers once it answers (messaging/link.py).
+            self.link.start()
+        for parts in self.parts:
+            for task in parts.tasks:
+                task.start()
+        self._warm_up()
+        self._register_gauges()
+        self.started = True
+        return self
+
+    def _attach_consumers(self) -> None:
+        """A consumer per service with handlers; waits (a little) until each is attached. Called at
+        start, or by the broker link's thread once the broker answers."""
+        if not self.consume:
+            return
+        with self._attaching:
+            if self._stopping:
+                return
             for parts in self.parts:
                 if parts.handlers:
                     worker = (BusWorker(self.settings, self.bus, parts.name, parts.handlers) if self.bus
@@ -114,15 +139,9 @@ class Runtime:
                     thread.start()
                     self.workers.append(worker)
                     self._threads.append(thread)
-            for worker in self.workers:
-                worker.attached.wait(timeout=10)
-        for parts in self.parts:
-            for task in parts.tasks:
-                task.start()
-        self._warm_up()
-        self._register_gauges()
-        self.started = True
-        return self
+        for worker in self.workers:
+            worker.attached.wait(timeout=10)
+        self.waker()   # the relay: what waited in the outboxes goes out now
 
     def _warm_up(self) -> threading.Thread | None:
         """Runs the services' warm-ups in one background thread; a failure is logged, never fatal
@@ -165,11 +184,17 @@ class Runtime:
             self.bus = EmbeddedBus(self.settings.data_dir / f"{self.settings.namespace}_bus.db", bindings(),
                                    self.clock, self.settings.sqlite_sync)
             return BusPublisher(self.bus)
-        declare_amqp(self.settings.amqp_url, self.names, self.settings.max_deliveries, bindings())
+        self.link = BrokerLink(lambda: declare_amqp(self.settings.amqp_url, self.names, self.settings.max_deliveries,
+                                                    bindings(), timeout=self.settings.confirm_timeout),
+                               self._attach_consumers)
         return PikaPublisher(self.settings.amqp_url, self.names.exchange, self.settings.confirm_timeout)
 
     def stop(self) -> None:
         """Graceful: no new messages, finish the ones in hand, flush the outbox, close."""
+        with self._attaching:
+            self._stopping = True
+        if self.link:
+            self.link.stop()
         for parts in self.parts:
             for task in parts.tasks:
                 task.stop()
@@ -197,9 +222,16 @@ class Runtime:
         checks = {f"store.{name}": store.ping() for name, store in self.stores.items()}
         # Ready only once every table/index this process declared is in place (issue 15).
         checks.update({f"schema.{name}": store.schema_ready() for name, store in self.stores.items()})
+        if self.link:
+            # The broker: reached (topology declared) and the last publish, if any, confirmed.
+            checks["broker"] = self.link.ready() and not (self.relay and self.relay.failing)
         if self.consume:
             for worker in self.workers:
                 checks[f"consumer.{worker.service}"] = worker.attached.is_set()
+            if self.link and not self.link.ready():
+                for parts in self.parts:   # not attached yet: waiting for the broker
+                    if parts.handlers:
+                        checks[f"consumer.{parts.name}"] = False
         checks["relay"] = bool(self.relay and self.relay._thread and self.relay._thread.is_alive())
         return checks
 

@@ -1,0 +1,95 @@
+"""A service started while RabbitMQ is away (issue: a worker that could not reach the broker at boot
+exited, and gunicorn's master gave up — "Worker failed to boot" — so intake refused residents'
+reports until someone restarted it). Now intake starts and serves without the broker: /healthz
+answers, /readyz says 503 with ``broker: false``, a report is accepted into the outbox; when the
+broker can be reached (a TCP proxy started in front of the real RabbitMQ), the topology is declared,
+the consumer attaches, /readyz turns 200 and the report's event reaches dispatch's queue exactly once."""
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+
+import pika
+
+from shared.auth import Principal, TokenIssuer
+from shared.domain.demo import DEMO_TOWNSHIP
+from tests.support.cluster import Cluster, call, free_port, wait_until
+from tests.support.runtime import SECRET
+from tests.support.tcp_proxy import TcpProxy
+
+
+def _through(amqp_url: str, port: int) -> str:
+    """The same broker URL (user, vhost) with 127.0.0.1:<port> as its address."""
+    parts = urllib.parse.urlsplit(amqp_url)
+    auth = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+    return urllib.parse.urlunsplit((parts.scheme, f"{auth}127.0.0.1:{port}", parts.path, parts.query, ""))
+
+
+def _messages(amqp_url: str, queue: str) -> list[dict]:
+    """Every message now in ``queue`` (read and requeued: the queue keeps them)."""
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        ch = conn.channel()
+        seen, tags = [], []
+        while True:
+            method, _props, body = ch.basic_get(queue, auto_ack=False)
+            if method is None:
+                break
+            seen.append(json.loads(body))
+            tags.append(method.delivery_tag)
+        for tag in tags:
+            ch.basic_nack(tag, requeue=True)
+        return seen
+    finally:
+        conn.close()
+
+
+def test_intake_serves_without_the_broker_and_its_report_goes_out_once_it_is_back(amqp_url, tmp_path):
+    upstream = urllib.parse.urlsplit(amqp_url)
+    port = free_port()
+    proxy = TcpProxy(port, (upstream.hostname or "127.0.0.1", upstream.port or 5672))   # not started: refused
+    cluster = Cluster(_through(amqp_url, port), tmp_path)
+    base = cluster.base["intake"]
+    client = {"Authorization": "Bearer " + TokenIssuer(SECRET).issue(Principal(role="client", townships=(DEMO_TOWNSHIP,)))}
+    try:
+        cluster.start("intake", wait=False)
+        wait_until(lambda: call("GET", base + "/healthz")[0] == 200, timeout=60, what="intake answers")
+        status, ready = call("GET", base + "/readyz")
+        assert status == 503 and ready["status"] == "not ready" and ready["checks"]["broker"] is False, ready
+        assert ready["checks"]["store.intake"] is True
+
+        status, created = call("POST", base + "/api/v1/reports", {
+            "township": DEMO_TOWNSHIP, "address": "韶山村一组12号", "category": "environment",
+            "description": "门口路灯坏了一个星期，晚上出行不安全", "reporter_phone": "13800000001",
+            "channel": "mini_program"}, client)
+        assert status == 201, created
+        time.sleep(3)   # a few of the link's retries: the worker and its master are still there
+        assert cluster.procs["intake"].poll() is None
+        assert call("GET", base + f"/api/v1/reports/{created['id']}", headers=client)[0] == 200
+        assert call("GET", base + "/readyz")[0] == 503
+        assert proxy.accepted == 0
+
+        proxy.start()   # the broker is back
+        cluster.wait_ready("intake", timeout=60)
+        assert call("GET", base + "/readyz")[1]["checks"]["broker"] is True
+
+        queue = f"{cluster.namespace}.dispatch"
+
+        def submitted():
+            return [m for m in _messages(amqp_url, queue)
+                    if m["type"] == "report.submitted" and m["payload"]["report_id"] == created["id"]]
+
+        wait_until(submitted, timeout=30, what="report.submitted in dispatch's queue")
+        time.sleep(2)   # a second publish, if there were one, would be there by now
+        assert len(submitted()) == 1
+        assert cluster.procs["intake"].poll() is None
+        log = cluster.log_text("intake")
+        assert "Worker failed to boot" not in log and "13800000001" not in log
+    finally:
+        for name in list(cluster.procs):
+            cluster.stop(name)
+        if proxy._server is None:
+            proxy.start()   # stop_all deletes the namespace through the cluster's URL
+        cluster.stop_all()
+        proxy.stop()
