@@ -3,7 +3,9 @@ exited, and gunicorn's master gave up — "Worker failed to boot" — so intake 
 reports until someone restarted it). Now intake starts and serves without the broker: /healthz
 answers, /readyz says 503 with ``broker: false``, a report is accepted into the outbox; when the
 broker can be reached (a TCP proxy started in front of the real RabbitMQ), the topology is declared,
-the consumer attaches, /readyz turns 200 and the report's event reaches dispatch's queue exactly once."""
+the consumer attaches, /readyz turns 200 and the report's event reaches dispatch's queue exactly once.
+Lost again later (the proxy stopped, its connections cut), intake keeps accepting, /readyz says 503,
+and the next report's event goes out once the broker is back — each report's event once."""
 from __future__ import annotations
 
 import json
@@ -84,6 +86,26 @@ def test_intake_serves_without_the_broker_and_its_report_goes_out_once_it_is_bac
         time.sleep(2)   # a second publish, if there were one, would be there by now
         assert len(submitted()) == 1
         assert cluster.procs["intake"].poll() is None
+
+        # Lost again while running: still serving, not ready, and a new report goes out once it is back.
+        proxy.stop()
+        status, later = call("POST", base + "/api/v1/reports", {
+            "township": DEMO_TOWNSHIP, "address": "韶山村一组13号", "category": "environment",
+            "description": "垃圾桶满了三天没人清运，气味很大", "reporter_phone": "13800000001",
+            "channel": "mini_program"}, client)
+        assert status == 201, later
+        wait_until(lambda: call("GET", base + "/readyz")[0] == 503, timeout=30, what="not ready while it is away")
+        proxy.start()
+        cluster.wait_ready("intake", timeout=90)
+
+        def both():
+            found = [m for m in _messages(amqp_url, queue) if m["type"] == "report.submitted"]
+            return found if {m["payload"]["report_id"] for m in found} == {created["id"], later["id"]} else None
+
+        wait_until(both, timeout=60, what="the second report's event")
+        time.sleep(2)
+        assert sorted(m["payload"]["report_id"] for m in both()) == sorted([created["id"], later["id"]])
+        assert cluster.procs["intake"].poll() is None
         log = cluster.log_text("intake")
         assert "Worker failed to boot" not in log and "13800000001" not in log
     finally:
@@ -91,5 +113,40 @@ def test_intake_serves_without_the_broker_and_its_report_goes_out_once_it_is_bac
             cluster.stop(name)
         if proxy._server is None:
             proxy.start()   # stop_all deletes the namespace through the cluster's URL
+        cluster.stop_all()
+        proxy.stop()
+
+
+def test_stopped_before_the_broker_came_back_it_exits_cleanly_and_the_next_start_sends_what_it_kept(amqp_url, tmp_path):
+    upstream = urllib.parse.urlsplit(amqp_url)
+    port = free_port()
+    proxy = TcpProxy(port, (upstream.hostname or "127.0.0.1", upstream.port or 5672))
+    cluster = Cluster(_through(amqp_url, port), tmp_path)
+    base = cluster.base["intake"]
+    client = {"Authorization": "Bearer " + TokenIssuer(SECRET).issue(Principal(role="client", townships=(DEMO_TOWNSHIP,)))}
+    try:
+        cluster.start("intake", wait=False)
+        wait_until(lambda: call("GET", base + "/healthz")[0] == 200, timeout=60, what="intake answers")
+        status, created = call("POST", base + "/api/v1/reports", {
+            "township": DEMO_TOWNSHIP, "address": "韶山村一组12号", "category": "environment",
+            "description": "门口路灯坏了一个星期，晚上出行不安全", "reporter_phone": "13800000001",
+            "channel": "mini_program"}, client)
+        assert status == 201, created
+        started = time.monotonic()
+        assert cluster.stop("intake") == 0          # SIGTERM: a graceful exit, not a crash
+        assert time.monotonic() - started < 20
+
+        proxy.start()
+        cluster.start("intake")                     # waits until ready
+        queue = f"{cluster.namespace}.dispatch"
+        wait_until(lambda: [m for m in _messages(amqp_url, queue) if m["payload"].get("report_id") == created["id"]],
+                   timeout=30, what="the kept report's event")
+        time.sleep(2)
+        assert len([m for m in _messages(amqp_url, queue) if m["type"] == "report.submitted"]) == 1
+    finally:
+        for name in list(cluster.procs):
+            cluster.stop(name)
+        if proxy._server is None:
+            proxy.start()
         cluster.stop_all()
         proxy.stop()
