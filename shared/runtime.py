@@ -54,6 +54,22 @@ def check_handlers(parts: ServiceParts, handles: frozenset[str]) -> None:
                            f"{sorted(unbound)}, declared but not handled {sorted(unhandled)}")
 
 
+BROKER_CHECKS = ("broker", "consumer.")
+
+
+def ready(checks: dict[str, bool], broker_reached: bool | None) -> tuple[bool, list[str]]:
+    """The readiness verdict (Kubernetes' readiness probe) from the checks, and the failing checks it
+    waives. Every check counts until the broker has been reached once by this process: a pod that
+    never reached it (a wrong SANZHANG_AMQP_URL in a rollout) stays out of rotation, so a bad rollout
+    stalls instead of replacing the good pods. After that, a lost broker (``broker`` and the
+    ``consumer.<service>`` checks) no longer makes the pod unready: people keep reporting, signing in
+    and acting — their writes go to the store and its outbox — and only the messages wait. The JSON
+    and ``sanzhang_broker_connected`` still say the broker is away."""
+    waived = [name for name, ok in checks.items()
+              if not ok and broker_reached and name.startswith(BROKER_CHECKS)]
+    return all(ok for name, ok in checks.items() if name not in waived), waived
+
+
 class Runtime:
     def __init__(self, settings: Settings, services: Iterable[str] = SERVICES, clock: Clock | None = None,
                  consume: bool = True):
@@ -174,6 +190,13 @@ class Runtime:
                        lambda: [({"service": s}, n) for s, n in bus.pending_by_consumer().items()])
             GAUGES.add("sanzhang_bus_dead", "Dead-lettered events in the embedded bus, per service", ["service"],
                        lambda: [({"service": s}, n) for s, n in bus.dead_by_consumer().items()])
+        if self.link is not None:
+            # 0 while the broker is away (readiness stays 200 once it was reached: only messages wait).
+            names = [p.name for p in self.parts]
+            GAUGES.add("sanzhang_broker_connected",
+                       "1 while the broker answers this process for the service (topology declared, last "
+                       "publish confirmed, consumer attached), 0 otherwise", ["service"],
+                       lambda: [({"service": n}, int(self.broker_connected(n))) for n in names])
         for parts in self.parts:
             for name, (doc, labels, source) in parts.api.get("gauges", {}).items():
                 GAUGES.add(name, doc, labels, source)
@@ -234,6 +257,20 @@ class Runtime:
                         checks[f"consumer.{parts.name}"] = False
         checks["relay"] = bool(self.relay and self.relay._thread and self.relay._thread.is_alive())
         return checks
+
+    def broker_reached(self) -> bool | None:
+        """The topology has been declared at least once since this process started (None: no
+        RabbitMQ link, the embedded bus)."""
+        return self.link.ready() if self.link else None
+
+    def broker_connected(self, service: str) -> bool:
+        """As far as this process can tell, the broker answers for ``service``: reached, the last
+        publish (if any) confirmed, and the service's consumer (if it has one) attached."""
+        if not self.link:
+            return True
+        if not self.link.ready() or (self.relay and self.relay.failing):
+            return False
+        return all(w.attached.is_set() for w in self.workers if w.service == service)
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Test helper: waits until the outbox is empty and every consumer is idle."""

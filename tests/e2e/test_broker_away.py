@@ -4,13 +4,16 @@ reports until someone restarted it). Now intake starts and serves without the br
 answers, /readyz says 503 with ``broker: false``, a report is accepted into the outbox; when the
 broker can be reached (a TCP proxy started in front of the real RabbitMQ), the topology is declared,
 the consumer attaches, /readyz turns 200 and the report's event reaches dispatch's queue exactly once.
-Lost again later (the proxy stopped, its connections cut), intake keeps accepting, /readyz says 503,
-and the next report's event goes out once the broker is back — each report's event once."""
+Lost again later (the proxy stopped, its connections cut), intake keeps accepting and stays ready
+(200: reached once, people keep acting, only the messages wait) while /readyz's checks and
+``sanzhang_broker_connected`` say the broker is away; the next report's event goes out once the
+broker is back — each report's event once."""
 from __future__ import annotations
 
 import json
 import time
 import urllib.parse
+import urllib.request
 
 import pika
 
@@ -47,6 +50,16 @@ def _messages(amqp_url: str, queue: str) -> list[dict]:
         conn.close()
 
 
+def _connected(base: str) -> float:
+    """intake's ``sanzhang_broker_connected`` gauge, as /metrics shows it."""
+    with urllib.request.urlopen(base + "/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line.startswith('sanzhang_broker_connected{service="intake"}')]
+    assert len(values) == 1, text
+    return values[0]
+
+
 def test_intake_serves_without_the_broker_and_its_report_goes_out_once_it_is_back(amqp_url, tmp_path):
     upstream = urllib.parse.urlsplit(amqp_url)
     port = free_port()
@@ -72,9 +85,12 @@ def test_intake_serves_without_the_broker_and_its_report_goes_out_once_it_is_bac
         assert call("GET", base + "/readyz")[0] == 503
         assert proxy.accepted == 0
 
+        assert _connected(base) == 0
+
         proxy.start()   # the broker is back
         cluster.wait_ready("intake", timeout=60)
         assert call("GET", base + "/readyz")[1]["checks"]["broker"] is True
+        assert _connected(base) == 1
 
         queue = f"{cluster.namespace}.dispatch"
 
@@ -87,16 +103,29 @@ def test_intake_serves_without_the_broker_and_its_report_goes_out_once_it_is_bac
         assert len(submitted()) == 1
         assert cluster.procs["intake"].poll() is None
 
-        # Lost again while running: still serving, not ready, and a new report goes out once it is back.
+        # Lost again while running: still serving and still ready (reached once: the pod stays in its
+        # Service), the checks and the gauge say the broker is away, a new report goes out once it is back.
         proxy.stop()
         status, later = call("POST", base + "/api/v1/reports", {
             "township": DEMO_TOWNSHIP, "address": "韶山村一组13号", "category": "environment",
             "description": "垃圾桶满了三天没人清运，气味很大", "reporter_phone": "13800000001",
             "channel": "mini_program"}, client)
         assert status == 201, later
-        wait_until(lambda: call("GET", base + "/readyz")[0] == 503, timeout=30, what="not ready while it is away")
+
+        def away():
+            status, ready = call("GET", base + "/readyz")
+            return (status, ready) if ready["checks"]["broker"] is False else None
+
+        status, ready = wait_until(away, timeout=30, what="the broker seen away")
+        assert status == 200 and ready["status"] == "ready", ready
+        assert ready["checks"]["consumer.intake"] is False and ready["checks"]["store.intake"] is True
+        assert set(ready["waiting_for_broker"]) == {"broker", "consumer.intake"}
+        assert _connected(base) == 0
+        assert call("GET", base + "/healthz")[0] == 200
         proxy.start()
-        cluster.wait_ready("intake", timeout=90)
+        wait_until(lambda: call("GET", base + "/readyz")[1]["checks"]["broker"] is True and _connected(base) == 1,
+                   timeout=90, what="the broker seen back")
+        assert "waiting_for_broker" not in call("GET", base + "/readyz")[1]
 
         def both():
             found = [m for m in _messages(amqp_url, queue) if m["type"] == "report.submitted"]
