@@ -96,7 +96,7 @@ def _holder_routes(bp: Blueprint, desk: CaseDesk) -> None:
     @bp.alt_response(409, description=CONFLICT)
     def resolve(body, case_id):
         """办结：note 写明做了什么。带照片时先以 dry_run 校验，再上传照片，最后办结。"""
-        return _call(desk.resolve, case_id, body["note"], dry_run=body["dry_run"])
+        return _call(desk.resolve, case_id, body["note"], dry_run=body["dry_run"], photos=body.get("photos"))
 
     @bp.route("/cases/<string:case_id>/escalate", methods=["POST"])
     @require(*HOLDERS)

@@ -136,11 +136,13 @@ class CaseDesk:
         return self._as_holder(principal, case_id, "填报进展",
                                lambda c, now: transitions.progress(c, actor_of(principal), now, note))
 
-    def resolve(self, principal: Principal, case_id: str, note: str, dry_run: bool = False) -> dict:
+    def resolve(self, principal: Principal, case_id: str, note: str, dry_run: bool = False,
+                photos: list[str] | None = None) -> dict:
         """办结. ``dry_run``: every check, on a copy, nothing stored — what a client asks before it
-        stores anything else of the same 办结 (its photos, kept by intake), so a refusal stores nothing."""
+        stores anything else of the same 办结 (its photos, kept by intake), so a refusal stores nothing.
+        ``photos``: the addresses intake answered those uploads with; the 办结 keeps them."""
         return self._as_holder(principal, case_id, "办结",
-                               lambda c, now: transitions.resolve(c, actor_of(principal), now, note), dry_run)
+                               lambda c, now: transitions.resolve(c, actor_of(principal), now, note, photos), dry_run)
 
     def escalate(self, principal: Principal, case_id: str, reason: str, note: str | None) -> dict:
         text = transitions.ESCALATION_REASONS[reason]

@@ -57,7 +57,8 @@
      of 办结, nothing stored); a refusal sends the form as it is, without its photos, and the server
      answers with the page saying what is wrong next to the field — no photo was kept. Only then do
      the photos go to the address in data-upload (intake keeps them), with the page's CSRF token, and
-     only when every one is kept is the form itself sent. A refused photo is said next to its field
+     only when every one is kept is the form itself sent, with one hidden "photos" field per address
+     intake's answer gives (its "uploads"), so the 办结 names the photos sent with it. A refused photo is said next to its field
      and nothing is sent. Without scripts this field stays hidden and the page's separate upload form
      (data-no-js) does the same. */
   function checkFirst(form, input) {
@@ -85,7 +86,18 @@
       if (!go) return null;
       return Promise.all(files.map(shrink)).then(upload);
     }).then(function (resp) {
-      if (resp === null || resp.ok) { if (resp) form.submit(); return; }
+      if (resp === null) return;
+      if (resp.ok) {   // the form names the photos it is sent with, when intake's answer gives their addresses
+        return resp.json().catch(function () { return {}; }).then(function (body) {
+          (Array.isArray(body.uploads) ? body.uploads : []).forEach(function (u) {
+            if (!u || typeof u.url !== "string") return;
+            var field = document.createElement("input");
+            field.type = "hidden"; field.name = "photos"; field.value = u.url;
+            form.appendChild(field);
+          });
+          form.submit();
+        });
+      }
       return resp.json().catch(function () { return {}; }).then(function (body) {
         throw new Error(body.message || "照片没有上传成功，请重试");
       });
