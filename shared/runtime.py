@@ -21,6 +21,7 @@ from .domain import localtime
 from .messaging.consume import EventWorker
 from .messaging.embedded_bus import EmbeddedBus
 from .messaging.embedded_consume import BusPublisher, BusWorker
+from .messaging.link import BrokerLink
 from .messaging.publish import PikaPublisher
 from .messaging.relay import EMBEDDED_LEASE, LEASE, OutboxRelay
 from .messaging.topology import Names, declare_amqp
@@ -51,6 +52,22 @@ def check_handlers(parts: ServiceParts, handles: frozenset[str]) -> None:
     if unbound or unhandled:
         raise RuntimeError(f"{parts.name}: handlers and HANDLES disagree: handled but not declared "
                            f"{sorted(unbound)}, declared but not handled {sorted(unhandled)}")
+
+
+BROKER_CHECKS = ("broker", "consumer.")
+
+
+def ready(checks: dict[str, bool], broker_reached: bool | None) -> tuple[bool, list[str]]:
+    """The readiness verdict (Kubernetes' readiness probe) from the checks, and the failing checks it
+    waives. Every check counts until the broker has been reached once by this process: a pod that
+    never reached it (a wrong SANZHANG_AMQP_URL in a rollout) stays out of rotation, so a bad rollout
+    stalls instead of replacing the good pods. After that, a lost broker (``broker`` and the
+    ``consumer.<service>`` checks) no longer makes the pod unready: people keep reporting, signing in
+    and acting — their writes go to the store and its outbox — and only the messages wait. The JSON
+    and ``sanzhang_broker_connected`` still say the broker is away."""
+    waived = [name for name, ok in checks.items()
+              if not ok and broker_reached and name.startswith(BROKER_CHECKS)]
+    return all(ok for name, ok in checks.items() if name not in waived), waived
 
 
 class Runtime:
@@ -86,6 +103,9 @@ class Runtime:
         self._threads: list[threading.Thread] = []
         self.relay: OutboxRelay | None = None
         self.bus: EmbeddedBus | None = None
+        self.link: BrokerLink | None = None   # RabbitMQ only: declares and attaches, now or once it answers
+        self._attaching = threading.Lock()
+        self._stopping = False
         self.started = False
 
     def service(self, name: str) -> ServiceParts:
@@ -101,9 +121,30 @@ class Runtime:
         # of a relay killed mid-publish go out again within seconds of the restart.
         lease = EMBEDDED_LEASE if self.bus else LEASE
         self.relay = OutboxRelay(repos, publisher, self.clock, self.waker, poll=self.settings.outbox_poll,
-                                 lease=lease)
+                                 lease=lease, ready=self.link.ready if self.link else None)
         self.relay.start()
-        if self.consume:
+        if self.link is None:
+            self._attach_consumers()
+        elif not self.link.try_once():
+            # RabbitMQ is away: serve without it (accepted work waits in the outboxes); the link
+            # declares the topology and attaches the consumers once it answers (messaging/link.py).
+            self.link.start()
+        for parts in self.parts:
+            for task in parts.tasks:
+                task.start()
+        self._warm_up()
+        self._register_gauges()
+        self.started = True
+        return self
+
+    def _attach_consumers(self) -> None:
+        """A consumer per service with handlers; waits (a little) until each is attached. Called at
+        start, or by the broker link's thread once the broker answers."""
+        if not self.consume:
+            return
+        with self._attaching:
+            if self._stopping:
+                return
             for parts in self.parts:
                 if parts.handlers:
                     worker = (BusWorker(self.settings, self.bus, parts.name, parts.handlers) if self.bus
@@ -114,15 +155,9 @@ class Runtime:
                     thread.start()
                     self.workers.append(worker)
                     self._threads.append(thread)
-            for worker in self.workers:
-                worker.attached.wait(timeout=10)
-        for parts in self.parts:
-            for task in parts.tasks:
-                task.start()
-        self._warm_up()
-        self._register_gauges()
-        self.started = True
-        return self
+        for worker in self.workers:
+            worker.attached.wait(timeout=10)
+        self.waker()   # the relay: what waited in the outboxes goes out now
 
     def _warm_up(self) -> threading.Thread | None:
         """Runs the services' warm-ups in one background thread; a failure is logged, never fatal
@@ -155,6 +190,13 @@ class Runtime:
                        lambda: [({"service": s}, n) for s, n in bus.pending_by_consumer().items()])
             GAUGES.add("sanzhang_bus_dead", "Dead-lettered events in the embedded bus, per service", ["service"],
                        lambda: [({"service": s}, n) for s, n in bus.dead_by_consumer().items()])
+        if self.link is not None:
+            # 0 while the broker is away (readiness stays 200 once it was reached: only messages wait).
+            names = [p.name for p in self.parts]
+            GAUGES.add("sanzhang_broker_connected",
+                       "1 while the broker answers this process for the service (topology declared, last "
+                       "publish confirmed, consumer attached), 0 otherwise", ["service"],
+                       lambda: [({"service": n}, int(self.broker_connected(n))) for n in names])
         for parts in self.parts:
             for name, (doc, labels, source) in parts.api.get("gauges", {}).items():
                 GAUGES.add(name, doc, labels, source)
@@ -165,11 +207,17 @@ class Runtime:
             self.bus = EmbeddedBus(self.settings.data_dir / f"{self.settings.namespace}_bus.db", bindings(),
                                    self.clock, self.settings.sqlite_sync)
             return BusPublisher(self.bus)
-        declare_amqp(self.settings.amqp_url, self.names, self.settings.max_deliveries, bindings())
+        self.link = BrokerLink(lambda: declare_amqp(self.settings.amqp_url, self.names, self.settings.max_deliveries,
+                                                    bindings(), timeout=self.settings.confirm_timeout),
+                               self._attach_consumers)
         return PikaPublisher(self.settings.amqp_url, self.names.exchange, self.settings.confirm_timeout)
 
     def stop(self) -> None:
         """Graceful: no new messages, finish the ones in hand, flush the outbox, close."""
+        with self._attaching:
+            self._stopping = True
+        if self.link:
+            self.link.stop()
         for parts in self.parts:
             for task in parts.tasks:
                 task.stop()
@@ -197,11 +245,32 @@ class Runtime:
         checks = {f"store.{name}": store.ping() for name, store in self.stores.items()}
         # Ready only once every table/index this process declared is in place (issue 15).
         checks.update({f"schema.{name}": store.schema_ready() for name, store in self.stores.items()})
+        if self.link:
+            # The broker: reached (topology declared) and the last publish, if any, confirmed.
+            checks["broker"] = self.link.ready() and not (self.relay and self.relay.failing)
         if self.consume:
             for worker in self.workers:
                 checks[f"consumer.{worker.service}"] = worker.attached.is_set()
+            if self.link and not self.link.ready():
+                for parts in self.parts:   # not attached yet: waiting for the broker
+                    if parts.handlers:
+                        checks[f"consumer.{parts.name}"] = False
         checks["relay"] = bool(self.relay and self.relay._thread and self.relay._thread.is_alive())
         return checks
+
+    def broker_reached(self) -> bool | None:
+        """The topology has been declared at least once since this process started (None: no
+        RabbitMQ link, the embedded bus)."""
+        return self.link.ready() if self.link else None
+
+    def broker_connected(self, service: str) -> bool:
+        """As far as this process can tell, the broker answers for ``service``: reached, the last
+        publish (if any) confirmed, and the service's consumer (if it has one) attached."""
+        if not self.link:
+            return True
+        if not self.link.ready() or (self.relay and self.relay.failing):
+            return False
+        return all(w.attached.is_set() for w in self.workers if w.service == service)
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Test helper: waits until the outbox is empty and every consumer is idle."""

@@ -303,9 +303,15 @@ def _probes(app: Flask, runtime) -> None:
 
     @app.get("/readyz")
     def readyz():
+        from .runtime import ready
+
         checks = runtime.readiness()
-        ok = all(checks.values())
-        return jsonify(status="ready" if ok else "not ready", checks=checks), (200 if ok else 503)
+        ok, waived = ready(checks, runtime.broker_reached())
+        body = {"status": "ready" if ok else "not ready", "checks": checks}
+        if waived:
+            # Reached once, lost since: still ready (people act, messages wait); operators see it here.
+            body["waiting_for_broker"] = waived
+        return jsonify(body), (200 if ok else 503)
 
     @app.get("/metrics")
     def metrics():

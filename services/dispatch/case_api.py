@@ -6,7 +6,7 @@ from flask_smorest import Blueprint, abort
 from shared.auth import current_principal, require, require_township
 
 from .case_schemas import (CaseDetailOut, CaseOut, EscalateIn, HeldQuery, NoteIn, OptionalNoteIn, PauseIn,
-                           ReassignIn, RecategoriseIn, TownshipCasesQuery)
+                           ReassignIn, RecategoriseIn, ResolveIn, TownshipCasesQuery)
 from .desk import BadField, CaseDesk, CaseNotVisible, NotHolder
 from .transitions import WrongState
 
@@ -91,12 +91,12 @@ def _holder_routes(bp: Blueprint, desk: CaseDesk) -> None:
 
     @bp.route("/cases/<string:case_id>/resolve", methods=["POST"])
     @require(*HOLDERS)
-    @bp.arguments(NoteIn)
+    @bp.arguments(ResolveIn)
     @bp.response(200, CaseDetailOut)
     @bp.alt_response(409, description=CONFLICT)
     def resolve(body, case_id):
-        """办结：note 写明做了什么"""
-        return _call(desk.resolve, case_id, body["note"])
+        """办结：note 写明做了什么。带照片时先以 dry_run 校验，再上传照片，最后办结。"""
+        return _call(desk.resolve, case_id, body["note"], dry_run=body["dry_run"], photos=body.get("photos"))
 
     @bp.route("/cases/<string:case_id>/escalate", methods=["POST"])
     @require(*HOLDERS)

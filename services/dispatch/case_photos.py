@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
+
+from marshmallow import fields, validate
 
 from shared.aggregates import Aggregates, NotFound, Unchanged
 from shared.clock import Clock, iso
@@ -85,15 +88,48 @@ def on_supplemented(cases: Aggregates, clock: Clock, event: dict) -> None:
         log.warning("supplement's photos for an unknown case", extra={"township": event["township"]})
 
 
+PHOTO_ADDRESS = re.compile(r"\A/api/v1/photos/[0-9a-f]{32}\Z")   # intake's photos.photo_path(photo_id)
+MAX_SENT = 9   # intake keeps at most 9 photos a report
+
+
+def sent_field(**kwargs) -> fields.List:
+    """办结's ``photos``, for the API's schema and the page's form alike: the addresses intake answered
+    the 办结's uploads with, at most MAX_SENT. Which photos may be named: the case's own. A photo the
+    case lists is; one it does not list yet is taken as sent — intake's report.photo_added may reach
+    dispatch after the 办结 it was uploaded for, so dispatch cannot check it at that moment (see
+    resolved_with and docs/leads-and-staff-api.md)."""
+    return fields.List(
+        fields.String(validate=validate.Regexp(PHOTO_ADDRESS, error="照片地址不正确，请重新上传")),
+        validate=validate.Length(max=MAX_SENT, error=f"办结最多附{MAX_SENT}张照片"), **kwargs)
+
+
+def sent_with(addresses: list[str] | None) -> list[str] | None:
+    """What a 办结's timeline entry keeps of the photos it names: each once, in order; None when it
+    names none (an older client: resolved_with counts it by time)."""
+    return None if addresses is None else list(dict.fromkeys(addresses))
+
+
 def resolved_with(case: dict) -> dict[int, int]:
-    """For each 办结 on the timeline (by its index), how many photos the holder added for it: those
-    added since the previous 办结 (or 重新办理) up to it. Counted when read, so a photo whose event
-    reached dispatch after the 办结 itself is still counted."""
-    added = sorted(p["at"] for p in case.get("photos") or () if p.get("by") in HANDLERS_KINDS and p.get("at"))
+    """For each 办结 on the timeline (by its index), how many photos the holder sent with it.
+
+    A 办结 that names its photos (``photos`` on its entry: what the page's script or an API client
+    learnt from intake's upload answers) is counted by its own list, whatever the photos' times and
+    whether or not their report.photo_added has reached dispatch yet — the two services' clocks
+    need not agree. An older 办结 without the list (before the list existed, or a client that does
+    not send it, or the no-script page's two steps) is counted by time, as before: the lead's and
+    staff's photos added (intake's clock) after the previous 办结 or 重新办理 up to this 办结
+    (dispatch's clock), leaving out photos some 办结 names."""
+    timeline = case.get("timeline") or ()
+    named = {a for e in timeline if e.get("type") == "resolved" for a in e.get("photos") or ()}
+    added = sorted(p["at"] for p in case.get("photos") or ()
+                   if p.get("by") in HANDLERS_KINDS and p.get("at") and p.get("url") not in named)
     counts, since = {}, ""
-    for index, entry in enumerate(case.get("timeline") or ()):
+    for index, entry in enumerate(timeline):
         if entry.get("type") == "resolved":
-            counts[index] = sum(1 for at in added if since < at <= entry["at"])
+            if entry.get("photos") is not None:
+                counts[index] = len(entry["photos"])
+            else:
+                counts[index] = sum(1 for at in added if since < at <= entry["at"])
         if entry.get("type") in ("resolved", "reopened"):
             since = entry["at"]
     return counts

@@ -7,6 +7,7 @@ from shared.domain.categories import CATEGORIES
 from shared.domain.levels import UNIT_NAMES
 from shared.events import LEVELS, NOT_BLANK
 
+from .case_photos import sent_field
 from .pausing import PAUSE_REASONS
 from .transitions import ESCALATION_REASONS, STATUS_TEXT
 from .views import SHOWS
@@ -27,6 +28,19 @@ class OptionalNoteIn(_In):
 
 class NoteIn(_In):
     note = fields.String(required=True, validate=NOTE, metadata={"example": "已更换路灯灯泡，住户确认恢复照明"})
+
+
+class ResolveIn(NoteIn):
+    photos = sent_field(metadata={
+        "description": "The photos sent with this 办结: the addresses (\"/api/v1/photos/<id>\") intake answered "
+                       "their uploads with, at most 9, the case's own. The 办结 keeps them and its timeline says "
+                       "附照片N张 by this list. Without it, the photos the holder added since the previous 办结 "
+                       "are counted (older clients).",
+        "example": ["/api/v1/photos/0f1e2d3c4b5a69788796a5b4c3d2e1f0"]})
+    dry_run = fields.Boolean(load_default=False, metadata={
+        "description": "true: every check of 办结, nothing stored — answers as 办结 would (200 with the case as "
+                       "it would be, or the same 4xx). Ask it before uploading 办结's photos, so a refused 办结 "
+                       "leaves no photo behind."})
 
 
 class EscalateIn(_In):

@@ -6,6 +6,7 @@ lead learns nothing about its neighbours' cases; a visible case in the wrong sta
 """
 from __future__ import annotations
 
+import copy
 from typing import Callable
 
 from shared.aggregates import Aggregates, NotFound
@@ -135,9 +136,13 @@ class CaseDesk:
         return self._as_holder(principal, case_id, "填报进展",
                                lambda c, now: transitions.progress(c, actor_of(principal), now, note))
 
-    def resolve(self, principal: Principal, case_id: str, note: str) -> dict:
+    def resolve(self, principal: Principal, case_id: str, note: str, dry_run: bool = False,
+                photos: list[str] | None = None) -> dict:
+        """办结. ``dry_run``: every check, on a copy, nothing stored — what a client asks before it
+        stores anything else of the same 办结 (its photos, kept by intake), so a refusal stores nothing.
+        ``photos``: the addresses intake answered those uploads with; the 办结 keeps them."""
         return self._as_holder(principal, case_id, "办结",
-                               lambda c, now: transitions.resolve(c, actor_of(principal), now, note))
+                               lambda c, now: transitions.resolve(c, actor_of(principal), now, note, photos), dry_run)
 
     def escalate(self, principal: Principal, case_id: str, reason: str, note: str | None) -> dict:
         text = transitions.ESCALATION_REASONS[reason]
@@ -194,7 +199,7 @@ class CaseDesk:
         return case
 
     def _as_holder(self, principal: Principal, case_id: str, action: str,
-                   change: Callable[[dict, object], list[dict]]) -> dict:
+                   change: Callable[[dict, object], list[dict]], dry_run: bool = False) -> dict:
         def guarded(case, now):
             if case["status"] in CLOSED_STATUSES:  # say why before saying whose it is
                 raise WrongState(f"工单{STATUS_TEXT[case['status']]}，不能{action}")
@@ -202,17 +207,26 @@ class CaseDesk:
                 raise NotHolder(f"工单当前在{UNIT_NAMES.get(case['level'], case['level'])}办理，"
                                 f"只有经办人可以{action}")
             return change(case, now)
-        return self._store(principal, case_id, guarded)
+        return self._store(principal, case_id, guarded, dry_run)
 
-    def _store(self, principal: Principal, case_id: str, change) -> dict:
+    def _store(self, principal: Principal, case_id: str, change, dry_run: bool = False) -> dict:
         """Access is checked again on the stored case inside the compare-and-set: the holder may
-        have changed (a timer escalated it) since the caller last looked."""
+        have changed (a timer escalated it) since the caller last looked. A dry run makes the same
+        change on a copy of the stored case and keeps nothing: it answers (or raises) as the real one would."""
         now = self.clock.now()
 
         def guarded(case: dict):
             if not can_see(principal, case):
                 raise CaseNotVisible(case_id)
             return change(case, now)
+
+        if dry_run:
+            case = self.cases.get(case_id)
+            if case is None:
+                raise CaseNotVisible(case_id)
+            case = copy.deepcopy(case)
+            guarded(case)
+            return views.detail(case, now)
 
         try:
             stored = self.cases.mutate(case_id, guarded)

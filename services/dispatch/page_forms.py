@@ -6,6 +6,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, vali
 
 from shared.domain.categories import CATEGORIES
 
+from .case_photos import sent_field
 from .transitions import ESCALATION_REASONS
 
 NOTE = validate.Length(min=2, max=500, error="请写2到500个字")
@@ -35,6 +36,11 @@ class AcceptForm(_Form):
 class NoteForm(_Form):
     """进展、办结、答复督办: what was done."""
     note = fields.String(required=True, validate=NOTE, error_messages={"required": "请写明办理情况"})
+
+
+class ResolveForm(NoteForm):
+    """办结: what was done, and the photos the page's script uploaded for it (their addresses)."""
+    photos = sent_field()
 
 
 class EscalateForm(_Form):

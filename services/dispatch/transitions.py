@@ -17,6 +17,7 @@ from shared.domain.workdays import add_working_seconds
 
 from . import sla
 from .pausing import end_if_paused
+from .case_photos import sent_with
 from .cases import apply_assignment, case_event, set_deadlines, timeline_entry
 from .timers import schedule
 
@@ -77,7 +78,9 @@ def progress(case: dict, actor: Actor, at: datetime, note: str) -> list[dict]:
     return [case_event("case.progress", case, at, caused_by=None, actor=actor.name, note=note)]
 
 
-def resolve(case: dict, actor: Actor, at: datetime, note: str) -> list[dict]:
+def resolve(case: dict, actor: Actor, at: datetime, note: str, photos: list[str] | None = None) -> list[dict]:
+    """办结. ``photos``: the addresses of the photos sent with it (case_photos.sent_field), kept on
+    its timeline entry so the 办结 says how many it had without comparing intake's clock with ours."""
     _require_open(case, "办结")
     if case["status"] != "accepted":
         raise WrongState("请先接单再办结")
@@ -85,7 +88,7 @@ def resolve(case: dict, actor: Actor, at: datetime, note: str) -> list[dict]:
     case["status"] = "resolved"
     case["resolved_at"] = iso(at)
     case["resolution"] = note
-    _entry(case, at, "resolved", actor, assignee=case["assignee"], note=note)
+    _entry(case, at, "resolved", actor, assignee=case["assignee"], note=note, photos=sent_with(photos))
     schedule(case)
     return resumed + [case_event("case.resolved", case, at, caused_by=None, actor=actor.name, note=note)]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import timedelta
+from typing import Callable
 
 from ..aggregates import Aggregates, Waker
 from ..clock import Clock, iso
@@ -24,6 +25,8 @@ LEASE = timedelta(seconds=30)
 # for this long, which bounds how soon after a restart those events go out again.
 EMBEDDED_LEASE = timedelta(seconds=3)
 RETRY_AFTER = timedelta(seconds=2)
+# Failed publishes in a row wait longer each time (the broker is away): RETRY_AFTER doubling, at most this.
+MAX_RETRY_AFTER = timedelta(seconds=10)
 # After a sweep that published, the relay waits this long before the next one. Woken by every
 # write, it otherwise swept for one or two events at a time under load — a claim, a publish with
 # its confirm wait and a clear each — and took the GIL from the requests each time: 20 ms cut the
@@ -34,8 +37,14 @@ LINGER = 0.02
 
 class OutboxRelay:
     def __init__(self, repos: list[Aggregates], publisher: Publisher, clock: Clock, waker: Waker,
-                 poll: float = 0.2, batch: int = 500, lease: timedelta = LEASE, linger: float = LINGER):
+                 poll: float = 0.2, batch: int = 500, lease: timedelta = LEASE, linger: float = LINGER,
+                 ready: Callable[[], bool] | None = None):
         self.repos = repos
+        # False while the broker has never been reached (messaging/link.py): nothing is claimed, the
+        # events wait in the outboxes as they are, and go out on the first sweep once it is true.
+        self.ready = ready or (lambda: True)
+        # Failed publishes in a row; the retry waits longer with each (RETRY_AFTER .. MAX_RETRY_AFTER).
+        self.failing = 0
         self.linger = linger
         self.lease = lease
         self.publisher = publisher
@@ -61,6 +70,8 @@ class OutboxRelay:
     def run_once(self) -> int:
         """One sweep over every repository; returns how many events were published."""
         sent = 0
+        if not self.ready():
+            return sent
         for repo in self.repos:
             while True:
                 now = self.clock.now()
@@ -74,10 +85,13 @@ class OutboxRelay:
                     self.publisher.publish(events)
                 except PublishError as exc:
                     self.failures += 1
+                    self.failing += 1
                     PUBLISH_FAILURES.labels(exc.__class__.__name__).inc()
-                    log.warning("outbox publish failed, will retry: %s", exc)
-                    self._release(repo, docs, now + RETRY_AFTER)
+                    retry = min(MAX_RETRY_AFTER, RETRY_AFTER * 2 ** (self.failing - 1))
+                    log.warning("outbox publish failed, will retry in %ss: %s", retry.total_seconds(), exc)
+                    self._release(repo, docs, now + retry)
                     return sent
+                self.failing = 0
                 # Confirmed, not yet cleared: a crash here publishes the batch again, same event ids
                 # (the fault tests' "published" point, as docs/testing.md describes it).
                 faults.hit("published")
@@ -109,6 +123,8 @@ class OutboxRelay:
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if not self.ready():
+                return False   # never reached the broker: the events stay in the outboxes for the next start
             self.run_once()
             now = iso(self.clock.now())
             if all(r.collection.count({"outbox_due": {"$lte": now}}) == 0 for r in self.repos):

@@ -46,11 +46,19 @@ def queue_arguments(names: Names, service: str, max_deliveries: int) -> dict:
     }
 
 
-def declare_amqp(url: str, names: Names, max_deliveries: int, subscriptions: Subscriptions) -> None:
+def declare_amqp(url: str, names: Names, max_deliveries: int, subscriptions: Subscriptions,
+                 timeout: float | None = None) -> None:
+    """``timeout`` bounds the connection's handshake (a broker that hangs, not one that refuses)."""
     import pika
 
     subs = subscriptions
-    conn = pika.BlockingConnection(pika.URLParameters(url))
+    params = pika.URLParameters(url)
+    if timeout is not None:
+        params.connection_attempts = 1
+        params.socket_timeout = timeout
+        params.stack_timeout = timeout
+        params.blocked_connection_timeout = timeout
+    conn = pika.BlockingConnection(params)
     try:
         ch = conn.channel()
         ch.exchange_declare(names.exchange, exchange_type="topic", durable=True)

@@ -25,6 +25,10 @@ def local_iso(value: str | datetime | None) -> str:
     return at.astimezone(local_zone()).isoformat(timespec="minutes")
 
 
+# The header of every page (三长制 · <site>) names its audience, not the service that serves it: a page
+# a lead or staff member uses says 诉求办理 even when intake serves it (回电, 代办, a refused upload).
+SITES = {"resident": "群众服务", "handling": "诉求办理", "department": "部门工作台"}
+
 # Why intake kept none of the photos a lead (or staff member) sent from dispatch's case page: intake
 # answers with the key (a query flag back to the case page, or JSON for the page's script), dispatch's
 # page says it next to the photo field. Both services read this one table.

@@ -13,7 +13,7 @@ import pytest
 from services.intake.photos import MAX_BYTES
 from shared.domain.ids import case_id_for
 from shared.events import make_event
-from tests.support.dispatch import TOWNSHIP, case, posts, submit
+from tests.support.dispatch import TOWNSHIP, case, holder, posts, submit
 from tests.support.runtime import ADMIN_HEADERS, token
 from tests.support.signin import csrf, sign_in_page
 from tests.system.test_resident_photos import jpeg, png
@@ -208,3 +208,152 @@ def test_the_photo_reaches_the_case_over_rabbitmq(tmp_path, amqp_url):
     finally:
         runtime.stop()
         delete_amqp(amqp_url, runtime.names, bindings())
+
+
+def test_banjie_is_checked_before_its_photos_and_a_refused_one_stores_nothing(system, lead_web):
+    """办结 with photos, as the page's script sends it: first the 办结 form is checked (every check,
+    nothing stored), and only a 办结 that would be taken lets the photos go to intake. A bad note
+    (or a case in the wrong state) answers 4xx JSON naming the field — no photo kept, case unchanged."""
+    case_id = accepted(system, lead_web)
+    report_id = case(system, case_id)["report_id"]
+    token_value = csrf(lead_web)
+    check = f"/lead/cases/{case_id}/resolve/check"
+    headers = {"Accept": "application/json"}
+
+    bad = lead_web.post(check, data={"csrf_token": token_value, "note": "好"}, headers=headers)
+    assert bad.status_code == 422 and bad.json == {"field": "note", "message": "请写2到500个字"}
+    missing = lead_web.post(check, data={"csrf_token": token_value}, headers=headers)
+    assert missing.status_code == 422 and missing.json["field"] == "note"
+    assert lead_web.post(check, data={"note": "已更换路灯灯泡"}, headers=headers).status_code == 403  # no CSRF token
+    assert system.drain()
+    assert case(system, case_id)["status"] == "accepted" and not case(system, case_id).get("photos")
+    assert not report_of(system, case_id).get("uploads")
+
+    good = lead_web.post(check, data={"csrf_token": token_value, "note": "已更换路灯灯泡"}, headers=headers)
+    assert good.status_code == 200 and good.json == {"ok": True}
+    assert case(system, case_id)["status"] == "accepted"   # a check stores nothing
+    assert send(lead_web, case_id, report_id, [(png(), "after.png")], token_value=token_value, json=True).status_code == 201
+    assert lead_web.post(f"/lead/cases/{case_id}/resolve",
+                         data={"csrf_token": token_value, "note": "已更换路灯灯泡"}).status_code == 303
+    assert system.drain() and case(system, case_id)["status"] == "resolved"
+
+    # Resolved: a second 办结 would be refused, so its photos are never sent.
+    again = lead_web.post(check, data={"csrf_token": token_value, "note": "再次办结"}, headers=headers)
+    assert again.status_code == 409 and again.json["field"] == "form" and again.json["message"]
+    assert lead_web.post("/lead/cases/nope/resolve/check", data={"csrf_token": token_value, "note": "已办"},
+                         headers=headers).status_code == 404
+
+
+def test_the_page_asks_for_the_check_before_it_uploads(system, lead_web):
+    """kit.js uploads 办结's photos only after the address in data-check said yes."""
+    case_id = accepted(system, lead_web)
+    page = lead_web.get(f"/lead/cases/{case_id}").get_data(as_text=True)
+    assert f'data-check="/lead/cases/{case_id}/resolve/check"' in page
+
+
+def test_the_api_resolves_as_a_dry_run_first(system, web, lead_web):
+    """The API's 办结 takes dry_run: the same answers as 办结, nothing stored (an app checks it
+    before it uploads the photos to intake)."""
+    case_id = accepted(system, lead_web)
+    auth = holder(system, posts(system)["neighbourhood"])
+    bad = web.post(f"/api/v1/cases/{case_id}/resolve", headers=auth, json={"note": " ", "dry_run": True})
+    assert bad.status_code == 422 and "note" in bad.json["errors"]["json"]
+    dry = web.post(f"/api/v1/cases/{case_id}/resolve", headers=auth, json={"note": "已更换路灯灯泡", "dry_run": True})
+    assert dry.status_code == 200 and dry.json["status"] == "resolved"
+    assert system.drain() and case(system, case_id)["status"] == "accepted"
+    done = web.post(f"/api/v1/cases/{case_id}/resolve", headers=auth, json={"note": "已更换路灯灯泡"})
+    assert done.status_code == 200 and case(system, case_id)["status"] == "resolved"
+
+
+# -- 办结 names the photos it was sent with (not intake's clock against dispatch's) ----------------
+
+INTAKE_FIX = pytest.mark.xfail(strict=True, reason="needs results/mends-intake-photo-addresses.patch (services/intake)")
+
+
+def _clock_apart(system, case_id: str, hours: float) -> None:
+    """intake's clock ``hours`` away from dispatch's: the case's photos as intake stamped them."""
+    from datetime import timedelta
+
+    from shared.clock import iso, parse_iso
+    from tests.support.dispatch import api
+
+    def change(doc):
+        for photo in doc.get("photos") or ():
+            photo["at"] = iso(parse_iso(photo["at"]) + timedelta(hours=hours))
+        return []
+    api(system)["cases"].mutate(case_id, change)
+
+
+@pytest.mark.parametrize("hours", [1, -1])
+def test_the_page_sends_banjie_with_its_photos_addresses_and_the_count_ignores_the_clocks(system, lead_web, hours):
+    """What kit.js does: check, upload (intake answers with the photos' addresses), then 办结 with one
+    hidden ``photos`` field per address. With intake's clock an hour ahead of dispatch's (or behind),
+    the time window counted 0 photos for this 办结; its own list counts 1."""
+    case_id = accepted(system, lead_web)
+    report_id = case(system, case_id)["report_id"]
+    token_value = csrf(lead_web)
+    sent = send(lead_web, case_id, report_id, [(png(), "after.png")], token_value=token_value, json=True)
+    assert sent.status_code == 201
+    assert system.drain()
+    # intake's answer names the photos with the intake patch; before it the page has only the count,
+    # and an address is what the case lists (the same one intake's answer will give).
+    addresses = [u["url"] for u in sent.json.get("uploads", [])] or [p["url"] for p in case(system, case_id)["photos"]]
+    _clock_apart(system, case_id, hours)
+    done = lead_web.post(f"/lead/cases/{case_id}/resolve",
+                         data={"csrf_token": token_value, "note": "已更换路灯灯泡", "photos": addresses})
+    assert done.status_code == 303 and system.drain()
+    entry = [e for e in case(system, case_id)["timeline"] if e["type"] == "resolved"][-1]
+    assert entry["photos"] == addresses
+    page = lead_web.get(f"/lead/cases/{case_id}").get_data(as_text=True)
+    assert "办结，附照片1张（已更换路灯灯泡）" in page
+
+
+def test_a_bad_photo_list_is_refused_next_to_the_field_and_nothing_is_stored(system, lead_web):
+    case_id = accepted(system, lead_web)
+    token_value = csrf(lead_web)
+    for photos, message in ((["/api/v1/photos/p1"], "照片地址不正确"),
+                            ([f"/api/v1/photos/{i:032x}" for i in range(10)], "办结最多附9张照片")):
+        check = lead_web.post(f"/lead/cases/{case_id}/resolve/check", headers={"Accept": "application/json"},
+                              data={"csrf_token": token_value, "note": "已更换路灯灯泡", "photos": photos})
+        assert check.status_code == 422 and check.json["field"] == "photos" and message in check.json["message"]
+        page = lead_web.post(f"/lead/cases/{case_id}/resolve",
+                             data={"csrf_token": token_value, "note": "已更换路灯灯泡", "photos": photos})
+        assert page.status_code == 422 and message in page.get_data(as_text=True)
+    assert system.drain() and case(system, case_id)["status"] == "accepted"
+
+
+def test_the_api_resolves_with_the_photos_it_sent_even_before_dispatch_heard_of_them(system, web, lead_web):
+    """An app uploads with intake's API (its answer has photo.url) and names them in 办结. A photo whose
+    report.photo_added has not reached dispatch yet is still counted: the 办结's list counts."""
+    case_id = accepted(system, lead_web)
+    auth = holder(system, posts(system)["neighbourhood"])
+    report_id = case(system, case_id)["report_id"]
+    lead_token = {"Authorization": auth["Authorization"]}
+    up = web.post(f"/api/v1/reports/{report_id}/photos", data={"file": (io.BytesIO(jpeg()), "a.jpg")},
+                  headers=lead_token, content_type="multipart/form-data")
+    assert up.status_code == 201, up.json
+    assert system.drain()
+    known = up.json["photo"]["url"]
+    not_yet = "/api/v1/photos/" + "f" * 32   # its event still on its way
+    for photos, field in ((["nope"], "photos"), ([known] * 10, "photos")):
+        bad = web.post(f"/api/v1/cases/{case_id}/resolve", headers=auth, json={"note": "已办", "photos": photos})
+        assert bad.status_code == 422 and field in bad.json["errors"]["json"], bad.json
+    done = web.post(f"/api/v1/cases/{case_id}/resolve", headers=auth,
+                    json={"note": "已更换路灯灯泡", "photos": [known, not_yet, known]})
+    assert done.status_code == 200, done.json
+    assert system.drain()
+    entry = [e for e in case(system, case_id)["timeline"] if e["type"] == "resolved"][-1]
+    assert entry["photos"] == [known, not_yet]
+    assert [p["url"] for p in case(system, case_id)["photos"]] == [known]
+    page = lead_web.get(f"/lead/cases/{case_id}").get_data(as_text=True)
+    assert "办结，附照片2张（已更换路灯灯泡）" in page
+
+
+@INTAKE_FIX
+def test_intakes_page_upload_answer_gives_the_photos_addresses(system, lead_web):
+    case_id = accepted(system, lead_web)
+    report_id = case(system, case_id)["report_id"]
+    sent = send(lead_web, case_id, report_id, [(png(), "after.png"), (jpeg(), "b.jpg")], token_value=csrf(lead_web), json=True)
+    assert sent.status_code == 201 and sent.json["photos"] == 2
+    assert system.drain()
+    assert [u["url"] for u in sent.json["uploads"]] == [p["url"] for p in case(system, case_id)["photos"]]

@@ -7,7 +7,8 @@ import pytest
 from marshmallow import ValidationError
 
 from services.dispatch.case_photos import (MAX_LISTED, BeforeItsCase, add_photos, from_report, on_photo_added,
-                                           on_supplemented, photo_entry, resolved_with)
+                                           on_supplemented, photo_entry, resolved_with, sent_field,
+                                           sent_with)
 from services.dispatch.cases import _location
 from services.dispatch.web.timeline import timeline_items
 from shared.aggregates import Aggregates
@@ -55,6 +56,59 @@ def test_a_banjie_counts_the_holders_photos_since_the_last_one():
     assert texts == ["办结，附照片1张", "群众不满意，重新办理", "办结，附照片2张（已修好）", "接单"]
     assert resolved_with({"timeline": [{"at": "t1", "type": "resolved"}]}) == {0: 0}
     assert timeline_items({"timeline": [{"at": "t1", "type": "resolved"}]})[0]["text"] == "办结"
+
+
+A1, A2, A3 = (f"/api/v1/photos/{c * 32}" for c in "abc")
+
+
+def test_a_banjie_that_names_its_photos_counts_them_whatever_intakes_clock_says():
+    """intake stamps a photo's ``at``, dispatch its 办结's: clocks apart by more than the gap between
+    upload and 办结 put the photos in the wrong window, or in none. A 办结 that names its photos is
+    counted by its own list."""
+    timeline = [{"at": "2026-12-07T09:00:00+00:00", "type": "accepted"},
+                {"at": "2026-12-07T10:00:00+00:00", "type": "resolved", "photos": [A1, A2]},
+                {"at": "2026-12-07T11:00:00+00:00", "type": "reopened"},
+                {"at": "2026-12-07T12:00:00+00:00", "type": "resolved", "photos": [A3]}]
+    # intake's clock five minutes ahead: the first 办结's photos look newer than it (and older than
+    # the 重新办理), the second's newer than the last 办结 — the time window counted 0 and 0.
+    ahead = [photo_entry(A1, "lead", "2026-12-07T10:04:00+00:00"), photo_entry(A2, "lead", "2026-12-07T10:04:30+00:00"),
+             photo_entry(A3, "lead", "2026-12-07T12:04:00+00:00")]
+    assert resolved_with({"timeline": timeline, "photos": ahead}) == {1: 2, 3: 1}
+    # intake's clock five hours behind: every photo looks older than the first 办结 (the window: 3 and 0).
+    behind = [photo_entry(A1, "lead", "2026-12-07T05:00:00+00:00"), photo_entry(A2, "lead", "2026-12-07T05:00:30+00:00"),
+              photo_entry(A3, "lead", "2026-12-07T07:00:00+00:00")]
+    assert resolved_with({"timeline": timeline, "photos": behind}) == {1: 2, 3: 1}
+    texts = [i["text"] for i in timeline_items({"timeline": timeline, "photos": behind})]
+    assert texts[0] == "办结，附照片1张" and texts[2] == "办结，附照片2张"
+
+
+def test_a_named_photo_dispatch_has_not_heard_of_yet_is_counted():
+    """report.photo_added may reach dispatch after the 办结 the photo was sent with: the list counts,
+    not its intersection with the case's photos."""
+    case = {"timeline": [{"at": "t3", "type": "resolved", "photos": [A1, A2]}], "photos": [photo_entry(A1, "lead", "t2")]}
+    assert resolved_with(case) == {0: 2}
+    assert resolved_with({"timeline": [{"at": "t3", "type": "resolved", "photos": []}],
+                          "photos": [photo_entry(A1, "lead", "t2")]}) == {0: 0}   # named none: none
+
+
+def test_an_older_banjie_without_a_list_is_counted_by_time_leaving_out_the_named_ones():
+    case = {"timeline": [{"at": "t3", "type": "resolved"}, {"at": "t4", "type": "reopened"},
+                         {"at": "t6", "type": "resolved", "photos": [A2]}, {"at": "t7", "type": "reopened"},
+                         {"at": "t9", "type": "resolved"}],
+            # A2 was named by the second 办结 but intake's clock put it in the third's window
+            "photos": [photo_entry(A1, "lead", "t2"), photo_entry(A2, "lead", "t8"), photo_entry(A3, "staff", "t8")]}
+    assert resolved_with(case) == {0: 1, 2: 1, 4: 1}
+
+
+def test_a_banjie_names_at_most_nine_photo_addresses_once_each():
+    field = sent_field()
+    assert sent_with([A1, A2, A1]) == [A1, A2] and sent_with(None) is None
+    assert field.deserialize([A1, A2]) == [A1, A2]
+    with pytest.raises(ValidationError, match="最多附9张"):
+        field.deserialize([f"/api/v1/photos/{i:032x}" for i in range(10)])
+    for bad in ("/api/v1/photos/p1", "https://evil.example/x.jpg", f"/api/v1/photos/{'a' * 32}/../x", ""):
+        with pytest.raises(ValidationError, match="照片地址不正确"):
+            field.deserialize([bad])
 
 
 def test_a_location_is_two_numbers_or_nothing():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shared.pages.text import SITES
 from shared.pages.web import Pages, kit_blueprint
 
 from .entry import entry_routes
@@ -17,7 +18,7 @@ PREFIX = "/pages"
 def build_pages(org, desk, issuer, sup=None) -> list:
     from flask import Blueprint
 
-    pages = Pages(Path(__file__).parent / "templates", kit=f"{PREFIX}/kit", site="诉求办理")
+    pages = Pages(Path(__file__).parent / "templates", kit=f"{PREFIX}/kit", site=SITES["handling"])
     bp = Blueprint("entry_pages", __name__)
     entry_routes(bp, pages, org)
     if issuer is not None:   # sessions need the secret

@@ -4,7 +4,7 @@ An inbox of 待接单 / 办理中 / 即将超时 / 已超时 with counts, the ca
 refuses a cookie write without it)."""
 from __future__ import annotations
 
-from flask import redirect, request
+from flask import jsonify, redirect, request
 from marshmallow import ValidationError
 
 from shared.auth import CSRF_FIELD, page_person
@@ -13,7 +13,7 @@ from shared.pages.text import PHOTO_PROBLEMS
 from shared.pages.web import field_errors
 
 from ..desk import BadField, CaseNotVisible, NotHolder
-from ..page_forms import AcceptForm, AnswerForm, EscalateForm, NoteForm, PauseForm, ResumeForm
+from ..page_forms import AcceptForm, AnswerForm, EscalateForm, NoteForm, PauseForm, ResolveForm, ResumeForm
 from ..pausing import PAUSE_REASONS, is_paused
 from ..transitions import ESCALATION_REASONS, STATUS_TEXT, WrongState
 from .me import me_routes
@@ -69,8 +69,7 @@ def lead_routes(bp, pages, desk, issuer, sup=None) -> None:
         if action not in ACTIONS:
             return pages.render("gone.html", status=404, title="未找到")
         schema, call = ACTIONS[action]
-        values = request.form.to_dict()
-        values.pop(CSRF_FIELD, None)
+        values = _form_values()
         try:
             call(desk, principal, case_id, schema().load(values))
         except ValidationError as exc:
@@ -85,19 +84,59 @@ def lead_routes(bp, pages, desk, issuer, sup=None) -> None:
             return redirect("/lead/?done=escalate", 303)
         return redirect(f"/lead/cases/{case_id}?done={action}", 303)
 
+    @bp.post("/lead/cases/<string:case_id>/<string:action>/check")
+    def check(case_id, action):
+        """Would this form be taken? The page's script asks before it stores anything else that goes
+        with it (办结's photos, which intake keeps): every check of the action, nothing stored.
+        200 {"ok": true}, or 4xx JSON naming the field ("form" for the case's state) with the
+        Chinese message the page would show next to it."""
+        principal = person()   # a cookie write's CSRF token is checked by shared.auth, as for the action
+        if principal is None:
+            return jsonify(message="请先登录", field="form"), 401
+        if action not in CHECKS:
+            return jsonify(message="未找到", field="form"), 404
+        values = _form_values()
+        schema, call = CHECKS[action]
+        try:
+            call(desk, principal, case_id, schema().load(values))
+        except ValidationError as exc:
+            field, message = next(iter(field_errors(exc).items()))
+            return jsonify(message=message, field=field), 422
+        except BadField as exc:
+            return jsonify(message=exc.message, field=exc.field), 422
+        except (WrongState, NotHolder) as exc:
+            return jsonify(message=str(exc), field="form"), 409
+        except CaseNotVisible:
+            return jsonify(message="未找到该案件", field="form"), 404
+        return jsonify(ok=True)
+
 
 ACTIONS = {
     "accept": (AcceptForm, lambda d, p, c, f: d.accept(p, c, f.get("note"))),
     "progress": (NoteForm, lambda d, p, c, f: d.progress(p, c, f["note"])),
-    "resolve": (NoteForm, lambda d, p, c, f: d.resolve(p, c, f["note"])),
+    "resolve": (ResolveForm, lambda d, p, c, f: d.resolve(p, c, f["note"], photos=f.get("photos"))),
     "escalate": (EscalateForm, lambda d, p, c, f: d.escalate(p, c, f["reason"], f.get("note"))),
     "answer": (AnswerForm, lambda d, p, c, f: d.answer(p, c, f["supervision_id"], f["note"])),
     "pause": (PauseForm, lambda d, p, c, f: d.pause(p, c, f["reason"], f["note"], f.get("until"))),
     "resume": (ResumeForm, lambda d, p, c, f: d.resume(p, c, f.get("note"))),
 }
+# The actions a page may check before it sends them (办结: before its photos go to intake).
+CHECKS = {"resolve": (ResolveForm, lambda d, p, c, f: d.resolve(p, c, f["note"], dry_run=True,
+                                                               photos=f.get("photos")))}
 DONE = {"accept": "已接单，请在时限内办结。", "progress": "进展已记录，群众可以看到。", "resolve": "已办结，将请群众评价。",
         "escalate": "已上交上一级。", "answer": "已答复督办。", "pause": "已挂起，办理时限暂停计时。",
         "resume": "已恢复办理，时限继续计时。", "photos": "照片已上传，办结时会一并告知群众。"}
+
+
+# Fields a form may send more than once (办结's photos: one hidden field per address, kit.js).
+LIST_FIELDS = ("photos",)
+
+
+def _form_values() -> dict:
+    values = request.form.to_dict()
+    values.pop(CSRF_FIELD, None)
+    values.update({name: request.form.getlist(name) for name in LIST_FIELDS if name in request.form})
+    return values
 
 
 def _report_for(principal) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shared.pages.text import SITES
 from shared.pages.web import Pages, kit_blueprint
 
 from .desk import desk_routes
@@ -17,7 +18,7 @@ def build_pages(service, issuer) -> list:
 
     if issuer is None:   # sessions need the secret
         return [kit_blueprint("dept_kit", PREFIX)]
-    pages = Pages(Path(__file__).parent / "templates", kit=f"{PREFIX}/kit", site="部门工作台", home=f"{PREFIX}/")
+    pages = Pages(Path(__file__).parent / "templates", kit=f"{PREFIX}/kit", site=SITES["department"], home=f"{PREFIX}/")
     bp = Blueprint("dept_pages", __name__, url_prefix=PREFIX)
     desk_routes(bp, pages, service, issuer)
     return [kit_blueprint("dept_kit", PREFIX), bp]

@@ -53,21 +53,51 @@
     delete form.dataset.sending;
   }
 
-  /* 办结 with photos: the photos go first to the address in data-upload (intake keeps them), with
-     the page's CSRF token; only when every one is kept is the form itself sent. A refusal is said
-     next to the field and nothing is sent. Without scripts this field stays hidden and the page's
-     separate upload form (data-no-js) does the same. */
+  /* 办结 with photos: first the form itself is checked at the address in data-check (every check
+     of 办结, nothing stored); a refusal sends the form as it is, without its photos, and the server
+     answers with the page saying what is wrong next to the field — no photo was kept. Only then do
+     the photos go to the address in data-upload (intake keeps them), with the page's CSRF token, and
+     only when every one is kept is the form itself sent, with one hidden "photos" field per address
+     intake's answer gives (its "uploads"), so the 办结 names the photos sent with it. A refused photo is said next to its field
+     and nothing is sent. Without scripts this field stays hidden and the page's separate upload form
+     (data-no-js) does the same. */
+  function checkFirst(form, input) {
+    if (!input.dataset.check) return Promise.resolve(true);
+    return fetch(input.dataset.check, { method: "POST", body: new FormData(form), credentials: "same-origin",
+      headers: { "Accept": "application/json", "X-CSRF-Token": input.dataset.csrf } }).then(function (resp) {
+      if (resp.ok) return true;
+      if (resp.status >= 500) throw new Error("");
+      form.submit();   // refused: the server's page says why, next to the field
+      return false;
+    });
+  }
+
   function uploadFirst(form, input) {
-    busy(form, "正在上传照片…");
-    var files = Array.prototype.slice.call(input.files);
-    return Promise.all(files.map(shrink)).then(function (small) {
+    function upload(small) {
       var body = new FormData();
       body.append("csrf_token", input.dataset.csrf);
       small.forEach(function (f) { body.append("photos", f, f.name); });
       return fetch(input.dataset.upload, { method: "POST", body: body, credentials: "same-origin",
         headers: { "Accept": "application/json", "X-CSRF-Token": input.dataset.csrf } });
+    }
+    busy(form, "正在上传照片…");
+    var files = Array.prototype.slice.call(input.files);
+    return checkFirst(form, input).then(function (go) {
+      if (!go) return null;
+      return Promise.all(files.map(shrink)).then(upload);
     }).then(function (resp) {
-      if (resp.ok) { form.submit(); return; }
+      if (resp === null) return;
+      if (resp.ok) {   // the form names the photos it is sent with, when intake's answer gives their addresses
+        return resp.json().catch(function () { return {}; }).then(function (body) {
+          (Array.isArray(body.uploads) ? body.uploads : []).forEach(function (u) {
+            if (!u || typeof u.url !== "string") return;
+            var field = document.createElement("input");
+            field.type = "hidden"; field.name = "photos"; field.value = u.url;
+            form.appendChild(field);
+          });
+          form.submit();
+        });
+      }
       return resp.json().catch(function () { return {}; }).then(function (body) {
         throw new Error(body.message || "照片没有上传成功，请重试");
       });
