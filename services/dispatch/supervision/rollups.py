@@ -427,8 +427,11 @@ class Rollups:
         beside running writers (the same generations as ``recompute``). Returns the days written."""
         done = 0
         for source, coll in self.facts.items():
+            # ``>= ""`` (every string) rather than no filter: the listing then reads an index led by
+            # township instead of scanning every fact, and a fact without one is left out as before.
             towns = [township] if township else sorted(
-                r["township"] for r in coll.aggregate(["township"], {"n": Metric.count()}) if r["township"])
+                r["township"] for r in coll.aggregate(["township"], {"n": Metric.count()},
+                                                      {"township": {"$gte": ""}}) if r["township"])
             for town in towns:
                 done += self._rebuild_township(source, town)
         if township is None:
