@@ -554,15 +554,10 @@ def test_a_lead_opens_the_sms_link_and_resolves_with_a_photo(system, demo, serve
     browser.wait("[...document.querySelectorAll('#photos img')].every(i => i.complete && i.naturalWidth > 0)")
     assert browser.eval("document.querySelectorAll('#photos img').length") == 2
     # 办结 names the photo it was sent with (kit.js, from intake's upload answer): 附照片1张, whatever
-    # intake's clock says; the no-script upload before it is the case's, not this 办结's. Until intake
-    # answers with the addresses (results/mends-intake-photo-addresses.patch) the script has none to
-    # send and the 办结 is counted by time, both uploads since the last 办结: 附照片2张.
+    # intake's clock says; the no-script upload before it is the case's, not this 办结's.
     resolved = [e for e in case(system, case_id)["timeline"] if e["type"] == "resolved"][-1]
-    if "photos" in resolved:
-        assert resolved["photos"] == [photos[1]["url"]]
-        assert "办结，附照片1张" in browser.eval("document.getElementById('timeline').textContent")
-    else:
-        assert "办结，附照片2张" in browser.eval("document.getElementById('timeline').textContent")
+    assert resolved["photos"] == [photos[1]["url"]]
+    assert "办结，附照片1张" in browser.eval("document.getElementById('timeline').textContent")
     pages.check("lead-case-photos")
 
     # 回电: the case page's link opens intake's page with the resident's number and a tap-to-call link.

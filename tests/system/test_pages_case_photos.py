@@ -267,7 +267,6 @@ def test_the_api_resolves_as_a_dry_run_first(system, web, lead_web):
 
 # -- 办结 names the photos it was sent with (not intake's clock against dispatch's) ----------------
 
-INTAKE_FIX = pytest.mark.xfail(strict=True, reason="needs results/mends-intake-photo-addresses.patch (services/intake)")
 
 
 def _clock_apart(system, case_id: str, hours: float) -> None:
@@ -295,9 +294,8 @@ def test_the_page_sends_banjie_with_its_photos_addresses_and_the_count_ignores_t
     sent = send(lead_web, case_id, report_id, [(png(), "after.png")], token_value=token_value, json=True)
     assert sent.status_code == 201
     assert system.drain()
-    # intake's answer names the photos with the intake patch; before it the page has only the count,
-    # and an address is what the case lists (the same one intake's answer will give).
-    addresses = [u["url"] for u in sent.json.get("uploads", [])] or [p["url"] for p in case(system, case_id)["photos"]]
+    addresses = [u["url"] for u in sent.json["uploads"]]
+    assert addresses == [p["url"] for p in case(system, case_id)["photos"]]
     _clock_apart(system, case_id, hours)
     done = lead_web.post(f"/lead/cases/{case_id}/resolve",
                          data={"csrf_token": token_value, "note": "已更换路灯灯泡", "photos": addresses})
@@ -349,7 +347,6 @@ def test_the_api_resolves_with_the_photos_it_sent_even_before_dispatch_heard_of_
     assert "办结，附照片2张（已更换路灯灯泡）" in page
 
 
-@INTAKE_FIX
 def test_intakes_page_upload_answer_gives_the_photos_addresses(system, lead_web):
     case_id = accepted(system, lead_web)
     report_id = case(system, case_id)["report_id"]

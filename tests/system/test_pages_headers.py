@@ -1,11 +1,8 @@
 """Every page's header (三长制 · …) names its audience, whichever service serves it: 群众服务 for
 residents, 诉求办理 for leads and township staff, 部门工作台 for departments' clerks (shared.pages.text
 SITES). The 回电 page (a lead calling a resident back), intake's refusal page for a lead or staff
-member, and 代办 (a lead reporting for a resident) are intake's pages for leads: they said 群众服务.
-
-Their fix is intake's (services/intake/web/handling.py and report.py render with SITES["handling"]);
-it waits for the engineer working in services/intake/, with the patch in results/mends.md — until it
-lands those tests are expected to fail (strict: once it lands, drop the marks)."""
+member, and 代办 (a lead reporting for a resident) are intake's pages for leads: they say 诉求办理 too
+(services/intake/web/handling.py HANDLING)."""
 from __future__ import annotations
 
 import re
@@ -20,7 +17,6 @@ from tests.support.signin import sign_in_page
 from tests.system.test_pages_case_photos import lead_web, report_of  # noqa: F401 (fixture)
 from tests.system.test_pages_report_for import signed_in_lead
 
-INTAKE_FIX = pytest.mark.xfail(strict=True, reason="needs the services/intake change in results/mends.md")
 
 
 def header(html: str) -> str:
@@ -35,15 +31,14 @@ def test_the_leads_and_staff_pages_of_dispatch_say_so(system, lead_web):
         assert header(lead_web.get(path).get_data(as_text=True)) == SITES["handling"], path
 
 
-@INTAKE_FIX
 def test_the_call_back_page_has_the_leads_header(system, lead_web):
     case_id = submit(system, lead_web)
     page = lead_web.get(f"/resident/handling/{case(system, case_id)['report_id']}/contact?next=/lead/cases/{case_id}")
     assert page.status_code == 200
     assert header(page.get_data(as_text=True)) == SITES["handling"]
+    assert '<header class="top"><a href="/">' in page.get_data(as_text=True)   # the entry page, not /resident/
 
 
-@INTAKE_FIX
 def test_the_refusal_a_staff_member_sees_has_the_leads_header(system, web, demo):
     assert system.drain(15)
     case_id = submit(system, web)
@@ -72,8 +67,8 @@ def opened(tmp_path, clock):
     runtime.stop()
 
 
-@INTAKE_FIX
 def test_daiban_the_lead_reporting_for_a_resident_has_the_leads_header(opened):
     page = signed_in_lead(opened).get(f"/resident/{TOWNSHIP}/report?for=lead")
     assert page.status_code == 200 and "代办" in page.get_data(as_text=True)
     assert header(page.get_data(as_text=True)) == SITES["handling"]
+    assert f'action="/resident/{TOWNSHIP}/report"' in page.get_data(as_text=True)   # still posts to intake

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shared.pages.text import SITES
 from shared.pages.web import Pages, kit_blueprint
 
 from ..page_desk import ResidentDesk
@@ -23,7 +24,7 @@ PREFIX = "/resident"
 def build_pages(desk: ResidentDesk, access: Access | None = None) -> list:
     from flask import Blueprint
 
-    pages = Pages(Path(__file__).parent / "templates", kit=f"{PREFIX}/kit", site="群众服务", home=f"{PREFIX}/")
+    pages = Pages(Path(__file__).parent / "templates", kit=f"{PREFIX}/kit", site=SITES["resident"], home=f"{PREFIX}/")
     bp = Blueprint("resident_pages", __name__, url_prefix=PREFIX)
     report_routes(bp, pages, desk, access)
     track_routes(bp, pages, desk, access)

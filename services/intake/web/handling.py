@@ -18,7 +18,7 @@ from flask import jsonify, redirect, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from shared.auth import current_principal, page_person, session_cookie
-from shared.pages.text import PHOTO_PROBLEMS
+from shared.pages.text import PHOTO_PROBLEMS, SITES
 
 from .. import photos as photo_rules
 from ..loop_errors import Conflict, LoopError, NotVisible
@@ -27,6 +27,10 @@ from ..residents import Caller
 NEXT = re.compile(r"/(lead/cases/[A-Za-z0-9_.-]{1,80}|staff/\d{9}/cases/[A-Za-z0-9_.-]{1,80})")
 ROLES = ("lead", "staff")
 STATUS = {"missing": 422, "type": 415, "size": 413, "count": 409, "expired": 403}
+# These pages are intake's but a lead's or a staff member's, not a resident's: their header says so
+# and leads back to the entry page, like dispatch's pages (shared.pages.text.SITES). ``home`` stays
+# intake's: its templates build their addresses from it.
+HANDLING = {"site": SITES["handling"], "header_href": "/"}
 
 
 def handling_routes(bp, pages, loop) -> None:
@@ -55,8 +59,8 @@ def handling_routes(bp, pages, loop) -> None:
         if problem:
             return _problem(problem, back)
         try:
-            for data in files:
-                loop.add_photo(report["_id"], Caller(principal.role, principal=principal), None, data)
+            uploads = [loop.add_photo(report["_id"], Caller(principal.role, principal=principal), None, data)[1]
+                       for data in files]
         except NotVisible:
             return _refused(pages, 404, "未找到该诉求", back)
         except Conflict:
@@ -64,7 +68,9 @@ def handling_routes(bp, pages, loop) -> None:
         except LoopError as exc:
             return _refused(pages, exc.status, exc.message, back)
         if _wants_json():
-            return jsonify({"photos": len(files)}), 201
+            # The addresses let the page name these photos in its 办结 (dispatch counts the 办结's own list).
+            return jsonify({"photos": len(files),
+                            "uploads": [{"id": u["id"], "url": u["url"]} for u in uploads]}), 201
         return redirect(f"{back}?done=photos", 303)
 
 
@@ -82,9 +88,9 @@ def contact_routes(bp, pages, loop) -> None:
             found = loop.contact_for_holder(ref, Caller(principal.role, principal=principal))
         except LoopError as exc:
             return pages.render("handling_refused.html", status=exc.status, title="无法查看联系电话",
-                                message=exc.message, back=back)
+                                message=exc.message, back=back, **HANDLING)
         resp = pages.render("contact.html", title="联系群众", report=found["report"], phone=found["phone"],
-                            name=found["name"], back=back)
+                            name=found["name"], back=back, **HANDLING)
         resp.headers["Cache-Control"] = "no-store"
         resp.headers["Referrer-Policy"] = "no-referrer"
         return resp
@@ -118,4 +124,4 @@ def _refused(pages, status: int, message: str, back: str):
         return jsonify({"message": message}), status
     if status == 401:
         return redirect(f"/signin?next={back}", 303)
-    return pages.render("handling_refused.html", status=status, title="无法上传照片", message=message)
+    return pages.render("handling_refused.html", status=status, title="无法上传照片", message=message, **HANDLING)

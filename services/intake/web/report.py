@@ -15,6 +15,7 @@ from ..loop_errors import LoopError
 from ..page_forms import ReportForm, ResidentReportForm
 from ..photos import MAX_BYTES, MAX_PHOTOS
 from .account import CSRF_FIELD as RESIDENT_CSRF
+from .handling import HANDLING
 from .session import remember
 
 # The category picker: a picture (kit/icons.svg) and the words people use for it.
@@ -119,6 +120,7 @@ def _form(pages, township, name, values, errors, status=200, resident=None, acce
     proxy = values.get("on_behalf") == "1"
     csrf = current_app.extensions["sanzhang.auth"].issuer.csrf_token(_lead(township).session_id) if proxy else ""
     return pages.render("report.html", status=status, title="代群众反映问题" if proxy else "我要反映问题",
+                        **(HANDLING if proxy else {}),
                         township=township, name=name, values=values, errors=errors, choices=CHOICES,
                         max_photos=MAX_PHOTOS, proxy=proxy, csrf=csrf, csrf_field=CSRF_FIELD,
                         resident=access.masked(resident) if resident else None,
