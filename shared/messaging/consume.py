@@ -10,7 +10,6 @@ together after its commit (issue 16: one commit and one ack per batch instead of
 """
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import threading
@@ -23,6 +22,7 @@ from marshmallow import ValidationError
 
 from ..events import load_event
 from .. import faults
+from .. import jsontext
 from ..logs import correlation_id
 from ..metrics import DEAD_LETTERED, EVENTS_CONSUMED, HANDLER_SECONDS
 from .consume_batch import Batch
@@ -47,7 +47,7 @@ class Dispatcher:
 
     def decode(self, body: bytes | str) -> dict:
         try:
-            raw = json.loads(body)
+            raw = jsontext.loads(body)
             if not isinstance(raw, dict):
                 raise PoisonMessage("envelope is not an object")
             return load_event(raw)

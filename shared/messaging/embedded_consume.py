@@ -3,13 +3,13 @@ RabbitMQ path — mandatory routing, work stored before the message is let go, b
 poison to the dead table — over the SQLite inbox instead of a broker."""
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
 import time
 
 from .. import faults
+from .. import jsontext
 from ..metrics import DEAD_LETTERED, EVENTS_CONSUMED, HANDLER_SECONDS
 from .consume import Dispatcher, Handler, PoisonMessage
 from .embedded_bus import Delivery, EmbeddedBus
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def _body(event: dict) -> str:
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    return jsontext.dumps(event)
 
 
 class BusPublisher:

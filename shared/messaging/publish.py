@@ -1,11 +1,12 @@
 """Confirmed, mandatory publishing. A batch either is confirmed by the broker or raises."""
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from typing import Protocol
+
+from .. import jsontext
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def _nothing() -> None:
 
 
 def _body(event: dict) -> bytes:
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+    return jsontext.dumps_bytes(event)
 
 
 class PikaPublisher:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from .. import jsontext
 from . import sqlite_schema
 from .port import (RANGE_OPS, DuplicateKey, Index, Metric, StorageError, UndeclaredField, VersionConflict,
                    Where, Sort, check_aggregate, check_where, empty_row)
@@ -345,7 +346,7 @@ class SQLiteCollection:
         doc.setdefault("version", 1)
         sql = "INSERT INTO " + self._into
         try:
-            self.store.write(sql, [doc["_id"], doc["version"], json.dumps(doc, ensure_ascii=False)] + self._row(doc))
+            self.store.write(sql, [doc["_id"], doc["version"], jsontext.dumps(doc)] + self._row(doc))
         except sqlite3.IntegrityError as exc:
             raise DuplicateKey(str(exc)) from exc
         return doc
@@ -359,7 +360,7 @@ class SQLiteCollection:
         cols = self.columns if previous is None else [c for c in self.columns if previous.get(c) != doc.get(c)]
         sets = ", ".join(["version = ?", "doc = ?"] + [f"{_ident(c)} = ?" for c in cols])
         return doc, f"UPDATE {self.table} SET {sets} WHERE _id = ? AND version = ?", (
-            [doc["version"], json.dumps(doc, ensure_ascii=False)] + [_param(doc.get(c)) for c in cols]
+            [doc["version"], jsontext.dumps(doc)] + [_param(doc.get(c)) for c in cols]
             + [doc["_id"], expected_version])
 
     def replace(self, doc: dict, expected_version: int, previous: dict | None = None) -> dict:
@@ -396,7 +397,7 @@ class SQLiteCollection:
         doc["version"] = (current["version"] + 1) if current else 1
         sql = "INSERT OR REPLACE INTO " + self._into
         try:
-            self.store.write(sql, [doc["_id"], doc["version"], json.dumps(doc, ensure_ascii=False)] + self._row(doc))
+            self.store.write(sql, [doc["_id"], doc["version"], jsontext.dumps(doc)] + self._row(doc))
         except sqlite3.IntegrityError as exc:
             raise DuplicateKey(str(exc)) from exc
         return doc
@@ -424,7 +425,7 @@ class SQLiteCollection:
                f"ORDER BY {col} LIMIT ?) RETURNING {returning}")
         with self.store.write_lock:
             rows = self.store.connection().execute(sql, (lease_until, lease_until, now, limit)).fetchall()
-        return [json.loads(r[0]) for r in rows]
+        return [jsontext.loads(r[0]) for r in rows]
 
     def patch_many(self, at_versions: Sequence[tuple[str, int]], values: Mapping[str, Any]) -> set[str]:
         """One UPDATE per few hundred documents: a row-value IN picks each (id, version) pair, so a
@@ -437,7 +438,7 @@ class SQLiteCollection:
         # json(?) keeps lists and objects as JSON, not as strings, inside the stored document.
         doc_set = "json_set(doc, " + ", ".join(f"'$.{k}', json(?)" for k in keys) + ", '$.version', version + 1)"
         sets = ", ".join(["version = version + 1", f"doc = {doc_set}"] + [f"{_ident(c)} = ?" for c in cols])
-        head = [json.dumps(values[k], ensure_ascii=False) for k in keys] + [_param(values[c]) for c in cols]
+        head = [jsontext.dumps(values[k]) for k in keys] + [_param(values[c]) for c in cols]
         done: set[str] = set()
         pairs = list(at_versions)
         for start in range(0, len(pairs), 400):
@@ -456,7 +457,7 @@ class SQLiteCollection:
     # -- reads --------------------------------------------------------------------------------
     def get(self, doc_id: str) -> dict | None:
         row = self.store.connection().execute(f"SELECT doc FROM {self.table} WHERE _id = ?", (doc_id,)).fetchone()
-        return json.loads(row[0]) if row else None
+        return jsontext.loads(row[0]) if row else None
 
     def _where(self, where: Where | None) -> tuple[str, list[Any]]:
         check_where(where, self.queryable)
@@ -501,7 +502,7 @@ class SQLiteCollection:
         if limit is not None or skip:
             sql += " LIMIT ? OFFSET ?"
             params += [limit if limit is not None else -1, skip]
-        return [json.loads(r[0]) for r in self.store.connection().execute(sql, params)]
+        return [jsontext.loads(r[0]) for r in self.store.connection().execute(sql, params)]
 
     def count(self, where: Where | None = None) -> int:
         clause, params = self._where(where)
