@@ -14,6 +14,7 @@ import json
 import time
 import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 
 import pika
 
@@ -50,6 +51,30 @@ def _messages(amqp_url: str, queue: str) -> list[dict]:
         conn.close()
 
 
+@contextmanager
+def _intake_without_broker(amqp_url: str, tmp_path):
+    """intake started through a TCP proxy in front of the real RabbitMQ, the proxy not started (the
+    broker refused), once intake answers /healthz: (proxy, cluster, intake's address, a client's
+    headers). Afterwards every process is stopped and the namespace deleted through the proxy."""
+    upstream = urllib.parse.urlsplit(amqp_url)
+    port = free_port()
+    proxy = TcpProxy(port, (upstream.hostname or "127.0.0.1", upstream.port or 5672))   # not started: refused
+    cluster = Cluster(_through(amqp_url, port), tmp_path)
+    base = cluster.base["intake"]
+    client = {"Authorization": "Bearer " + TokenIssuer(SECRET).issue(Principal(role="client", townships=(DEMO_TOWNSHIP,)))}
+    try:
+        cluster.start("intake", wait=False)
+        wait_until(lambda: call("GET", base + "/healthz")[0] == 200, timeout=60, what="intake answers")
+        yield proxy, cluster, base, client
+    finally:
+        for name in list(cluster.procs):
+            cluster.stop(name)
+        if proxy._server is None:
+            proxy.start()   # stop_all deletes the namespace through the cluster's URL
+        cluster.stop_all()
+        proxy.stop()
+
+
 def _connected(base: str) -> float:
     """intake's ``sanzhang_broker_connected`` gauge, as /metrics shows it."""
     with urllib.request.urlopen(base + "/metrics", timeout=5) as answer:
@@ -61,15 +86,7 @@ def _connected(base: str) -> float:
 
 
 def test_intake_serves_without_the_broker_and_its_report_goes_out_once_it_is_back(amqp_url, tmp_path):
-    upstream = urllib.parse.urlsplit(amqp_url)
-    port = free_port()
-    proxy = TcpProxy(port, (upstream.hostname or "127.0.0.1", upstream.port or 5672))   # not started: refused
-    cluster = Cluster(_through(amqp_url, port), tmp_path)
-    base = cluster.base["intake"]
-    client = {"Authorization": "Bearer " + TokenIssuer(SECRET).issue(Principal(role="client", townships=(DEMO_TOWNSHIP,)))}
-    try:
-        cluster.start("intake", wait=False)
-        wait_until(lambda: call("GET", base + "/healthz")[0] == 200, timeout=60, what="intake answers")
+    with _intake_without_broker(amqp_url, tmp_path) as (proxy, cluster, base, client):
         status, ready = call("GET", base + "/readyz")
         assert status == 503 and ready["status"] == "not ready" and ready["checks"]["broker"] is False, ready
         assert ready["checks"]["store.intake"] is True
@@ -137,25 +154,10 @@ def test_intake_serves_without_the_broker_and_its_report_goes_out_once_it_is_bac
         assert cluster.procs["intake"].poll() is None
         log = cluster.log_text("intake")
         assert "Worker failed to boot" not in log and "13800000001" not in log
-    finally:
-        for name in list(cluster.procs):
-            cluster.stop(name)
-        if proxy._server is None:
-            proxy.start()   # stop_all deletes the namespace through the cluster's URL
-        cluster.stop_all()
-        proxy.stop()
 
 
 def test_stopped_before_the_broker_came_back_it_exits_cleanly_and_the_next_start_sends_what_it_kept(amqp_url, tmp_path):
-    upstream = urllib.parse.urlsplit(amqp_url)
-    port = free_port()
-    proxy = TcpProxy(port, (upstream.hostname or "127.0.0.1", upstream.port or 5672))
-    cluster = Cluster(_through(amqp_url, port), tmp_path)
-    base = cluster.base["intake"]
-    client = {"Authorization": "Bearer " + TokenIssuer(SECRET).issue(Principal(role="client", townships=(DEMO_TOWNSHIP,)))}
-    try:
-        cluster.start("intake", wait=False)
-        wait_until(lambda: call("GET", base + "/healthz")[0] == 200, timeout=60, what="intake answers")
+    with _intake_without_broker(amqp_url, tmp_path) as (proxy, cluster, base, client):
         status, created = call("POST", base + "/api/v1/reports", {
             "township": DEMO_TOWNSHIP, "address": "韶山村一组12号", "category": "environment",
             "description": "门口路灯坏了一个星期，晚上出行不安全", "reporter_phone": "13800000001",
@@ -172,10 +174,3 @@ def test_stopped_before_the_broker_came_back_it_exits_cleanly_and_the_next_start
                    timeout=30, what="the kept report's event")
         time.sleep(2)
         assert len([m for m in _messages(amqp_url, queue) if m["type"] == "report.submitted"]) == 1
-    finally:
-        for name in list(cluster.procs):
-            cluster.stop(name)
-        if proxy._server is None:
-            proxy.start()
-        cluster.stop_all()
-        proxy.stop()

@@ -2,13 +2,13 @@
 through the real intake → dispatch path, and driving the SLA sweeper by hand."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-
-from shared.domain.ids import case_id_for
 from shared.cli import _load_demo
-from tests.support.runtime import token
+from shared.domain.ids import case_id_for
+from tests.support.runtime import make_settings, token
 
 TOWNSHIP = "430382100"
 SH = ZoneInfo("Asia/Shanghai")
@@ -88,3 +88,18 @@ def referral_reason(system, case_id: str) -> str | None:
     if doc is None:
         return None
     return (doc.get("referral") or doc).get("reason")
+
+
+@contextmanager
+def pages_opened(tmp_path, clock):
+    """The whole system with the demo township's resident pages opened (代办 is one of them), its
+    roster loaded and its first events handled."""
+    from shared.runtime import SERVICES, Runtime
+
+    runtime = Runtime(make_settings(tmp_path, pages_townships=f"{TOWNSHIP}=清溪镇"), SERVICES, clock=clock).start()
+    try:
+        demo_township(runtime)
+        assert runtime.drain(15)
+        yield runtime
+    finally:
+        runtime.stop()

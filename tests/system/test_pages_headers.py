@@ -10,9 +10,8 @@ import re
 import pytest
 
 from shared.pages.text import SITES
-from shared.runtime import SERVICES, Runtime
-from tests.support.dispatch import TOWNSHIP, case, demo_township, submit
-from tests.support.runtime import ADMIN_HEADERS, make_settings
+from tests.support.dispatch import TOWNSHIP, case, pages_opened, submit
+from tests.support.runtime import ADMIN_HEADERS
 from tests.support.signin import sign_in_page
 from tests.system.test_pages_case_photos import lead_web, report_of  # noqa: F401 (fixture)
 from tests.system.test_pages_report_for import signed_in_lead
@@ -59,12 +58,8 @@ def test_the_residents_pages_keep_theirs(system, web, demo):
 
 @pytest.fixture
 def opened(tmp_path, clock):
-    """The system with the township's resident pages opened (代办 is one of them)."""
-    runtime = Runtime(make_settings(tmp_path, pages_townships=f"{TOWNSHIP}=清溪镇"), SERVICES, clock=clock).start()
-    demo_township(runtime)
-    assert runtime.drain(15)
-    yield runtime
-    runtime.stop()
+    with pages_opened(tmp_path, clock) as runtime:
+        yield runtime
 
 
 def test_daiban_the_lead_reporting_for_a_resident_has_the_leads_header(opened):

@@ -8,10 +8,8 @@ import re
 
 import pytest
 
-from shared.runtime import SERVICES, Runtime
 from shared.web import create_app
-from tests.support.dispatch import demo_township, posts
-from tests.support.runtime import make_settings
+from tests.support.dispatch import pages_opened, posts
 from tests.support.signin import sign_in_page
 
 TOWNSHIP = "430382100"
@@ -20,11 +18,8 @@ PHONE = "13973200001"
 
 @pytest.fixture
 def system(tmp_path, clock):
-    runtime = Runtime(make_settings(tmp_path, pages_townships=f"{TOWNSHIP}=清溪镇"), SERVICES, clock=clock).start()
-    demo_township(runtime)
-    assert runtime.drain(15)
-    yield runtime
-    runtime.stop()
+    with pages_opened(tmp_path, clock) as runtime:
+        yield runtime
 
 
 def signed_in_lead(system):
