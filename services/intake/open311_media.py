@@ -35,6 +35,6 @@ def read_uploads(files: list[tuple[str, bytes]]) -> list[bytes]:
 def attach_uploads(loop, report: dict, uploads: list[bytes]) -> dict:
     """Attaches checked photos to the report just made; returns the report as stored."""
     caller = Caller("resident", township=report["township"], report_id=report["_id"])
-    for data in uploads:
-        report, _ = loop.add_photo(report["_id"], caller, None, data)
+    if uploads:
+        report, _ = loop.add_photos(report["_id"], caller, None, uploads)
     return report

@@ -79,8 +79,8 @@ class ResidentDesk:
             raise ValidationError({_FIELDS.get(k, k): v for k, v in exc.messages.items()}) from None
         report = self.service.submit(body, idempotency_key=f"page:{township}:{form['submission']}")
         caller = Caller("resident", township=township, report_id=report["_id"])
-        for data in photos:
-            report, _ = self.loop.add_photo(report["_id"], caller, None, data)
+        if photos:
+            report, _ = self.loop.add_photos(report["_id"], caller, None, photos)
         return report, self.tokens.issue(report)
 
     def prove(self, township: str, tracking_no: str, phone_last4: str) -> tuple[dict, str]:

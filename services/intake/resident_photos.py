@@ -23,18 +23,64 @@ class ResidentPhotos:
     """Part of ResidentLoop (services/intake/loop.py), which holds the stores, settings and clock."""
 
     def add_photo(self, ref: str, caller: Caller, phone_last4: str | None, data: bytes) -> tuple[dict, dict]:
+        report, (upload,) = self.add_photos(ref, caller, phone_last4, [data])
+        return report, upload
+
+    def add_photos(self, ref: str, caller: Caller, phone_last4: str | None,
+                   files: list[bytes]) -> tuple[dict, list[dict]]:
+        """Attaches every photo or none: each is checked, the bytes are stored, then one change of
+        the report attaches them all — a report that reached MAX_PHOTOS meanwhile (another upload)
+        refuses the whole set. Returns the report and each file's upload, in the order sent (a photo
+        already attached is answered with its upload, not added twice)."""
+        report, by = self._uploader(ref, caller, phone_last4)
+        kinds = [self._checked(data) for data in files]
+        now = self.clock.now()
+        pids = [photo_rules.photo_id(report["_id"], data) for data in files]
+        uploads = [{"id": pid, "content_type": kind, "size": len(data), "by": by, "at": iso(now),
+                    "url": photo_rules.photo_path(pid)} for pid, data, kind in zip(pids, files, kinds)]
+        kept = {u["id"]: u for u in report.get("uploads", [])}
+        new = list({u["id"]: u for u in uploads if u["id"] not in kept}.values())   # a file sent twice once
+        if len(kept) + len(new) > photo_rules.MAX_PHOTOS:
+            raise Conflict(f"每条诉求最多{photo_rules.MAX_PHOTOS}张照片")
+        if not new:
+            return report, [kept[pid] for pid in pids]
+        adding_ids = {u["id"] for u in new}
+        for upload, data in zip(uploads, files):
+            if upload["id"] in adding_ids:
+                self._store(report, upload, data)
+        who = "resident" if caller.kind in ("resident", "app") else caller.kind
+
+        def attach(doc: dict):
+            there = {u["id"] for u in doc.get("uploads", [])}
+            adding = [u for u in new if u["id"] not in there]
+            if not adding:
+                raise Unchanged
+            if len(there) + len(adding) > photo_rules.MAX_PHOTOS:
+                raise Conflict(f"每条诉求最多{photo_rules.MAX_PHOTOS}张照片")
+            doc.setdefault("uploads", []).extend(adding)
+            doc["updated_at"] = iso(now)
+            return [event for upload in adding for event in _added(doc, upload, who, now)]
+
+        stored = self.reports.mutate(report["_id"], attach)
+        by_id = {u["id"]: u for u in stored.get("uploads", [])}
+        return stored, [by_id[pid] for pid in pids]
+
+    def _uploader(self, ref: str, caller: Caller, phone_last4: str | None) -> tuple[dict, str]:
+        """The report the caller may add photos to, and the name recorded as who added them."""
         if caller.kind in ("resident", "app"):
-            report = self.resident_report(ref, caller, phone_last4)
-            by = "resident"
-        elif caller.kind in ("staff", "lead"):
+            return self.resident_report(ref, caller, phone_last4), "resident"
+        if caller.kind in ("staff", "lead"):
             report = self.find(ref)
             if report is None or not caller.sees(report["township"]):
                 raise NotVisible("未找到该诉求")
             if caller.kind == "lead" and not _holds(report, caller):
                 raise Forbidden("只有经办该诉求的三长可以上传照片")
-            by = caller.name
-        else:
-            raise Forbidden("无权上传照片")
+            return report, caller.name
+        raise Forbidden("无权上传照片")
+
+    @staticmethod
+    def _checked(data: bytes) -> str:
+        """The photo's content type, from its first bytes; BadInput & co. naming ``file`` if not."""
         if len(data) > photo_rules.MAX_BYTES:
             raise TooLarge(f"照片不能超过{photo_rules.MAX_BYTES // (1024 * 1024)}MB", field="file")
         if not data:
@@ -42,30 +88,16 @@ class ResidentPhotos:
         content_type = photo_rules.sniff(data)
         if content_type is None:
             raise Unsupported("只接受JPEG、PNG或WebP格式的照片", field="file")
-        pid = photo_rules.photo_id(report["_id"], data)
-        if any(u["id"] == pid for u in report.get("uploads", [])):
-            return report, next(u for u in report["uploads"] if u["id"] == pid)
-        if len(report.get("uploads", [])) >= photo_rules.MAX_PHOTOS:
-            raise Conflict(f"每条诉求最多{photo_rules.MAX_PHOTOS}张照片")
-        now = self.clock.now()
-        upload = {"id": pid, "content_type": content_type, "size": len(data), "by": by, "at": iso(now),
-                  "url": photo_rules.photo_path(pid)}
+        return content_type
+
+    def _store(self, report: dict, upload: dict, data: bytes) -> None:
+        """The bytes, by content: stored before the report names them, so a named photo is there."""
         try:
-            self.blobs.put(pid, data, {"township": report["township"], "report_id": report["_id"],
-                                       "content_type": content_type, "size": len(data), "by": by, "at": iso(now)})
+            self.blobs.put(upload["id"], data, {"township": report["township"], "report_id": report["_id"],
+                                                "content_type": upload["content_type"], "size": upload["size"],
+                                                "by": upload["by"], "at": upload["at"]})
         except DuplicateKey:
             pass  # stored by an upload whose response was lost
-
-        def attach(doc: dict):
-            if any(u["id"] == pid for u in doc.get("uploads", [])):
-                raise Unchanged
-            if len(doc.get("uploads", [])) >= photo_rules.MAX_PHOTOS:
-                raise Conflict(f"每条诉求最多{photo_rules.MAX_PHOTOS}张照片")
-            doc.setdefault("uploads", []).append(upload)
-            doc["updated_at"] = iso(now)
-            return _added(doc, upload, "resident" if caller.kind in ("resident", "app") else caller.kind, now)
-
-        return self.reports.mutate(report["_id"], attach), upload
 
     def photo(self, pid: str, caller: Caller | None):
         blob = self.blobs.get(pid)

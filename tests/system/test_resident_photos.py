@@ -10,14 +10,17 @@ import zlib
 
 import pytest
 
-from services.intake.photos import MAX_BYTES, sniff
+from services.intake.loop_errors import Conflict
+from services.intake.photos import MAX_BYTES, photo_id, sniff
+from services.intake.residents import Caller
+from shared.domain.ids import case_id_for
 from shared.cli import _load_demo
 from shared.storage import DuplicateKey
 from shared.storage.blobs import GridFSBlobs, SQLiteBlobs, blobs_for
 from shared.storage.mongo import MongoStore
 from shared.storage.sqlite import SQLiteStore
 from tests.support.runtime import token
-from tests.support.dispatch import holder, posts
+from tests.support.dispatch import case, holder, posts
 
 TOWNSHIP = "430382100"
 OTHER = "430382101"
@@ -179,3 +182,41 @@ def test_open311_media_url_points_at_the_uploaded_photo(system, web, report, dem
     path = item["media_url"].removeprefix("http://localhost")
     assert web.get(path, query_string={"api_key": demo["client"]}).status_code == 200
     assert web.get(path).status_code == 401
+
+
+def test_a_set_of_photos_is_kept_whole_or_not_at_all(system, web, report):
+    """Several photos sent together (the 办结 page, a resident's report page, Open311) are attached by
+    one change of the report: over the limit none is kept — also when another upload took the last
+    places between the check and the write — and each is announced once."""
+    loop = system.service("intake").api["loop"]
+    reports = system.service("intake").api["reports"]
+    resident = Caller("resident", township=TOWNSHIP, report_id=report["id"])
+    _, first = loop.add_photos(report["id"], resident, None, [png(i + 3, 1) for i in range(7)])
+    assert len(first) == 7
+    with pytest.raises(Conflict, match="9"):
+        loop.add_photos(report["id"], resident, None, [png(30, 1), png(31, 1), png(32, 1)])
+    assert len(reports.get(report["id"])["uploads"]) == 7
+
+    # The race: the report is read with 7, another upload adds two, then this set of two is written.
+    real_find = loop.resident_report
+
+    def read_then_filled(*args, **kw):
+        seen = real_find(*args, **kw)
+        loop.resident_report = real_find   # once: the other upload reads as usual
+        loop.add_photos(report["id"], resident, None, [png(40, 1), png(41, 1)])
+        return seen
+    loop.resident_report = read_then_filled
+    try:
+        with pytest.raises(Conflict, match="9"):
+            loop.add_photos(report["id"], resident, None, [png(50, 1), png(51, 1)])
+    finally:
+        loop.resident_report = real_find
+    stored = reports.get(report["id"])["uploads"]
+    assert len(stored) == 9                                                  # the racing pair's, none of this one
+    assert {photo_id(report["id"], png(50, 1)), photo_id(report["id"], png(51, 1))}.isdisjoint(u["id"] for u in stored)
+    # Sent again with one already there: answered with the kept one, nothing doubled.
+    _, again = loop.add_photos(report["id"], resident, None, [png(3, 1), png(3, 1)])
+    assert [u["id"] for u in again] == [first[0]["id"]] * 2 and len(reports.get(report["id"])["uploads"]) == 9
+    assert system.drain()
+    photos = case(system, case_id_for(report["id"]))["photos"]
+    assert sorted(p["url"] for p in photos) == sorted(u["url"] for u in stored)   # each announced once

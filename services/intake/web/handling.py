@@ -3,7 +3,9 @@ dispatch's case page. Photos are intake's, so dispatch's page posts them here, a
 address: POST /resident/handling/<report id>/photos (multipart ``photos``), with the page session
 and its CSRF token (shared.auth checks it). The rules are the API's (resident_photos.py): only the
 lead whose post holds the case, the type by the file's first bytes, at most 5 MB each and 9 a report.
-Either every photo sent is kept or none is.
+Either every photo sent is kept or none is: they are checked first, then attached by one change of
+the report (ResidentPhotos.add_photos), which refuses the whole set if another upload took the last
+places meanwhile.
 
 A plain form is answered with 303 back to ``next`` (a case page of dispatch's; anything else is
 replaced by the workbench, so this is no open redirect), with ``?done=photos`` or ``?photo=<why>``
@@ -59,12 +61,11 @@ def handling_routes(bp, pages, loop) -> None:
         if problem:
             return _problem(problem, back)
         try:
-            uploads = [loop.add_photo(report["_id"], Caller(principal.role, principal=principal), None, data)[1]
-                       for data in files]
+            _, uploads = loop.add_photos(report["_id"], Caller(principal.role, principal=principal), None, files)
         except NotVisible:
             return _refused(pages, 404, "未找到该诉求", back)
         except Conflict:
-            return _problem("count", back)   # another upload took the last places meanwhile
+            return _problem("count", back)   # another upload took the last places meanwhile: none kept
         except LoopError as exc:
             return _refused(pages, exc.status, exc.message, back)
         if _wants_json():
