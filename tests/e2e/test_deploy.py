@@ -59,6 +59,8 @@ INTENTIONALLY_ABSENT = {
     "SANZHANG_SQLITE_SYNC": "SQLite durability mode; unused with MongoDB",
     "SANZHANG_FAULT_POINTS": "crash injection for the fault suite; never in production",
     "SANZHANG_FAULT_RATE": "crash injection for the fault suite; never in production",
+    "SANZHANG_FAULT_ONCE": "crash injection for the fault suite; never in production",
+    "SANZHANG_FAULT_ONCE_DIR": "crash injection for the fault suite; never in production",
 }
 
 # Kinds with schemas in kubernetes-validate, and the custom kinds checked structurally below.
