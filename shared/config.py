@@ -42,6 +42,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SANZHANG_DEMO", None, "1 loads the demo township and prints demo tokens (make run sets it)."),
     Setting("SANZHANG_FAULT_POINTS", None, "Fault suite only: crash the process at these step boundaries (stored, published, handled). Never set in production."),
     Setting("SANZHANG_FAULT_RATE", "0.01", "Fault suite only: probability of a crash at each hit of a named point, or per point: published=0.006,handled=0.0003."),
+    Setting("SANZHANG_FAULT_ONCE", None, "Fault suite only: besides the random crashes, the Nth hit of a point in a process ends it, once per run: published=20,stored=150. Needs SANZHANG_FAULT_ONCE_DIR."),
+    Setting("SANZHANG_FAULT_ONCE_DIR", None, "Fault suite only: where the once-per-run crashes leave their marker files, so a restarted worker does not crash there again."),
     Setting("SANZHANG_MAX_BODY", "1048576", "Largest accepted request body in bytes (1 MiB)."),
     Setting("SANZHANG_TIMEZONE", DEFAULT_ZONE, "The local time zone: working days, holidays, quiet hours, quarters and the times people read."),
     Setting("SANZHANG_RATE_LIMIT", None, "Write requests (POST/PUT/PATCH/DELETE) per credential, N/seconds, e.g. 60/60; more answer 429 with Retry-After. Kept in memory, so per gunicorn worker. Unset or off: no limit."),
