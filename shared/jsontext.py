@@ -31,7 +31,7 @@ def dumps(value) -> str:
     """Compact JSON text."""
     try:
         return orjson.dumps(value, option=_OPTIONS).decode()
-    except (orjson.JSONEncodeError, TypeError, OverflowError):
+    except TypeError:   # orjson.JSONEncodeError is one
         return _std(value)
 
 
@@ -39,7 +39,7 @@ def dumps_bytes(value) -> bytes:
     """Compact JSON as UTF-8 bytes (a message body)."""
     try:
         return orjson.dumps(value, option=_OPTIONS)
-    except (orjson.JSONEncodeError, TypeError, OverflowError):
+    except TypeError:   # orjson.JSONEncodeError is one
         return _std(value).encode()
 
 

@@ -39,15 +39,17 @@ class ResidentPhotos:
         uploads = [{"id": pid, "content_type": kind, "size": len(data), "by": by, "at": iso(now),
                     "url": photo_rules.photo_path(pid)} for pid, data, kind in zip(pids, files, kinds)]
         kept = {u["id"]: u for u in report.get("uploads", [])}
-        new = list({u["id"]: u for u in uploads if u["id"] not in kept}.values())   # a file sent twice once
-        if len(kept) + len(new) > photo_rules.MAX_PHOTOS:
-            raise Conflict(f"每条诉求最多{photo_rules.MAX_PHOTOS}张照片")
-        if not new:
-            return report, [kept[pid] for pid in pids]
-        adding_ids = {u["id"] for u in new}
+        fresh: dict[str, tuple[dict, bytes]] = {}   # by id: a file sent twice is stored and added once
         for upload, data in zip(uploads, files):
-            if upload["id"] in adding_ids:
-                self._store(report, upload, data)
+            if upload["id"] not in kept:
+                fresh.setdefault(upload["id"], (upload, data))
+        if len(kept) + len(fresh) > photo_rules.MAX_PHOTOS:
+            raise Conflict(f"每条诉求最多{photo_rules.MAX_PHOTOS}张照片")
+        if not fresh:
+            return report, [kept[pid] for pid in pids]
+        for upload, data in fresh.values():
+            self._store(report, upload, data)
+        new = [upload for upload, _ in fresh.values()]
         who = "resident" if caller.kind in ("resident", "app") else caller.kind
 
         def attach(doc: dict):
