@@ -44,7 +44,11 @@ class Aggregates:
     def __init__(self, collection: Collection, clock: Clock, wake: Callable[[], None] | None = None):
         self.collection = collection
         self.clock = clock
-        self._wake = wake or (lambda: None)
+        wake = wake or (lambda: None)
+        # Inside a buffered unit (SQLite) the relay is woken once the writes are committed: woken
+        # before, it would find nothing and sleep a poll.
+        after_commit = getattr(collection, "after_commit", None)
+        self._wake = (lambda: after_commit(wake)) if after_commit else wake
         self._batch = threading.local()  # mutate_claimed's documents and writes, per thread
 
     def _stage(self, doc: dict, events: Iterable[dict]) -> bool:

@@ -5,8 +5,9 @@ delivery of the broker never doubles an effect. A message that cannot be decoded
 at once; one whose handler keeps failing is retried a bounded number of times, then dead-lettered.
 
 Messages are handled in batches (consume_batch.py): those already waiting on the socket, up to
-``batch`` of them or ``max_wait`` seconds, are handled inside one store transaction and acked
-together after its commit (issue 16: one commit and one ack per batch instead of per message).
+``batch`` of them or ``max_wait`` seconds, are stored by one commit and acked together after it
+(issue 16: one commit and one ack per batch instead of per message); on SQLite their handlers run
+outside the write lock, which is taken only for the commit.
 """
 from __future__ import annotations
 
@@ -25,12 +26,18 @@ from .. import faults
 from .. import jsontext
 from ..logs import correlation_id
 from ..metrics import DEAD_LETTERED, EVENTS_CONSUMED, HANDLER_SECONDS
+from ..storage import BufferConflict, NeedsTransaction
 from .consume_batch import Batch
 from .topology import Names
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict], None]
+
+
+def _tag(message) -> int:
+    """A message's delivery tag: the order the broker delivered it in on this channel."""
+    return message.delivery_tag
 
 
 class PoisonMessage(Exception):
@@ -180,34 +187,45 @@ class EventWorker(ConsumerMixin):
                 time.sleep(0.5)
                 message.requeue()
                 return
+        if self._batch.later:
+            self._batch.later.append((message, event))  # after one that needs the transaction: in order
+            return
+        self._handle(self._batch, message, event)
+
+    def _handle(self, batch: Batch, message, event: dict) -> None:
         started = time.perf_counter()
         try:
-            with self._batch.unit(self.store):
+            with batch.unit(self.store):
                 self.dispatcher.handle(event)
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, NeedsTransaction) and batch.buffered:
+                # Not in a buffered unit: this message and the rest of the batch wait for its commit.
+                batch.later.append((message, event))
+                return
             EVENTS_CONSUMED.labels(self.service, event["type"], "error").inc()
             self.failed += 1
             attempts = self._count_attempt(message, event["id"])
             log.exception("handler failed for %s (attempt %s)", event["type"], attempts,
                           extra={"event_id": event["id"], "event_type": event["type"],
                                  "correlation_id": event.get("correlation_id")})
-            self._batch.retry.append((message, attempts))
+            batch.retry.append((message, attempts))
             return
         self._attempts.pop(event["id"], None)
-        self._batch.done.append((message, event["type"], time.perf_counter() - started))
+        batch.done.append((message, event, time.perf_counter() - started))
 
     def _finish_batch(self) -> None:
         """Commit, then settle: failed messages back to the queue first, so that the one
         ``ack multiple`` of the last handled message acks exactly the handled ones."""
         batch, self._batch = self._batch, None
+        messages = batch.messages
         try:
-            batch.commit()
+            self._commit(batch)
         except Exception:
-            log.exception("%s: storing a batch of %d failed; it goes back to the queue", self.service, len(batch))
-            for message in batch.messages:
+            log.exception("%s: storing a batch of %d failed; it goes back to the queue", self.service, len(messages))
+            for message in messages:
                 message.requeue()
             return
-        for message, attempts in batch.retry:
+        for message, attempts in sorted(batch.retry, key=lambda item: _tag(item[0])):
             # The quorum queue counts deliveries and dead-letters past its limit.
             time.sleep(min(0.05 * attempts, 1.0))
             message.requeue()
@@ -215,11 +233,32 @@ class EventWorker(ConsumerMixin):
             return
         for _ in batch.done:  # each message's work is stored and not acked: the fault suite's point, per message
             faults.hit("handled")
-        batch.done[-1][0].ack(multiple=True)
-        for _message, kind, seconds in batch.done:
-            HANDLER_SECONDS.labels(self.service, kind).observe(seconds)
-            EVENTS_CONSUMED.labels(self.service, kind, "ok").inc()
+        max(batch.done, key=lambda item: _tag(item[0]))[0].ack(multiple=True)
+        for _message, event, seconds in batch.done:
+            HANDLER_SECONDS.labels(self.service, event["type"]).observe(seconds)
+            EVENTS_CONSUMED.labels(self.service, event["type"], "ok").inc()
         self.handled += len(batch.done)
+
+    def _commit(self, batch: Batch) -> None:
+        """The batch's commit; then, inside one transaction, what had to wait for it — or, if the
+        buffered commit found something changed since it was read, the whole batch again."""
+        redo = batch.later
+        try:
+            batch.commit()
+        except BufferConflict as exc:
+            log.info("%s: a batch of %d met a concurrent change (%s); handled again in a transaction",
+                     self.service, len(batch.done), exc)
+            redo = [(message, event) for message, event, _ in batch.done] + batch.later
+            batch.done = []
+        batch.later = []
+        if not redo:
+            return
+        locked = Batch.open_transaction(self.store)
+        for message, event in redo:
+            self._handle(locked, message, event)
+        locked.commit()  # failing, it raises: the caller sends every message of the batch back
+        batch.done += locked.done
+        batch.retry += locked.retry
 
     def _abandon_batch(self) -> None:
         batch, self._batch = self._batch, None

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from ..config import Settings
-from .port import (Collection, DuplicateKey, Index, Metric, Store, StorageError, StoreUnavailable, UndeclaredField,
-                   VersionConflict)
+from .port import (BufferConflict, Collection, DuplicateKey, Index, Metric, NeedsTransaction, Store, StorageError,
+                   StoreUnavailable, UndeclaredField, VersionConflict)
 
-__all__ = ["open_store", "Collection", "DuplicateKey", "Index", "Metric", "Store", "StorageError",
-           "StoreUnavailable", "UndeclaredField", "VersionConflict"]
+__all__ = ["open_store", "BufferConflict", "Collection", "DuplicateKey", "Index", "Metric", "NeedsTransaction", "Store",
+           "StorageError", "StoreUnavailable", "UndeclaredField", "VersionConflict"]
 
 
 def open_store(settings: Settings, service: str) -> Store:

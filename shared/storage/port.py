@@ -32,6 +32,18 @@ class StoreUnavailable(StorageError):
     written by the failed try. HTTP answers 503; a consumer leaves the message to be redelivered."""
 
 
+class NeedsTransaction(StorageError):
+    """Raised inside a buffered unit (SQLiteStore.buffered) by what cannot wait for its commit: a
+    query over rows the unit has changed, a claim, a write of many rows. Nothing is lost: the caller
+    does the work again inside an ordinary transaction."""
+
+
+class BufferConflict(StorageError):
+    """A buffered unit's commit found what it read changed meanwhile (a version moved, a key taken):
+    nothing of the unit was stored, and the caller does its work again inside a transaction, where
+    the conflict surfaces as it always did (VersionConflict, DuplicateKey)."""
+
+
 class UndeclaredField(StorageError):
     """A query named a field that is not an index: it would scan the collection."""
 

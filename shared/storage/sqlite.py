@@ -16,8 +16,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .. import jsontext
 from . import sqlite_schema
-from .port import (RANGE_OPS, DuplicateKey, Index, Metric, StorageError, UndeclaredField, VersionConflict,
-                   Where, Sort, check_aggregate, check_where, empty_row)
+from .port import (RANGE_OPS, BufferConflict, DuplicateKey, Index, Metric, NeedsTransaction, StorageError,
+                   UndeclaredField, VersionConflict, Where, Sort, check_aggregate, check_where, empty_row)
 
 try:
     import fcntl
@@ -156,6 +156,46 @@ def _run_batch(conn: sqlite3.Connection, batch: list[_Pending]) -> None:
             item.done = True
 
 
+_ONE_ROW = "one"  # a buffered statement that must change exactly one row (a compare-and-set)
+
+
+class _Buffer:
+    """A buffered unit's writes (SQLiteStore.buffered): the statements in order, each with what its
+    commit must find; the documents they leave, for reading back; the tables they touch."""
+    __slots__ = ("statements", "docs", "tables", "depth", "noted", "after")
+
+    def __init__(self):
+        self.statements: list[tuple[str, Any, Any]] = []
+        self.docs: dict[tuple[str, str], str | None] = {}  # (table, _id) -> JSON text as it will be stored
+        self.tables: set[str] = set()
+        self.depth = 1
+        self.noted: dict[str, int] = {}
+        self.after: list = []  # called once the unit is committed (wake the outbox relay)
+
+    def add(self, table: str, doc_id: str, text: str, sql: str, params, check=None) -> None:
+        self.statements.append((sql, params, check))
+        self.docs[(table, doc_id)] = text
+        self.tables.add(table)
+
+    def mark(self) -> tuple:
+        return len(self.statements), dict(self.docs), set(self.tables), len(self.after)
+
+    def undo(self, mark: tuple) -> None:
+        n, self.docs, self.tables, after = mark
+        del self.statements[n:]
+        del self.after[after:]
+
+
+def _run_checked(conn: sqlite3.Connection, sql: str, params, check) -> None:
+    """One buffered statement at its unit's commit, and what it must find (else BufferConflict)."""
+    try:
+        changed = conn.execute(sql, params).rowcount
+    except sqlite3.IntegrityError as exc:
+        raise BufferConflict(str(exc)) from exc
+    if check == _ONE_ROW and changed != 1:
+        raise BufferConflict("a compare-and-set found another version")
+
+
 class SQLiteStore:
     def __init__(self, path: str | Path, synchronous: str = "NORMAL"):
         self.path = str(path)
@@ -187,6 +227,8 @@ class SQLiteStore:
         Only with SANZHANG_SQLITE_SYNC=FULL, where each commit waits for the disk: measured
         (2 processes × 8 threads inserting reports) +40–50 % there, −12 % at NORMAL, whose commits
         cost no fsync — so at NORMAL each statement stays its own transaction."""
+        if getattr(self._local, "buffer", None) is not None:
+            raise NeedsTransaction("a statement of its own inside a buffered unit")
         if getattr(self._local, "depth", 0):
             # Inside this thread's transaction: it holds the write lock and commits at its end.
             return self.connection().execute(sql, params)
@@ -211,7 +253,13 @@ class SQLiteStore:
         alone when it raises, and the outer one goes on (a consumer's batch: issue 16).
 
         The outermost holds the write lock (this process's threads and the other processes on the
-        file wait) from BEGIN IMMEDIATE to COMMIT, so keep it short; reads inside see its writes."""
+        file wait) from BEGIN IMMEDIATE to COMMIT, so keep it short; reads inside see its writes.
+        Inside a buffered unit it is a part of that unit, undone alone when it raises."""
+        buf = getattr(self._local, "buffer", None)
+        if buf is not None:
+            with self._buffered_part(buf):
+                yield
+            return
         conn = self.connection()
         depth = getattr(self._local, "depth", 0)
         if depth:
@@ -233,15 +281,80 @@ class SQLiteStore:
                 self._local.depth = 0
                 self._local.noted = {}
 
+    @contextmanager
+    def buffered(self):
+        """A unit of work whose writes wait in memory and are made at its end, in one short
+        transaction — so this process's other threads, and other processes, write while it works
+        (issue 16: a consumer's batch held the write lock for all its handlers, and a second worker
+        waited for it instead of working).
+
+        Every buffered write is checked when it is made: a compare-and-set must still find its
+        version, an insert its key free, an upsert the version it read. If one does not, nothing of
+        the unit is stored and BufferConflict is raised; the caller does the work again inside
+        ``transaction()``. What cannot wait (a query over a table the unit has written, a claim, a
+        blob) raises NeedsTransaction at once. Reads see the unit's own documents by ``_id``."""
+        if getattr(self._local, "buffer", None) is not None or getattr(self._local, "depth", 0):
+            raise StorageError("a buffered unit is not nested in another unit or transaction")
+        buf = self._local.buffer = _Buffer()
+        try:
+            yield
+        finally:
+            self._local.buffer = None
+        self._commit_buffer(buf)
+
+    def buffering(self) -> "_Buffer | None":
+        return getattr(self._local, "buffer", None)
+
+    def after_commit(self, fn) -> None:
+        """``fn`` now, or — inside a buffered unit — once its writes are committed."""
+        buf = getattr(self._local, "buffer", None)
+        if buf is None:
+            fn()
+        elif fn not in buf.after:
+            buf.after.append(fn)
+
+    @contextmanager
+    def _buffered_part(self, buf: _Buffer):
+        mark = buf.mark()
+        depth = buf.depth
+        buf.depth += 1
+        try:
+            yield
+        except BaseException:
+            buf.undo(mark)
+            buf.noted = {k: d for k, d in buf.noted.items() if d <= depth}
+            raise
+        else:
+            buf.noted = {k: min(d, depth) for k, d in buf.noted.items()}
+        finally:
+            buf.depth = depth
+
+    def _commit_buffer(self, buf: _Buffer) -> None:
+        if buf.statements:
+            conn = self.connection()
+            with self.write_lock:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for sql, params, check in buf.statements:
+                        _run_checked(conn, sql, params, check)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+        for fn in buf.after:
+            fn()
+
     def first_in_transaction(self, key: str) -> bool:
         """False when this thread's open transaction already noted ``key`` in a part still standing
         (a savepoint undone forgets what it noted); True otherwise, and always outside a transaction.
         For a write repeated identically by many messages of one consumer batch (a figure rollup's
         day mark): once per transaction stores the same thing."""
-        depth = getattr(self._local, "depth", 0)
+        buf = getattr(self._local, "buffer", None)
+        depth = buf.depth if buf is not None else getattr(self._local, "depth", 0)
         if not depth:
             return True
-        noted = self._local.noted
+        noted = buf.noted if buf is not None else self._local.noted
         if key in noted:
             return False
         noted[key] = depth
@@ -332,6 +445,9 @@ class SQLiteCollection:
         # A whole row's column list, spelt once: building it each insert was ~5 % of a consumer's handler.
         cols = ["_id", "version", "doc"] + self.columns
         self._into = f"{self.table} ({', '.join(_ident(c) for c in cols)}) VALUES ({', '.join('?' for _ in cols)})"
+        stored = f"COALESCE((SELECT version FROM {self.table} WHERE _id = ?), 0) + 1"
+        self._put = (f"INSERT OR REPLACE INTO {self.table} ({', '.join(_ident(c) for c in cols)}) VALUES "
+                     f"(?, {stored}, json_set(?, '$.version', {stored}){''.join(', ?' for _ in self.columns)})")
         # The store's write lock keeps this process's own threads out of SQLite's busy handler;
         # other processes queue on BEGIN IMMEDIATE inside ensure().
         with self.store.write_lock:
@@ -345,8 +461,13 @@ class SQLiteCollection:
         doc = dict(doc)
         doc.setdefault("version", 1)
         sql = "INSERT INTO " + self._into
+        text = jsontext.dumps(doc)
+        buf = self.store.buffering()
+        if buf is not None:  # a key taken meanwhile is found at the unit's commit
+            buf.add(self.table, doc["_id"], text, sql, [doc["_id"], doc["version"], text] + self._row(doc))
+            return doc
         try:
-            self.store.write(sql, [doc["_id"], doc["version"], jsontext.dumps(doc)] + self._row(doc))
+            self.store.write(sql, [doc["_id"], doc["version"], text] + self._row(doc))
         except sqlite3.IntegrityError as exc:
             raise DuplicateKey(str(exc)) from exc
         return doc
@@ -365,6 +486,10 @@ class SQLiteCollection:
 
     def replace(self, doc: dict, expected_version: int, previous: dict | None = None) -> dict:
         doc, sql, params = self._replacing(doc, expected_version, previous)
+        buf = self.store.buffering()
+        if buf is not None:  # the version is compared at the unit's commit
+            buf.add(self.table, doc["_id"], params[1], sql, params, _ONE_ROW)
+            return doc
         try:
             cur = self.store.write(sql, params)
         except sqlite3.IntegrityError as exc:
@@ -374,6 +499,7 @@ class SQLiteCollection:
         return doc
 
     def replace_many(self, items) -> list:
+        self._direct()
         statements = [self._replacing(doc, version, previous) for doc, version, previous in items]
         results: list = []
         if not statements:
@@ -396,23 +522,35 @@ class SQLiteCollection:
         doc = dict(doc)
         doc["version"] = (current["version"] + 1) if current else 1
         sql = "INSERT OR REPLACE INTO " + self._into
+        text = jsontext.dumps(doc)
+        buf = self.store.buffering()
+        if buf is not None:
+            # A put, as on MongoDB (one atomic statement): the version counted up from the one stored
+            # at the unit's commit, whatever was read before it.
+            buf.add(self.table, doc["_id"], text, self._put, [doc["_id"], doc["_id"], text, doc["_id"]] + self._row(doc))
+            return doc
         try:
-            self.store.write(sql, [doc["_id"], doc["version"], jsontext.dumps(doc)] + self._row(doc))
+            self.store.write(sql, [doc["_id"], doc["version"], text] + self._row(doc))
         except sqlite3.IntegrityError as exc:
             raise DuplicateKey(str(exc)) from exc
         return doc
 
     def delete(self, doc_id: str) -> bool:
+        self._direct()
         cur = self.store.write(f"DELETE FROM {self.table} WHERE _id = ?", (doc_id,))
         return cur.rowcount == 1
 
     def transaction(self):
         return self.store.transaction()
 
+    def after_commit(self, fn) -> None:
+        self.store.after_commit(fn)
+
     def claim_due(self, field: str, now: str, lease_until: str, limit: int = 100,
                   fields: Sequence[str] | None = None) -> list[dict]:
         if field not in self.columns:
             raise UndeclaredField(field)
+        self._direct()
         col = _ident(field)
         # With ``fields``, SQLite builds the small answer itself: no whole document is read into
         # Python (a claimed report's outbox is a tenth of it).
@@ -431,6 +569,7 @@ class SQLiteCollection:
         """One UPDATE per few hundred documents: a row-value IN picks each (id, version) pair, so a
         document written since its pair was read is not touched (compare-and-set, per document).
         Needs SQLite 3.35 (RETURNING), as claim_due does."""
+        self._direct()
         keys = [_key(f) for f in values]
         if not at_versions or not keys:
             return set()
@@ -454,8 +593,25 @@ class SQLiteCollection:
                 raise DuplicateKey(str(exc)) from exc
         return done
 
+    def _direct(self) -> None:
+        """Writes that cannot wait for a buffered unit's commit (claims, many rows at once)."""
+        if self.store.buffering() is not None:
+            raise NeedsTransaction(f"{self.name}: not inside a buffered unit")
+
+    def _unbuffered(self) -> None:
+        """A query must see every write before it: one over rows a buffered unit has changed waits
+        for a transaction (the unit's own documents are read back by ``_id`` alone)."""
+        buf = self.store.buffering()
+        if buf is not None and self.table in buf.tables:
+            raise NeedsTransaction(f"{self.name}: queried after a buffered write")
+
     # -- reads --------------------------------------------------------------------------------
     def get(self, doc_id: str) -> dict | None:
+        buf = self.store.buffering()
+        if buf is not None:
+            text = buf.docs.get((self.table, doc_id), False)
+            if text is not False:
+                return jsontext.loads(text)
         row = self.store.connection().execute(f"SELECT doc FROM {self.table} WHERE _id = ?", (doc_id,)).fetchone()
         return jsontext.loads(row[0]) if row else None
 
@@ -492,6 +648,7 @@ class SQLiteCollection:
 
     def find(self, where: Where | None = None, sort: Sort | None = None,
              limit: int | None = None, skip: int = 0, fields: Sequence[str] | None = None) -> list[dict]:
+        self._unbuffered()
         clause, params = self._where(where)
         sql = f"SELECT {_picked(fields)} FROM {self.table}{clause}"
         if sort:
@@ -505,12 +662,14 @@ class SQLiteCollection:
         return [jsontext.loads(r[0]) for r in self.store.connection().execute(sql, params)]
 
     def count(self, where: Where | None = None) -> int:
+        self._unbuffered()
         clause, params = self._where(where)
         return self.store.connection().execute(f"SELECT COUNT(*) FROM {self.table}{clause}", params).fetchone()[0]
 
     def group_count(self, by: str, where: Where | None = None) -> dict[Any, int]:
         if by not in self.queryable:
             raise UndeclaredField(by)
+        self._unbuffered()
         clause, params = self._where(where)
         col = _ident(by)
         rows = self.store.connection().execute(
@@ -521,6 +680,7 @@ class SQLiteCollection:
         """GROUP BY for counts and sums; a window (ROW_NUMBER over the sorted group) per percentile field."""
         by = tuple(by)
         check_aggregate(by, metrics, self.aggregatable)
+        self._unbuffered()
         clause, where_params = self._where(where)
         keys = [_ident(f) for f in by]
         group = f" GROUP BY {', '.join(keys)}" if keys else ""

@@ -12,7 +12,7 @@ import pytest
 
 from shared.config import Settings
 from shared.messaging.consume import EventWorker
-from shared.storage import DuplicateKey
+from shared.storage import DuplicateKey, Index
 from shared.storage.sqlite import SQLiteStore
 from tests.integration.test_messaging_amqp import event, get_all, names, queue_depth, wait_for  # noqa: F401
 
@@ -157,3 +157,75 @@ def test_a_message_handed_over_after_the_loop_left_is_left_unacked_and_opens_no_
     worker.on_message(FakeMessage(event(), 1))
     assert worker._batch is None and FakeMessage.log == [] and docs.find() == []
     docs.insert({"_id": "the write lock is free"})
+
+
+# -- on SQLite itself: the batch is first a buffered unit (handlers run without the write lock) ----------
+
+def test_a_buffered_batch_is_stored_by_one_commit_and_acked_once(store):
+    docs = store.collection("handled")
+    events = [event() for _ in range(4)]
+    worker = EventWorker(Settings(namespace="unit"), "beta",
+                         {"report.submitted": recording_handler(docs, {events[1]["id"]})}, store=store)
+    FakeMessage.log = []
+    for tag, ev in enumerate(events, start=1):
+        worker.on_message(FakeMessage(ev, tag))
+    other = SQLiteStore(store.path).collection("handled")
+    assert other.find() == []                      # nothing made before the commit
+    other.insert({"_id": "another writer is not kept waiting"})
+    worker._finish_batch()
+    assert FakeMessage.log == [("requeue", 2), ("ack", 4, True)]
+    assert {d["_id"] for d in docs.find()} == {ev["id"] for i, ev in enumerate(events) if i != 1} | {
+        "another writer is not kept waiting"}
+
+
+def test_a_handler_that_must_query_its_own_writes_and_those_after_it_are_handled_after_the_commit_in_order(store):
+    docs = store.collection("handled", [Index.on("kind")])
+    order = []
+
+    def counting(ev):
+        order.append(ev["id"])
+        docs.insert({"_id": ev["id"], "kind": "seen"})
+        if ev["id"] == events[1]["id"]:
+            docs.count({"kind": "seen"})           # a query over what this batch wrote
+
+    events = [event() for _ in range(4)]
+    worker = EventWorker(Settings(namespace="unit"), "beta", {"report.submitted": counting}, store=store)
+    FakeMessage.log = []
+    for tag, ev in enumerate(events, start=1):
+        worker.on_message(FakeMessage(ev, tag))
+    assert order == [events[0]["id"], events[1]["id"]]   # the third and fourth wait, not handled out of order
+    worker._finish_batch()
+    assert order == [ev["id"] for ev in events[:2]] + [ev["id"] for ev in events[1:]]
+    assert FakeMessage.log == [("ack", 4, True)] and worker.handled == 4
+    assert sorted(d["_id"] for d in docs.find()) == sorted(ev["id"] for ev in events)
+
+
+def test_a_buffered_batch_that_meets_a_concurrent_change_is_handled_again_in_a_transaction_and_stored_once(store):
+    docs = store.collection("handled")
+    events = [event() for _ in range(3)]
+    other = SQLiteStore(store.path).collection("handled")
+    worker = EventWorker(Settings(namespace="unit"), "beta", {"report.submitted": recording_handler(docs)},
+                         store=store)
+    FakeMessage.log = []
+    for tag, ev in enumerate(events, start=1):
+        worker.on_message(FakeMessage(ev, tag))
+    other.insert({"_id": events[1]["id"], "by": "the other worker"})   # the same event, handled elsewhere first
+    worker._finish_batch()
+    assert FakeMessage.log == [("ack", 3, True)] and worker.handled == 3
+    stored = {d["_id"]: d for d in docs.find()}
+    assert set(stored) == {ev["id"] for ev in events} and stored[events[1]["id"]]["by"] == "the other worker"
+
+
+def test_a_buffered_batch_whose_commit_fails_is_sent_back_whole(store, monkeypatch):
+    docs = store.collection("handled")
+    worker = EventWorker(Settings(namespace="unit"), "beta", {"report.submitted": recording_handler(docs)},
+                         store=store)
+    FakeMessage.log = []
+    for tag in (1, 2):
+        worker.on_message(FakeMessage(event(), tag))
+
+    def broken(_buffer):
+        raise OSError("disk I/O error")
+    monkeypatch.setattr(store, "_commit_buffer", broken)
+    worker._finish_batch()
+    assert FakeMessage.log == [("requeue", 1), ("requeue", 2)] and docs.find() == []
