@@ -34,7 +34,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SANZHANG_PREVIOUS_SECRET", None, "The secret before a rotation: events sealed with it stay readable until they have drained."),
     Setting("SANZHANG_CONFIRM_TIMEOUT", "5", "Seconds a publish waits for broker confirms before it fails."),
     Setting("SANZHANG_MAX_DELIVERIES", "5", "Attempts before a failing message goes to <service>.dead."),
-    Setting("SANZHANG_CONSUME_BATCH", "32", "RabbitMQ consumers: up to this many waiting messages are handled in one store transaction and acked together after its commit (prefetch: twice this, at least 32). 1: one at a time."),
+    Setting("SANZHANG_CONSUME_BATCH", "32", "RabbitMQ consumers: up to this many waiting messages are stored by one commit (on SQLite, handled outside the write lock) and acked together after it (prefetch: twice this, at least 32). 1: one at a time."),
     Setting("SANZHANG_OUTBOX_POLL", "0.2", "Seconds between outbox relay sweeps when nothing wakes it."),
     Setting("SANZHANG_TIMER_POLL", "1", "Seconds between SLA timer sweeps."),
     Setting("SANZHANG_LOG_LEVEL", "INFO", "Log level."),

@@ -32,13 +32,14 @@ class StoreUnavailable(StorageError):
     written by the failed try. HTTP answers 503; a consumer leaves the message to be redelivered."""
 
 
-class NeedsTransaction(StorageError):
+class NeedsTransaction(Exception):
     """Raised inside a buffered unit (SQLiteStore.buffered) by what cannot wait for its commit: a
     query over rows the unit has changed, a claim, a write of many rows. Nothing is lost: the caller
-    does the work again inside an ordinary transaction."""
+    does the work again inside an ordinary transaction. Not a StorageError, so code that tolerates a
+    store failure (``except StorageError``) lets it through to the unit's owner."""
 
 
-class BufferConflict(StorageError):
+class BufferConflict(Exception):
     """A buffered unit's commit found what it read changed meanwhile (a version moved, a key taken):
     nothing of the unit was stored, and the caller does its work again inside a transaction, where
     the conflict surfaces as it always did (VersionConflict, DuplicateKey)."""

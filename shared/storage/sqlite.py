@@ -2,7 +2,9 @@
 
 WAL mode lets several processes on one host read while one writes; every write is a single
 statement, so compare-and-set and claims are atomic without explicit transactions. Creating and
-upgrading tables is the one multi-statement step: sqlite_schema runs it under SQLite's write lock.
+upgrading tables runs under SQLite's write lock (sqlite_schema). Several writes that must stand or
+fall together go in ``transaction()``, or — a consumer's batch — in ``buffered()``, whose writes
+wait in memory and take the write lock only for their commit.
 """
 from __future__ import annotations
 
@@ -289,7 +291,8 @@ class SQLiteStore:
         waited for it instead of working).
 
         Every buffered write is checked when it is made: a compare-and-set must still find its
-        version, an insert its key free, an upsert the version it read. If one does not, nothing of
+        version, an insert its key free (a put, as MongoDB's upsert, counts the version up from the
+        stored one and needs nothing). If one does not, nothing of
         the unit is stored and BufferConflict is raised; the caller does the work again inside
         ``transaction()``. What cannot wait (a query over a table the unit has written, a claim, a
         blob) raises NeedsTransaction at once. Reads see the unit's own documents by ``_id``."""
