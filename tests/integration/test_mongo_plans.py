@@ -106,8 +106,32 @@ def plan_stages(plan: dict) -> list[str]:
     return stages
 
 
+@pytest.fixture(scope="module")
+def own_mongo_url():
+    """A SecantusDB server of this module's own: late in the full suite the session's server, after
+    hundreds of tests (processes killed mid-write among them), answered the relay and sweepers so
+    slowly on a slow host that a drain ran out (each thread waited in find_one_and_update); this
+    test is about query plans, not about that server's age. A real MongoDB when SANZHANG_MONGO_URL is set."""
+    import os
+
+    if os.environ.get("SANZHANG_MONGO_URL"):
+        yield os.environ["SANZHANG_MONGO_URL"]
+        return
+    from tests.support.mongo_server import SecantusServer
+
+    try:
+        server = SecantusServer().start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
 @pytest.fixture
-def wire_system(tmp_path, clock, mongo_url):
+def wire_system(tmp_path, clock, own_mongo_url):
+    mongo_url = own_mongo_url
     settings = make_settings(tmp_path, mongo_url=mongo_url)
     runtime = Runtime(settings, SERVICES, clock=clock).start()
     yield runtime
@@ -118,6 +142,23 @@ def wire_system(tmp_path, clock, mongo_url):
     for service in SERVICES:
         client.drop_database(f"{settings.namespace}_{service}")
     client.close()
+
+
+def assert_drained(system, timeout: float = 60) -> None:
+    """The system settles; if not, every thread's stack says where it stands. In the full suite on a
+    slow host a drain of 30 s ran out after the first report, where alone it takes 1–2 s: the wait
+    is longer, and a failure now shows what every thread was doing."""
+    if system.drain(timeout=timeout):
+        return
+    import sys
+    import traceback
+
+    names = {t.ident: t.name for t in threading.enumerate()}
+    stacks = "\n".join(f"--- {names.get(ident, ident)}\n" + "".join(traceback.format_stack(frame))
+                       for ident, frame in sys._current_frames().items())
+    busy = [(w.service, w.in_flight) for w in system.workers]
+    raise AssertionError(f"not drained in {timeout} s; workers in flight {busy}, relay moving "
+                         f"{system.relay.moving()}, bus pending {system._queued()}\n{stacks}")
 
 
 def run_hot_paths(system) -> None:
@@ -136,14 +177,14 @@ def run_hot_paths(system) -> None:
                 "description": f"第{i}件：门口路灯坏了一个星期", "reporter_phone": "13800000001"}
         created = web.post("/api/v1/reports", json=body, headers={**resident, "Idempotency-Key": f"k{i}"})
         assert created.status_code == 201, created.json
-        assert system.drain(timeout=30)
+        assert_drained(system)
         assert web.get(f"/api/v1/reports/{created.json['tracking_no']}", headers=resident).json["status"] == "assigned"
         case_id = case_id_for(created.json["id"])
         inbox = web.get("/api/v1/my/cases", headers=lead)
         assert inbox.status_code == 200 and case_id in {c["id"] for c in inbox.json}
         assert web.post(f"/api/v1/cases/{case_id}/accept", json={}, headers=lead).status_code == 200
         assert web.post(f"/api/v1/cases/{case_id}/resolve", json={"note": "已修好"}, headers=lead).status_code == 200
-        assert system.drain(timeout=30)
+        assert_drained(system)
     assert web.get(f"/api/v1/deliveries?township={TOWNSHIP}", headers=token(system, "staff")).status_code == 200
     api(system)["sweeper"].run_once()
     # The figures' first build runs once in the background after start-up, so whether its reads
