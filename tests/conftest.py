@@ -6,7 +6,6 @@ by hand. Helpers that are not fixtures live in tests/support/.
 """
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -41,19 +40,9 @@ def amqp_url():
 def mongo_url():
     """A SecantusDB server (MongoDB's wire protocol) for this session; a real MongoDB when
     SANZHANG_MONGO_URL is set. Never skipped: if it cannot start, the tests that need it fail."""
-    if os.environ.get("SANZHANG_MONGO_URL"):
-        yield os.environ["SANZHANG_MONGO_URL"]
-        return
-    from tests.support.mongo_server import SecantusServer
+    from tests.support.mongo_server import serving
 
-    try:
-        server = SecantusServer().start()
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    yield from serving()
 
 
 @pytest.fixture

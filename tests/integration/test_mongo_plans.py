@@ -112,21 +112,9 @@ def own_mongo_url():
     hundreds of tests (processes killed mid-write among them), answered the relay and sweepers so
     slowly on a slow host that a drain ran out (each thread waited in find_one_and_update); this
     test is about query plans, not about that server's age. A real MongoDB when SANZHANG_MONGO_URL is set."""
-    import os
+    from tests.support.mongo_server import serving
 
-    if os.environ.get("SANZHANG_MONGO_URL"):
-        yield os.environ["SANZHANG_MONGO_URL"]
-        return
-    from tests.support.mongo_server import SecantusServer
-
-    try:
-        server = SecantusServer().start()
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    yield from serving()
 
 
 @pytest.fixture

@@ -82,3 +82,22 @@ class SecantusServer:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def serving():
+    """The URL of a MongoDB for a fixture to yield: SANZHANG_MONGO_URL when set, else a SecantusDB
+    server started here and stopped when the fixture ends. Never skipped: if it cannot start, the
+    tests that need it fail."""
+    import pytest
+
+    if os.environ.get("SANZHANG_MONGO_URL"):
+        yield os.environ["SANZHANG_MONGO_URL"]
+        return
+    try:
+        server = SecantusServer().start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server.url
+    finally:
+        server.stop()
