@@ -109,6 +109,16 @@ def _templates(runtime) -> list[dict]:
     return templates
 
 
+def _dispatch(data_dir: str, poll: float):
+    """dispatch's Runtime as a worker has it once started — its SQLite log copied by a thread of
+    its own (Runtime.start) — without the relay and consumers, which a burst of firings does not use."""
+    from shared.runtime import Runtime
+    from shared.storage.sqlite_checkpoint import CHECKPOINTER
+
+    CHECKPOINTER.start()
+    return Runtime(_settings(data_dir, poll), ["dispatch"], consume=False)
+
+
 def seed(data_dir: str, n: int, head: int) -> dict:
     from shared.runtime import Runtime
 
@@ -209,9 +219,7 @@ def _lateness(done: list[float], due_epoch: float, first_start: float) -> dict:
 # -- the measured phases ---------------------------------------------------------------------------
 
 def run_worker(data_dir: str, due_batch: int, poll: float, batch: int) -> dict:
-    from shared.runtime import Runtime
-
-    runtime = Runtime(_settings(data_dir, poll), ["dispatch"], consume=False)
+    runtime = _dispatch(data_dir, poll)
     api = runtime.service("dispatch").api
     sweeper, cases = api["sweeper"], api["cases"].collection
     sweeper.batch = batch
@@ -268,9 +276,7 @@ def run_workers(data_dir: str, due_batch: int, poll: float, batch: int, processe
 
 def _sweeping(data_dir: str, poll: float, batch: int, counts: bool, ready, out, fired, stop) -> None:
     """One dispatch process of ``run_workers``: sweeps until told to stop, then says what it fired."""
-    from shared.runtime import Runtime
-
-    runtime = Runtime(_settings(data_dir, poll), ["dispatch"], consume=False)
+    runtime = _dispatch(data_dir, poll)
     api = runtime.service("dispatch").api
     sweeper = api["sweeper"]
     sweeper.batch = batch

@@ -27,6 +27,7 @@ from .messaging.relay import EMBEDDED_LEASE, LEASE, OutboxRelay
 from .messaging.topology import Names, declare_amqp
 from .service import Context, ServiceParts
 from .storage import open_store
+from .storage.sqlite_checkpoint import CHECKPOINTER
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,7 @@ class Runtime:
     def start(self) -> "Runtime":
         if self.started:
             return self
+        CHECKPOINTER.start()   # this process's SQLite logs copied beside its writers (issue 16)
         publisher = self._broker()
         repos = [r for p in self.parts for r in p.repos]
         # Embedded, a publish is a local SQLite commit of milliseconds: a short lease lets the events

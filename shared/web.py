@@ -7,9 +7,12 @@ import math
 import threading
 import time
 from collections import OrderedDict
+from typing import Any
 
+import orjson
 from apispec import BasePlugin
 from flask import Flask, Response, current_app, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api, abort
 from werkzeug.exceptions import HTTPException
 
@@ -209,8 +212,43 @@ class GenericResponses(BasePlugin):
                 add("429", "RATE_LIMITED")
 
 
+# Datetimes and dataclasses go to Flask's ``default`` (an HTTP date, asdict) as they did before.
+_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME \
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+class OrjsonProvider(DefaultJSONProvider):
+    """Flask's JSON (every API answer, ``request.get_json``) written and read with orjson.
+
+    Why: the standard library's encoder was 8 % of intake's accept path under load (issue 16), for an
+    answer of a few hundred bytes. Answers stay what Flask's own provider writes: keys sorted, non-ASCII
+    as it is, datetimes as HTTP dates, dataclasses as dicts, ``__html__`` objects as their text; compact
+    out of debug mode, indented in it. What orjson will not write (an integer beyond 64 bits, a lone
+    surrogate, keys of mixed types) falls back to Flask's own provider, so nothing it wrote is refused."""
+
+    ensure_ascii = False
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        if kwargs.keys() <= {"separators"} and kwargs.get("separators", (",", ":")) == (",", ":") \
+                and not self.ensure_ascii and self.sort_keys:
+            try:
+                return orjson.dumps(obj, default=self.default, option=_OPTIONS).decode()
+            except TypeError:   # orjson.JSONEncodeError is one
+                pass
+        return super().dumps(obj, **kwargs)
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        if not kwargs:
+            try:
+                return orjson.loads(s)
+            except orjson.JSONDecodeError:
+                pass   # what orjson will not read (NaN, a BOM, UTF-16): the standard library, or its error
+        return super().loads(s, **kwargs)
+
+
 def create_app(runtime) -> Flask:
     app = Flask("sanzhang")
+    app.json = OrjsonProvider(app)
     app.config.update(
         API_TITLE="sanzhang",
         API_VERSION="v1",
@@ -220,7 +258,6 @@ def create_app(runtime) -> Flask:
         MAX_CONTENT_LENGTH=runtime.settings.max_body,
         JSON_AS_ASCII=False,
     )
-    app.json.ensure_ascii = False
     app.extensions["sanzhang.runtime"] = runtime
     hops = getattr(runtime.settings, "trusted_proxies", 0)
     if hops:  # behind the Compose proxy or the Ingress: the client's address and scheme from its headers

@@ -13,11 +13,13 @@ import os
 import sqlite3
 import threading
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .. import jsontext
 from . import sqlite_schema
+from .sqlite_checkpoint import CHECKPOINTER
 from .port import (RANGE_OPS, BufferConflict, DuplicateKey, Index, Metric, NeedsTransaction, StorageError,
                    UndeclaredField, VersionConflict, Where, Sort, check_aggregate, check_where, empty_row)
 
@@ -69,8 +71,9 @@ class _WriterLock:
     process's lock. Re-entrant: a thread holding it for a transaction (SQLiteStore.transaction)
     may write through code that takes it again (claims)."""
 
-    def __init__(self, path: str | None):
+    def __init__(self, path: str | None, after: Callable[[], None] | None = None):
         self._thread = threading.RLock()
+        self._after = after  # called once the outermost hold ends: its writes are committed
         self._depth = 0  # changed only by the thread holding _thread
         self._path = path if fcntl is not None else None
         self._fd: int | None = None
@@ -101,8 +104,9 @@ class _WriterLock:
     __del__ = close
 
     def __exit__(self, *exc) -> None:
+        outermost = self._depth == 1
         try:
-            if self._depth == 1 and self._fd is not None:
+            if outermost and self._fd is not None:
                 try:
                     fcntl.flock(self._fd, fcntl.LOCK_UN)
                 except OSError:
@@ -110,6 +114,8 @@ class _WriterLock:
         finally:
             self._depth -= 1
             self._thread.release()
+        if outermost and self._after is not None:
+            self._after()
 
 
 class _Pending:
@@ -211,7 +217,9 @@ class SQLiteStore:
         # (1, 2, 5, 10 ms …). Threads of one process queue on this lock instead, which keeps
         # write latency at the statement's own cost; other processes on the same file queue on
         # an advisory file lock beside it (issue 16: two gunicorn workers slept in the busy handler).
-        self.write_lock = _WriterLock(None if self.path == ":memory:" else self.path + "-writer")
+        on_disk = self.path != ":memory:"
+        self.write_lock = _WriterLock(self.path + "-writer" if on_disk else None,
+                                      after=partial(CHECKPOINTER.nudge, self.path) if on_disk else None)
         self._group_commit = self._synchronous == "FULL"
         self._batch_lock = threading.Lock()
         self._queue_lock = threading.Lock()
@@ -390,6 +398,9 @@ class SQLiteStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute("PRAGMA busy_timeout=30000")
+            # Where the Runtime started it, the log is copied into the file by a thread of its own
+            # (sqlite_checkpoint.py); a writer copies it itself only if that falls far behind.
+            conn.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINTER.autocheckpoint_pages()}")
             self._local.conn = conn
         return conn
 
