@@ -3,22 +3,14 @@ a writer inside its commit (shared/storage/sqlite_checkpoint.py)."""
 from __future__ import annotations
 
 import os
-import sqlite3
-import time
+import select
+import signal
 
 import pytest
 
 from shared.storage.sqlite import SQLiteStore
 from shared.storage.sqlite_checkpoint import BACKSTOP_PAGES, CHECKPOINTER, KEEP_OPEN, Checkpointer
-
-
-def _wait(predicate, timeout=10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
+from tests.support.cluster import wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -42,9 +34,9 @@ def test_a_writers_commit_leaves_the_copy_to_the_thread(tmp_path):
         reports.insert({"_id": f"r{i}", "text": "路灯坏了" * 300})
     wal = tmp_path / "a.db-wal"
     assert wal.stat().st_size > 1000 * 4096 * 0.9
-    assert _wait(lambda: CHECKPOINTER.checkpoints > before)
+    wait_until(lambda: CHECKPOINTER.checkpoints > before, 10, "a checkpoint", 0.02)
     # The rows are in the database file itself: it grew to hold them.
-    assert _wait(lambda: os.path.getsize(tmp_path / "a.db") > 300 * 3600)
+    wait_until(lambda: os.path.getsize(tmp_path / "a.db") > 300 * 3600, 10, "the rows in the file", 0.02)
     store.close()
 
 
@@ -55,7 +47,7 @@ def test_every_write_is_still_read_back_and_kept_across_a_reopen(tmp_path):
     for i in range(200):
         col.insert({"_id": str(i), "n": i})
         col.replace({"_id": str(i), "n": i, "twice": True}, 1)
-    assert _wait(lambda: CHECKPOINTER.checkpoints > before)   # copied while the writes went on
+    wait_until(lambda: CHECKPOINTER.checkpoints > before, 10, "a checkpoint", 0.02)   # copied while the writes went on
     store.close()
     again = SQLiteStore(tmp_path / "b.db").collection("c")
     assert again.count() == 200 and again.get("199") == {"_id": "199", "n": 199, "twice": True, "version": 2}
@@ -95,12 +87,16 @@ def test_a_forked_child_starts_its_own_thread(tmp_path):
             child = SQLiteStore(tmp_path / "f.db")
             before = CHECKPOINTER.checkpoints
             child.collection("c").insert({"_id": "child"})
-            ok = CHECKPOINTER._pid == os.getpid() and _wait(lambda: CHECKPOINTER.checkpoints > before, 5)
+            wait_until(lambda: CHECKPOINTER.checkpoints > before, 5, "the child's checkpoint", 0.02)
+            ok = CHECKPOINTER.running()
             os.write(write, b"1" if ok else b"0")
         finally:
             os._exit(0)
     os.close(write)
-    answer = os.read(read, 1)
+    ready, _, _ = select.select([read], [], [], 30)
+    answer = os.read(read, 1) if ready else b"timeout"
+    if not ready:
+        os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     assert answer == b"1"
     assert store.collection("c").get("child") is not None
