@@ -10,12 +10,12 @@ PASSIVE checkpoint, which waits for no reader and no writer, so the writers go o
 
 Each connection's own automatic checkpoint stays, at a larger size (BACKSTOP_PAGES), should this
 thread fall behind or die: the log never grows without bound. The thread runs where the Runtime
-started it (a service's worker); elsewhere SQLite checkpoints as it always did. Nothing here touches durability: a
-commit is as durable when it returns as before (at NORMAL, safe from a process crash; at FULL,
-from power loss), and a checkpoint only moves committed pages.
+started it (a service's worker); elsewhere SQLite checkpoints as it always did. Nothing here
+touches durability: a commit is as durable when it returns as before (at NORMAL, safe from a
+process crash; at FULL, from power loss), and a checkpoint only moves committed pages.
 
-One thread per process serves every database file it writes; it opens a connection for each
-checkpoint (a few a second at most) and never creates a file (``mode=rw``), so a database removed
+One thread per process serves every database file it writes; it keeps a connection to each of the
+last few files it copied (KEEP_OPEN) and never creates a file (``mode=rw``), so a database removed
 meanwhile — a test's temporary folder — is just skipped.
 """
 from __future__ import annotations
