@@ -1,6 +1,7 @@
-"""Small helpers the benchmarks share: percentiles and a Markdown table."""
+"""Small helpers the benchmarks share: percentiles, a Markdown table, the broker's CPU."""
 from __future__ import annotations
 
+import os
 import statistics
 
 
@@ -27,3 +28,27 @@ def table(headers: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def broker_cpu_seconds() -> float | None:
+    """User + system CPU of RabbitMQ on this host (its Erlang VM, ``beam.smp``), from /proc; None
+    when it runs elsewhere. The broker shares the cores with what is measured, so its CPU per
+    message is part of what bounds a consumer's rate on this machine."""
+    total, found = 0, False
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                head, tail = f.read().rsplit(")", 1)
+        except OSError:
+            continue
+        if head.endswith("(beam.smp"):
+            fields = tail.split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+            found = True
+    return total / os.sysconf("SC_CLK_TCK") if found else None
+
+
+def per_event_ms(seconds: float | None, n: int) -> float | str:
+    return "–" if seconds is None else 1000 * seconds / max(n, 1)

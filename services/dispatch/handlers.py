@@ -61,7 +61,7 @@ class DispatchHandlers:
         if household is None:
             return self._township_unit(township), False, None, []
         skipped = []
-        for unit in self.org.chain_from(household["neighbourhood_id"]):
+        for unit in self.org.climb(household["neighbourhood_id"]):
             if has_lead(unit):
                 return unit, True, household["neighbourhood_id"], skipped
             skipped.append(unit)

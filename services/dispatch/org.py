@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 from dataclasses import asdict
+from typing import Iterator
 
 from shared.aggregates import Aggregates
 from shared.clock import Clock, iso
@@ -290,12 +291,15 @@ class OrgRepository:
 
     def chain_from(self, unit_id: str) -> list[dict]:
         """The unit and every unit above it, up to and including the township."""
-        chain = []
+        return list(self.climb(unit_id))
+
+    def climb(self, unit_id: str) -> Iterator[dict]:
+        """chain_from one unit at a time, each read only when the caller asks for it: routing stops
+        at the first post with a lead — most often the 邻 itself — and read all five (issue 16)."""
         current = self.units.get(unit_id)
         while current is not None:
-            chain.append(current)
+            yield current
             current = self.units.get(current["parent_id"]) if current.get("parent_id") else None
-        return chain
 
     def tree(self, township: str) -> list[dict]:
         return self.units.find({"township": township})

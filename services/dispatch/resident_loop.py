@@ -140,7 +140,7 @@ class ResidentLoop:
 
     def _resolver(self, case: dict) -> dict:
         """The post that resolved the case, or the first staffed one above it if it is vacant now."""
-        for unit in self.org.chain_from(case["unit_id"]):
+        for unit in self.org.climb(case["unit_id"]):
             if has_lead(unit):
                 return unit
         return self.escalator.township_unit(case["township"])

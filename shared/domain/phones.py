@@ -88,6 +88,8 @@ def mask(phone: str | None) -> str | None:
     """138****8000 / 073****1234: what a person reads in a list or a log. Falsy input comes back as is."""
     if not phone:
         return phone
+    if type(phone) is str and MOBILE.fullmatch(phone):  # stored numbers are normalised already
+        return phone[:3] + "****" + phone[-4:]
     text = normalise(phone) or re.sub(r"[^0-9]", "", str(phone))
     text = text.replace("-", "")
     if len(text) < 7:

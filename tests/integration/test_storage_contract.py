@@ -37,6 +37,22 @@ def test_insert_get_and_duplicate_id(coll):
     assert coll.get("missing") is None
 
 
+def test_indexed_values_of_every_kind_are_found_as_they_were_written(store):
+    """Booleans, numbers, missing and null values in indexed fields: written to their columns as the
+    queries read them (SQLite passes text and numbers unchanged and converts the rest)."""
+    things = store.collection("kinds", [Index.on("flag"), Index.on("score"), Index.on("label"), Index.on("tags")])
+    things.insert({"_id": "a", "flag": True, "score": 1.5, "label": "x", "tags": ["p", "q"]})
+    things.insert({"_id": "b", "flag": False, "score": 2, "label": None})
+    things.insert({"_id": "c", "score": -3})
+    assert [d["_id"] for d in things.find({"flag": True})] == ["a"]
+    assert [d["_id"] for d in things.find({"flag": False})] == ["b"]
+    assert sorted(d["_id"] for d in things.find({"score": {"$gt": 1.6}})) == ["b"]
+    assert sorted(d["_id"] for d in things.find({"score": {"$lt": 0}})) == ["c"]
+    assert sorted(d["_id"] for d in things.find({"label": None})) == ["b", "c"]
+    assert [d["_id"] for d in things.find({"label": "x"})] == ["a"]
+    assert things.get("a")["tags"] == ["p", "q"] and things.get("b")["flag"] is False
+
+
 def test_replace_many_is_a_compare_and_set_per_document(coll):
     for i in (1, 2, 3, 4):
         coll.insert(doc(i, code=f"C{i}"))

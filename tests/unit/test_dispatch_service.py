@@ -156,3 +156,18 @@ def test_nothing_is_due_before_the_warning_point(dispatch):
 
 def test_nothing_is_started_by_composing_the_service(dispatch):
     assert all(not getattr(task, "_thread", None) for task in dispatch.parts.tasks)
+
+
+def test_climbing_the_chain_reads_each_post_only_when_it_is_asked_for(dispatch, monkeypatch):
+    """Routing stops at the first post with a lead (most often the 邻 itself): the posts above it
+    are not read for it (issue 16). The whole chain is still the same as chain_from's."""
+    neighbourhood = next(u for u in dispatch.org.tree(DEMO_TOWNSHIP) if u["level"] == "neighbourhood")
+    read: list[str] = []
+    get = dispatch.org.units.get
+    monkeypatch.setattr(dispatch.org.units, "get", lambda unit_id: read.append(unit_id) or get(unit_id))
+    steps = dispatch.org.climb(neighbourhood["_id"])
+    assert next(steps)["_id"] == neighbourhood["_id"] and read == [neighbourhood["_id"]]
+    chain = [neighbourhood["_id"], *(u["_id"] for u in steps)]
+    assert chain == [u["_id"] for u in dispatch.org.chain_from(neighbourhood["_id"])]
+    assert [u["level"] for u in dispatch.org.chain_from(neighbourhood["_id"])] == \
+        ["neighbourhood", "group", "area", "village", "township"]
