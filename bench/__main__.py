@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 BENCHES = [
+    ("bench.bench_cpu", []),  # the code's own CPU per report and per event, steadier than the rates
     ("bench.bench_intake", []),
     ("bench.bench_e2e", []),
     ("bench.bench_pipeline", []),

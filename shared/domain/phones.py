@@ -50,6 +50,10 @@ _IN_TEXT = re.compile(
 
 def normalise(raw: object) -> str | None:
     """The canonical form of ``raw`` (text, int or Excel float), or None if blank or not a phone number."""
+    if type(raw) is str and MOBILE.fullmatch(raw):
+        # Already canonical, as every stored number is: a report's phone is normalised three times
+        # on the accept path, a lead's each time a case is assigned (issue 16).
+        return raw
     digits = _digits(raw)
     if not digits:
         return None
@@ -88,8 +92,6 @@ def mask(phone: str | None) -> str | None:
     """138****8000 / 073****1234: what a person reads in a list or a log. Falsy input comes back as is."""
     if not phone:
         return phone
-    if type(phone) is str and MOBILE.fullmatch(phone):  # stored numbers are normalised already
-        return phone[:3] + "****" + phone[-4:]
     text = normalise(phone) or re.sub(r"[^0-9]", "", str(phone))
     text = text.replace("-", "")
     if len(text) < 7:

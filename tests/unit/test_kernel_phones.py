@@ -124,3 +124,14 @@ def test_the_documented_pattern_allows_only_valid_numbers():
         assert re.match(phones.PHONE_PATTERN, text) and phones.is_valid(text), text
     for text in ("12812345678", "010-12345678", "0731-055681234", "1380013800", "+86 13800138000"):
         assert not re.match(phones.PHONE_PATTERN, text), text
+
+
+@pytest.mark.parametrize("raw", ["13800138000", "19912345678", " 13800138000", "138-0013-8000", "8613800138000",
+                                 "+8613800138000", "１３８００１３８０００", "12800138000", "1380013800"])
+def test_a_canonical_mobile_comes_back_as_itself_and_others_are_worked_out_as_before(raw):
+    """The canonical form is a fixed point (stored numbers skip the parse); anything else still
+    goes through it — spaces, dashes, a country prefix, full-width digits, or not a mobile at all."""
+    result = phones.normalise(raw)
+    assert phones.normalise(result) == result if result else True
+    expected = {"19912345678": "19912345678", "12800138000": None, "1380013800": None}.get(raw, "13800138000")
+    assert result == expected
