@@ -51,7 +51,8 @@ def main() -> int:
     out = io.StringIO()
     for module, args in BENCHES:
         if quick:
-            args = {"bench.bench_storage": ["--cases", "100000"], "bench.bench_timers": [],
+            args = {"bench.bench_cpu": ["--reports", "500", "--events", "1000", "--rounds", "1"],
+                    "bench.bench_storage": ["--cases", "100000"], "bench.bench_timers": [],
                     "bench.bench_figures": ["--cases", "100000"],
                     "bench.bench_peak_day": ["--minutes", "2"]}.get(module, args)
         print(f"running {module} {' '.join(args)} …", file=sys.stderr, flush=True)

@@ -20,8 +20,6 @@ import argparse
 import sqlite3
 import tempfile
 import time
-import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.common import table
@@ -65,18 +63,11 @@ def intake_cpu(n: int, rounds: int) -> tuple[float, float]:
 
 
 def _report_events(n: int, households: list[str], township: str) -> list[dict]:
-    from shared.events import load_event, make_event
+    """bench_pipeline's report.submitted events, decoded as the consumer hands them to the handler."""
+    from bench.bench_pipeline import _events
+    from shared.events import load_event
 
-    now = datetime.now(timezone.utc)
-    out = []
-    for i in range(n):
-        rid = uuid.uuid4().hex
-        out.append(load_event(make_event("report.submitted", township, {
-            "report_id": rid, "tracking_no": f"B{i:07d}", "category": "environment", "tier": None,
-            "description": "路灯坏了一个星期，晚上出行不安全", "channel": "wechat",
-            "household_id": households[i % len(households)], "submitted_at": now.isoformat()},
-            at=now, correlation_id=rid)))
-    return out
+    return [load_event(e) for e in _events(n, households, township)]
 
 
 def dispatch_cpu(n: int, rounds: int) -> tuple[float, float]:
