@@ -46,13 +46,26 @@ def _key(name: str) -> str:
 
 
 def _picked(fields: Sequence[str] | None) -> str:
-    """The document, or a JSON object of its ``_id``, ``version`` and ``fields`` built by SQLite (in C,
-    outside Python's GIL): decoding whole documents to read a few fields was a tenth of intake's
-    time (issue 16). json_extract hands objects and arrays to json_object as JSON, not as text."""
+    """What a query returns: the document, or its ``_id``, ``version`` and a JSON array of ``fields``
+    read by SQLite (in C, outside Python's GIL) — decoding whole documents to read a few fields was
+    a tenth of intake's time (issue 16). Each value keeps its JSON type, as MongoDB's projection
+    does: one json_extract of several paths answers a JSON array, and ``->`` one field's JSON
+    (json_extract of one path answers a bare SQL value — true as 1 — which json_object kept)."""
     if fields is None:
         return "doc"
-    return "json_object('_id', _id, 'version', version" + "".join(
-        f", '{_key(f)}', json_extract(doc, '$.{_key(f)}')" for f in fields) + ")"
+    if not fields:
+        return "_id, version, '[]'"
+    paths = [f"'$.{_key(f)}'" for f in fields]
+    if len(paths) == 1:
+        return f"_id, version, json_array(doc -> {paths[0]})"
+    return f"_id, version, json_extract(doc, {', '.join(paths)})"
+
+
+def _unpicked(row: Sequence[Any], fields: Sequence[str] | None) -> dict:
+    """A row of a query made with ``_picked(fields)``, as the document (or its picked part)."""
+    if fields is None:
+        return jsontext.loads(row[0])
+    return {"_id": row[0], "version": row[1], **dict(zip(fields, jsontext.loads(row[2])))}
 
 
 _AS_IS = frozenset({str, int, float, type(None)})  # what SQLite takes unchanged (bool is not int here)
@@ -582,7 +595,7 @@ class SQLiteCollection:
                f"ORDER BY {col} LIMIT ?) RETURNING {returning}")
         with self.store.write_lock:
             rows = self.store.connection().execute(sql, (lease_until, lease_until, now, limit)).fetchall()
-        return [jsontext.loads(r[0]) for r in rows]
+        return [_unpicked(r, fields) for r in rows]
 
     def patch_many(self, at_versions: Sequence[tuple[str, int]], values: Mapping[str, Any]) -> set[str]:
         """One UPDATE per few hundred documents: a row-value IN picks each (id, version) pair, so a
@@ -678,7 +691,7 @@ class SQLiteCollection:
         if limit is not None or skip:
             sql += " LIMIT ? OFFSET ?"
             params += [limit if limit is not None else -1, skip]
-        return [jsontext.loads(r[0]) for r in self.store.connection().execute(sql, params)]
+        return [_unpicked(r, fields) for r in self.store.connection().execute(sql, params)]
 
     def count(self, where: Where | None = None) -> int:
         self._unbuffered()

@@ -170,6 +170,20 @@ def test_find_can_return_only_some_fields(coll):
     assert got[1]["_id"] == "d2" and got[1]["text"] is None and got[1].get("place") is None and "big" not in got[1]
 
 
+@pytest.mark.parametrize("fields", [("flag",), ("flag", "n", "place", "text"), ()])
+def test_picked_fields_keep_their_json_types(coll, fields):
+    """One field or several, each comes back as stored (true, not 1; an object, not its text); none
+    at all is the id and version alone."""
+    coll.insert(doc(1, flag=True, place={"lat": 27.9}, text="中文"))
+    coll.insert(doc(2, flag=False))
+    expected = [{"flag": True, "n": 1, "place": {"lat": 27.9}, "text": "中文"}, {"flag": False, "n": 2}]
+    got = coll.find({"township": "430382100"}, sort=[("_id", 1)], fields=fields)
+    for found, wanted in zip(got, expected):
+        assert {k: v for k, v in found.items() if v is not None} == \
+            {"_id": found["_id"], "version": 1, **{f: wanted[f] for f in fields if f in wanted}}
+    assert [type(d.get("flag")) for d in got] == ([bool, bool] if fields else [type(None)] * 2)
+
+
 def test_patch_many_sets_fields_only_where_the_version_still_matches(coll):
     for i in range(1, 5):
         coll.insert(doc(i, due="2026-11-01T00:00:00.000000Z", outbox=[{"id": f"e{i}"}]))
