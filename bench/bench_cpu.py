@@ -73,7 +73,6 @@ def _report_events(n: int, households: list[str], township: str) -> list[dict]:
 def dispatch_cpu(n: int, rounds: int) -> tuple[float, float]:
     from services.dispatch.bootstrap import build
     from services.dispatch.demo_roster import demo_roster_csv
-    from services.dispatch.roster import import_roster
     from shared.clock import SystemClock
     from shared.domain.demo import DEMO_TOWNSHIP
     from shared.jsontext import dumps
@@ -87,7 +86,7 @@ def dispatch_cpu(n: int, rounds: int) -> tuple[float, float]:
     org = parts.api["org"]
     org.ensure_township(DEMO_TOWNSHIP, "清溪镇", DEMO_TOWNSHIP[:6])
     org.import_roster(DEMO_TOWNSHIP, demo_roster_csv(), "demo.csv", actor="bench")
-    households = [h.id for h in import_roster(DEMO_TOWNSHIP, demo_roster_csv(), "demo.csv").households]
+    households = [h["_id"] for h in org.households.find({"township": DEMO_TOWNSHIP})]
     handle = parts.handlers["report.submitted"]
 
     def run_ours() -> float:

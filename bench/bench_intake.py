@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 
 from bench import load
-from bench.common import broker_cpu_seconds, pct, per_event_ms, table
+from bench.common import broker_cpu_seconds, broker_cpu_since, pct, per_event_ms, processes, table
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/%2F"
 SECRET = "bench-secret-0123456789abcdef"
@@ -67,24 +67,13 @@ def bodies(n=500) -> list[bytes]:
 def cpu_seconds(root: int) -> float:
     """User + system CPU of a server: the process and every descendant (gunicorn's workers), from
     /proc. Unlike req/s, CPU per request hardly moves when other jobs share the cores."""
-    parents: dict[int, int] = {}
-    ticks: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry)] = int(fields[1])
-        ticks[int(entry)] = int(fields[11]) + int(fields[12])  # utime, stime
+    procs = processes()
     tree, grew = {root}, True
     while grew:
-        more = {pid for pid, ppid in parents.items() if ppid in tree} - tree
+        more = {pid for pid, (_, ppid, _) in procs.items() if ppid in tree} - tree
         tree |= more
         grew = bool(more)
-    return sum(ticks.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
+    return sum(procs[pid][2] for pid in tree if pid in procs) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(url, headers, seconds, server_pid: int) -> dict:
@@ -92,8 +81,7 @@ def measure(url, headers, seconds, server_pid: int) -> dict:
     cpu, broker = cpu_seconds(server_pid), broker_cpu_seconds()
     result = load.run(url, headers, bodies(), duration=seconds)
     result["cpu_s"] = cpu_seconds(server_pid) - cpu
-    after = broker_cpu_seconds()
-    result["broker_s"] = None if broker is None or after is None else after - broker
+    result["broker_s"] = broker_cpu_since(broker)
     return result
 
 
@@ -146,9 +134,12 @@ def intake(seconds: float) -> dict:
         delete_amqp(AMQP, Names(ns), bindings())
 
 
+def _answered(r: dict) -> int:
+    return sum(v for k, v in r["statuses"].items() if 200 <= k < 300)
+
+
 def _cpu_ms(r: dict) -> float:
-    answered = sum(v for k, v in r["statuses"].items() if 200 <= k < 300)
-    return r["cpu_s"] * 1000 / max(answered, 1)
+    return r["cpu_s"] * 1000 / max(_answered(r), 1)
 
 
 def main(argv=None) -> int:
@@ -160,9 +151,8 @@ def main(argv=None) -> int:
     rows = []
     for name, r in (("intake: validate + store + outbox → confirmed publish", ours),
                     ("baseline: bare Flask + marshmallow (validate only)", base)):
-        answered = sum(v for k, v in r["statuses"].items() if 200 <= k < 300)
         rows.append([name, r["per_s"], pct(r["latencies"], 50) * 1000, pct(r["latencies"], 99) * 1000,
-                     _cpu_ms(r), per_event_ms(r["broker_s"], answered),
+                     _cpu_ms(r), per_event_ms(r["broker_s"], _answered(r)),
                      ", ".join(f"{k}: {v}" for k, v in sorted(r["statuses"].items()))])
     print("## Intake throughput and latency (gunicorn -w 2, gthread × 8; load: 2 processes × 8 keep-alive clients)\n")
     print(table(["endpoint", "req/s", "p50 ms", "p99 ms", "server CPU ms/req", "RabbitMQ CPU ms/req", "responses"], rows))

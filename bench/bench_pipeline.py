@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pika
 
-from bench.common import broker_cpu_seconds, per_event_ms, table
+from bench.common import broker_cpu_seconds, broker_cpu_since, per_event_ms, table
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
@@ -102,9 +102,7 @@ def bench_dispatch(n: int, workers: int) -> tuple[float, float, float | str]:
             if time.perf_counter() - started > 900:
                 raise RuntimeError("dispatch did not project every case within 15 minutes")
             time.sleep(0.1)
-        broker_after = broker_cpu_seconds()
-        return rate, 1000 * (cpu_seconds(proc.pid) - cpu) / n, \
-            per_event_ms(None if broker is None or broker_after is None else broker_after - broker, n)
+        return rate, 1000 * (cpu_seconds(proc.pid) - cpu) / n, per_event_ms(broker_cpu_since(broker), n)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
@@ -132,14 +130,14 @@ def bench_raw(n: int, body: bytes) -> tuple[float, float | str]:
 
     ch.basic_qos(prefetch_count=32)
     ch.basic_consume(queue, on_message)
-    broker = broker_cpu_seconds()
+    broker_start = broker_cpu_seconds()
     started = time.perf_counter()
     ch.start_consuming()
     elapsed = time.perf_counter() - started
-    broker_after = broker_cpu_seconds()
+    broker = broker_cpu_since(broker_start)
     ch.queue_delete(queue)
     conn.close()
-    return n / elapsed, per_event_ms(None if broker is None or broker_after is None else broker_after - broker, n)
+    return n / elapsed, per_event_ms(broker, n)
 
 
 def main(argv=None) -> int:

@@ -30,11 +30,10 @@ def table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def broker_cpu_seconds() -> float | None:
-    """User + system CPU of RabbitMQ on this host (its Erlang VM, ``beam.smp``), from /proc; None
-    when it runs elsewhere. The broker shares the cores with what is measured, so its CPU per
-    message is part of what bounds a consumer's rate on this machine."""
-    total, found = 0, False
+def processes() -> dict[int, tuple[str, int, int]]:
+    """Every process on this host, from /proc: pid -> (command name, parent pid, user + system CPU
+    ticks)."""
+    out: dict[int, tuple[str, int, int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -43,11 +42,23 @@ def broker_cpu_seconds() -> float | None:
                 head, tail = f.read().rsplit(")", 1)
         except OSError:
             continue
-        if head.endswith("(beam.smp"):
-            fields = tail.split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-            found = True
-    return total / os.sysconf("SC_CLK_TCK") if found else None
+        fields = tail.split()
+        out[int(entry)] = (head.split("(", 1)[1], int(fields[1]), int(fields[11]) + int(fields[12]))
+    return out
+
+
+def broker_cpu_seconds() -> float | None:
+    """User + system CPU of RabbitMQ on this host (its Erlang VM, ``beam.smp``); None when it runs
+    elsewhere. The broker shares the cores with what is measured, so its CPU per message is part
+    of what bounds a consumer's rate on this machine."""
+    ticks = [cpu for name, _, cpu in processes().values() if name == "beam.smp"]
+    return sum(ticks) / os.sysconf("SC_CLK_TCK") if ticks else None
+
+
+def broker_cpu_since(before: float | None) -> float | None:
+    """RabbitMQ's CPU seconds since ``broker_cpu_seconds()`` answered ``before``."""
+    after = broker_cpu_seconds()
+    return None if before is None or after is None else after - before
 
 
 def per_event_ms(seconds: float | None, n: int) -> float | str:

@@ -295,7 +295,8 @@ class OrgRepository:
 
     def climb(self, unit_id: str) -> Iterator[dict]:
         """chain_from one unit at a time, each read only when the caller asks for it: routing stops
-        at the first post with a lead — most often the 邻 itself — and read all five (issue 16)."""
+        at the first post with a lead — most often the 邻 itself — where chain_from read all five
+        up to the township (issue 16)."""
         current = self.units.get(unit_id)
         while current is not None:
             yield current

@@ -484,10 +484,11 @@ class SQLiteCollection:
             sqlite_schema.ensure(self.store.connection(), self.declared, _ident)
 
     # -- writes -------------------------------------------------------------------------------
-    def _row(self, doc: dict) -> list[Any]:
-        # Most values go to SQLite as they are; only bools, dicts and lists need _param (a case
-        # row has some thirty columns: converting each was a tenth of a consumer's handler, issue 16).
-        return [v if type(v) in _AS_IS else _param(v) for v in map(doc.get, self.columns)]
+    def _row(self, doc: dict, columns: Sequence[str] | None = None) -> list[Any]:
+        """The values of ``columns`` (all of them by default) as SQLite takes them. Most go as they
+        are; only bools, dicts and lists need _param (a case row has some thirty columns:
+        converting each was a tenth of a consumer's handler, issue 16)."""
+        return [v if type(v) in _AS_IS else _param(v) for v in map(doc.get, self.columns if columns is None else columns)]
 
     def insert(self, doc: dict) -> dict:
         doc = dict(doc)
@@ -513,7 +514,7 @@ class SQLiteCollection:
         cols = self.columns if previous is None else [c for c in self.columns if previous.get(c) != doc.get(c)]
         sets = ", ".join(["version = ?", "doc = ?"] + [f"{_ident(c)} = ?" for c in cols])
         return doc, f"UPDATE {self.table} SET {sets} WHERE _id = ? AND version = ?", (
-            [doc["version"], jsontext.dumps(doc)] + [_param(doc.get(c)) for c in cols]
+            [doc["version"], jsontext.dumps(doc)] + self._row(doc, cols)
             + [doc["_id"], expected_version])
 
     def replace(self, doc: dict, expected_version: int, previous: dict | None = None) -> dict:
