@@ -123,6 +123,7 @@ def test_from_the_township_to_sign_off_and_back_to_the_resident(system, web, dem
     assert act(web, depts["mzj"], case_id, "sign-off", {"resolution": "x"}).json["error_code"] == "not_lead"
     assert act(web, depts["dx"], case_id, "return", {"reason": "不归我们", "evidence": ["https://x.cn/a"]}) \
         .json["error_code"] == "co_cannot_return"
+    assert system.drain()  # the relay publishes on a thread of its own: wait for it before reading the bus
     submitted = of_type(bus, "department.part_submitted", case_id=case_id)
     assert {e["payload"]["lead_department_id"] for e in submitted} == {dept_id("zjj")}
 
