@@ -18,7 +18,7 @@ from services.dispatch.bootstrap import CASE_INDEXES
 from services.dispatch.supervision.facts import CASE_FIGURE_COLUMNS, CASE_FIGURE_INDEXES, CaseFacts
 from services.dispatch.supervision.figures import BY, FigureQueries
 from services.dispatch.supervision.ledger import Projector
-from services.dispatch.supervision.rollups import BUILT, FIRST_BUILD, Rollups, day_bounds
+from services.dispatch.supervision.rollups import BUILT, FIRST_BUILD, SETTLE_WINDOW_S, Rollups, day_bounds, settle_due
 from shared.clock import FakeClock, iso
 
 TOWNSHIPS = ("430382100", "430382101")
@@ -203,6 +203,43 @@ def test_changes_mark_their_days_and_a_read_or_the_sweeper_recomputes_each_once(
     assert sweeper.run_once() == 1 and sweeper.run_once() == 0
     rows = {r["category"]: r["received"] for r in queries.compute(TOWNSHIPS[0], since, until, clock.now(), "category")["rows"]}
     assert rows == {r["category"]: r["received"] for r in queries.scan(TOWNSHIPS[0], since, until, clock.now(), "category")["rows"]}
+
+
+def test_the_sweeper_recomputes_a_busy_day_once_a_window_and_a_read_at_once(world):
+    """Marks are due at the end of their SETTLE_WINDOW_S window: a day changing all the time is
+    recomputed by the sweeper once a window, not at every poll; a read never waits for the window."""
+    from shared.sweeper import DueSweeper
+    clock, cases, projector, rollups, queries = world
+    sweeper = DueSweeper("figure-rollups", rollups.dirty, "due", rollups.settle_one, clock)
+    rnd = random.Random(8)
+    since, until = day_bounds("2026-11-01")
+    clock.advance(seconds=1)   # 15:30:01, inside the window that ends at 15:30:05
+    for i in range(3):
+        cases.add({**new_case(i, rnd, iso(clock.now())), "township": TOWNSHIPS[0]})
+        clock.advance(seconds=1)
+    [mark] = rollups.dirty.find({"due": {"$ne": None}})
+    assert mark["due"] == iso(START + timedelta(seconds=SETTLE_WINDOW_S))
+    assert sweeper.run_once() == 0   # 15:30:04: the window is still open
+    clock.advance(seconds=1)
+    assert sweeper.run_once() == 1 and sweeper.run_once() == 0   # 15:30:05: once for the three changes
+    assert [d["received"] for d in rollups.read("township", {"township": TOWNSHIPS[0]}, ("2026-11-01", "2026-11-02"),
+                                                 ["township"])] == [3]
+    clock.advance(seconds=2)
+    cases.add({**new_case(3, rnd, iso(clock.now())), "township": TOWNSHIPS[0]})   # 15:30:07
+    assert rollups.dirty.find({"due": {"$ne": None}})[0]["due"] == iso(START + timedelta(seconds=2 * SETTLE_WINDOW_S))
+    assert sweeper.run_once() == 0
+    assert queries.compute(TOWNSHIPS[0], since, until, clock.now())["total"]["received"] == 4   # the read settles now
+    assert rollups.dirty.find({"due": {"$ne": None}}) == []
+
+
+@pytest.mark.parametrize("at, due", [
+    ("2026-11-01T15:30:00+00:00", "2026-11-01T15:30:00+00:00"),            # on a boundary: due at once
+    ("2026-11-01T15:30:00.000001+00:00", "2026-11-01T15:30:05+00:00"),
+    ("2026-11-01T15:30:04.999999+00:00", "2026-11-01T15:30:05+00:00"),
+    ("2026-11-01T23:59:58+08:00", "2026-11-02T00:00:00+08:00"),            # across a Beijing midnight
+])
+def test_a_mark_is_due_at_the_end_of_its_window(at, due):
+    assert settle_due(datetime.fromisoformat(at)) == datetime.fromisoformat(due)
 
 
 def test_a_mark_made_during_a_recomputation_survives_it(world):

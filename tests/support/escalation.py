@@ -118,17 +118,29 @@ def referred_case(system, web, demo, category: str = "housing",
 
 
 def record_published(system) -> list[dict]:
-    """Every event the runtime's relay publishes from now on, as consumers load them (so sealed
-    contact fields are opened again), in order."""
+    """Every event the runtime's relay publishes from now on, once each, as consumers load them (so
+    sealed contact fields are opened again), in order of first publication.
+
+    Once each, by id, as the consumers take them: publishing is at-least-once. A document whose
+    outbox is being published (claimed under a lease) and that gains a new event meanwhile is due
+    again at once, so a second relay sweep — drain()'s flush beside the relay's thread — may publish
+    the in-flight event as well (shared/messaging/relay.py; the consumers drop the second copy)."""
     import json
+    import threading
 
     published: list[dict] = []
+    seen: set[str] = set()
+    lock = threading.Lock()   # the relay's thread and drain()'s flush may both be here
     publisher = system.relay.publisher
     original = publisher.publish
 
     def recording(events):
         original(events)
-        published.extend(load_event(json.loads(json.dumps(e))) for e in events)
+        with lock:
+            for e in events:
+                if e["id"] not in seen:
+                    seen.add(e["id"])
+                    published.append(load_event(json.loads(json.dumps(e))))
 
     publisher.publish = recording
     return published

@@ -15,8 +15,11 @@ Kept up to date by recomputing, not by adding: when a case's figure columns chan
 after the write) or its stints change (the projector), the day(s) it counts in are marked
 (``figure_rollup_dirty``, one small put), and a marked day is recomputed from the facts of that
 township and day — about 140 rows on a city of a million cases a year — by a sweeper within a
-second, or by the next read of that township's figures before it answers (so a read sees every
-change stored before it). A recomputation is idempotent, so a redelivered or replayed event never
+few seconds, or by the next read of that township's figures before it answers (so a read sees every
+change stored before it). The sweeper's recomputation is paced: a mark is due at the end of its
+SETTLE_WINDOW_S window, so a day changing all the time (a peak) is recomputed by the sweeper once a
+window, not at every poll of every worker (issue 16: a busy day's recomputation was ~6 % of a
+dispatch worker's time during a burst); reads are not paced. A recomputation is idempotent, so a redelivered or replayed event never
 counts twice, and a case that moved (reopened, reassigned, recategorised, paused, rated late) leaves
 its old group and joins its new one in the same pass; a burst of changes to one day costs one
 recomputation. The projector marks a case's days again on every case event it handles, which heals
@@ -33,7 +36,7 @@ the open cases' partial indexes (rows with a deadline), which are small.
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 import base64
 import sys
 from array import array
@@ -79,6 +82,10 @@ ROLLUP_INDEXES = [Index.on("township", "dim", "day"), Index.on("city", "dim", "d
 DIRTY_INDEXES = [Index.on("due", present="due"), Index.on("township", "due", present="due"),
                  Index.on("city", "due", present="due")]
 MAX_RETRIES = 50
+# The sweeper recomputes a marked day at the end of the window its mark fell in: the marks of a
+# window share one due time, so a busy day costs one recomputation a window whatever the traffic.
+SETTLE_WINDOW_S = 5
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def sums_of(source: str) -> dict[str, str]:
@@ -112,6 +119,12 @@ def whole_days(since: str, until: str) -> tuple[str, str] | None:
     if any((t.hour, t.minute, t.second, t.microsecond) != (0, 0, 0, 0) for t in (a, b)):
         return None
     return a.date().isoformat(), b.date().isoformat()
+
+
+def settle_due(now: datetime) -> datetime:
+    """The end of the SETTLE_WINDOW_S window holding ``now`` (``now`` itself on a boundary)."""
+    since_epoch = (now - _EPOCH) // timedelta(microseconds=1)
+    return now + timedelta(microseconds=-since_epoch % (SETTLE_WINDOW_S * 1_000_000))
 
 
 def floor_minute(seconds):
@@ -345,7 +358,7 @@ class Rollups:
         if not self._first(self.dirty.name + ":" + key):
             return
         self.dirty.upsert({"_id": key, "source": source, "township": township,
-                           "city": township[:6], "day": day, "due": iso(self.clock.now())})
+                           "city": township[:6], "day": day, "due": iso(settle_due(self.clock.now()))})
 
     def settle(self, scope: dict) -> int:
         """Recomputes the township's (or city's) days marked since their last recomputation: a read
