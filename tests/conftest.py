@@ -28,6 +28,32 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(getattr(pytest.mark, tier))
 
 
+def pytest_addoption(parser):
+    parser.addoption("--slow-relay", type=float, default=0.0, metavar="SECONDS",
+                     help="hold every outbox publish this long first (in this process): a test that reads what "
+                          "the relay publishes, or what consumers did with it, without system.drain() fails")
+
+
+@pytest.fixture(autouse=True)
+def slow_relay(request, monkeypatch):
+    """``--slow-relay 0.15``: the relay's thread publishes on its own time, and a test must wait for it
+    (``system.drain()``) before reading the bus or a consumer's work. Run now and then over the
+    system tier: with the relay as fast as usual such a test passes almost always, and fails in CI
+    once in a while (docs/testing.md)."""
+    delay = request.config.getoption("--slow-relay")
+    if delay:
+        import time
+
+        from shared.messaging.embedded_consume import BusPublisher
+        from shared.messaging.publish import PikaPublisher
+
+        for cls in (BusPublisher, PikaPublisher):
+            def held(self, events, _publish=cls.publish):
+                time.sleep(delay)
+                return _publish(self, events)
+            monkeypatch.setattr(cls, "publish", held)
+
+
 @pytest.fixture(scope="session")
 def amqp_url():
     # Never skip: the suite promises real-broker coverage, so a missing broker is a failure.
