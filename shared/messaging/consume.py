@@ -8,6 +8,16 @@ Messages are handled in batches (consume_batch.py): those already waiting on the
 ``batch`` of them or ``max_wait`` seconds, are stored by one commit and acked together after it
 (issue 16: one commit and one ack per batch instead of per message); on SQLite their handlers run
 outside the write lock, which is taken only for the commit.
+
+A consumer starts careful: it takes one message at a time (prefetch 1) until the first message
+that was never delivered before, then widens its window; and a message the broker delivers again
+(it came back from a worker that died, or was sent back after its handler failed) is handled alone
+and acked at once. Why: the quorum queue counts a delivery against *every* unacked message a dying
+worker held, and dead-letters a message past its limit. Restarted with a full window of the dead
+worker's messages and batches of them, a worker that died a few times in a row (another message's
+fault) sent innocent messages to the dead-letter queue — a report never became a case (the fault
+suite's crash storm caught it). Careful, a restarted worker dies holding only the message it is
+handling, so only a message that itself keeps killing the worker reaches the limit.
 """
 from __future__ import annotations
 
@@ -97,6 +107,11 @@ class EventWorker(ConsumerMixin):
         self.attached = threading.Event()
         self._attempts: dict[str, int] = {}
         self._on_ready = on_ready
+        # One message at a time (prefetch 1) from the start and while redelivered messages come; the
+        # window widens at the first message delivered for the first time (see the module's doc).
+        self._careful = True
+        self._want: int | None = None   # the prefetch to switch to, between messages
+        self._consumers: list = []
         self._handling = 0
         self.handled = 0
         self.failed = 0
@@ -107,9 +122,10 @@ class EventWorker(ConsumerMixin):
         # on_message receives the raw message: kombu's own decoding would ack and drop a body it
         # cannot parse, and a poison message must reach the dead-letter queue instead.
         return [consumer_cls(queues=[queue], on_message=self.on_message, accept=None,
-                             prefetch_count=self.prefetch)]
+                             prefetch_count=1 if self._careful else self.prefetch)]
 
     def on_consume_ready(self, connection, channel, consumers, **kwargs):
+        self._consumers = list(consumers)
         self.attached.set()
         if self._on_ready:
             self._on_ready()
@@ -122,6 +138,8 @@ class EventWorker(ConsumerMixin):
         """kombu's loop, with batches: while one is open, only messages already here are taken
         (a zero wait); when none is, or it is full or old, it is committed and acked."""
         self._accepting = True  # before the context: messages may arrive while it subscribes
+        # A (re)connection starts careful: what the last connection held comes back redelivered.
+        self._careful, self._want = True, None
         try:
             with self.consumer_context(**kwargs) as (conn, _channel, _consumers):
                 try:
@@ -138,6 +156,8 @@ class EventWorker(ConsumerMixin):
             try:
                 conn.drain_events(timeout=0 if self._batch is not None else safety_interval)
             except socket.timeout:
+                if self._want is not None:
+                    self._switch_prefetch()
                 if self._batch is not None:
                     self._finish_batch()
                 else:
@@ -147,6 +167,8 @@ class EventWorker(ConsumerMixin):
                 if not self.should_stop:
                     raise
                 break
+            if self._want is not None:
+                self._switch_prefetch()
             if self._batch is not None and self._batch.due(self.batch_size, self.max_wait):
                 self._finish_batch()
             yield
@@ -179,6 +201,11 @@ class EventWorker(ConsumerMixin):
             self._dead_letter(message, reason=f"undecodable: {exc}")
             self.failed += 1
             return
+        if self._redelivered(message):
+            self._alone(message, event)
+            return
+        if self._careful and self._want is None:
+            self._want = self.prefetch   # a first delivery: the redelivered ones are through
         if self._batch is None:
             try:
                 self._batch = Batch.open(self.store)
@@ -191,6 +218,43 @@ class EventWorker(ConsumerMixin):
             self._batch.later.append((message, event))  # after one that needs the transaction: in order
             return
         self._handle(self._batch, message, event)
+
+    @staticmethod
+    def _redelivered(message) -> bool:
+        count = (getattr(message, "headers", None) or {}).get("x-delivery-count")
+        return bool(count) or bool((getattr(message, "delivery_info", None) or {}).get("redelivered"))
+
+    def _alone(self, message, event: dict) -> None:
+        """A redelivered message: the batch in hand is stored and acked first, then this one is
+        handled in a batch of its own, stored and acked at once — if it kills the worker, it is not
+        held with others. (The window is not narrowed again once wide: a cancel then would find
+        messages still on their way to the old consumer, which the client library sends back,
+        counted as deliveries.)"""
+        if self._batch is not None:
+            self._finish_batch()
+        try:
+            self._batch = Batch.open(self.store)
+        except Exception:  # the store is unwell: try it again later, as _process does
+            log.exception("%s: cannot open a transaction; the message goes back to the queue", self.service)
+            time.sleep(0.5)
+            message.requeue()
+            return
+        self._handle(self._batch, message, event)
+        self._finish_batch()
+
+    def _switch_prefetch(self) -> None:
+        """From one message at a time to the full window, while the first fresh message is still
+        unsettled in its batch: with prefetch 1 the broker can send nothing more to the old consumer
+        meanwhile, so nothing is in flight when it is cancelled (a delivery arriving after the
+        cancel would be sent back by the client library and counted). Then the consumers consume
+        again with the new prefetch (RabbitMQ applies a consumer's prefetch when it starts)."""
+        want, self._want = self._want, None
+        for consumer in self._consumers:
+            consumer.cancel()
+            consumer.qos(prefetch_count=want)
+            consumer.consume()
+        self._careful = want == 1
+        log.info("%s: consuming %s", self.service, "one message at a time" if want == 1 else f"up to {want} at a time")
 
     def _handle(self, batch: Batch, message, event: dict) -> None:
         started = time.perf_counter()

@@ -167,18 +167,23 @@ def test_broker_restart_mid_load_is_survived_without_restarting_any_process(amqp
     run_with_fault(amqp_url, tmp_path, fault, after=same_processes)
 
 
-@pytest.mark.parametrize("service,points", [
-    ("dispatch", "stored,published,handled"),
-    ("notify", "handled"),
+@pytest.mark.parametrize("service,points,rate", [
+    ("dispatch", "stored,published,handled", "0.005"),
+    # A storm: dispatch dies every few batches (40–50 times for 1,000 reports). Its restarted worker
+    # used to take back a full window of the dead one's messages and die again holding them, and the
+    # quorum queue dead-lettered innocent reports past their delivery limit (96 of 1,000 never
+    # became cases); a consumer now starts one message at a time (shared/messaging/consume.py).
+    ("dispatch", "stored,published,handled", "0.02"),
+    ("notify", "handled", "0.005"),
     # intake's workers die mid-request too: the load resends with its Idempotency-Key, so a report
     # stored before the crash is found again, not made twice.
-    ("intake", "stored,published,handled"),
-], ids=["dispatch-crashes", "notify-crashes", "intake-crashes"])
-def test_crashes_at_every_step_boundary_lose_and_double_nothing(amqp_url, tmp_path, service, points):
+    ("intake", "stored,published,handled", "0.005"),
+], ids=["dispatch-crashes", "dispatch-crash-storm", "notify-crashes", "intake-crashes"])
+def test_crashes_at_every_step_boundary_lose_and_double_nothing(amqp_url, tmp_path, service, points, rate):
     """The service's workers die (os._exit, no cleanup) at random hits of: after storing and before
     publishing, after the broker's confirm and before the outbox is cleared, after storing a
     consumer's work and before acking. gunicorn starts fresh workers; the count must still hold."""
-    env = {"SANZHANG_FAULT_POINTS": points, "SANZHANG_FAULT_RATE": "0.005"}
+    env = {"SANZHANG_FAULT_POINTS": points, "SANZHANG_FAULT_RATE": rate}
 
     def crashed(cluster: Cluster):
         assert cluster.log_text(service).count("fault injected") > 0, "no fault was injected: nothing was proved"

@@ -229,3 +229,46 @@ def test_a_buffered_batch_whose_commit_fails_is_sent_back_whole(store, monkeypat
     monkeypatch.setattr(store, "_commit_buffer", broken)
     worker._finish_batch()
     assert FakeMessage.log == [("requeue", 1), ("requeue", 2)] and docs.find() == []
+
+
+def test_a_redelivered_message_is_handled_alone_after_the_batch_in_hand_is_stored(store):
+    """One that came back (its worker died holding it, or its handler failed) is stored and acked
+    on its own, so if it kills the worker it is not held with others (the quorum queue counts a
+    delivery against every unacked message a dying worker held)."""
+    docs = store.collection("handled")
+    counting = CountingStore(store)
+    worker = EventWorker(Settings(namespace="unit"), "beta", {"report.submitted": recording_handler(docs)},
+                         store=counting)
+    FakeMessage.log = []
+    fresh = [FakeMessage(event(), tag) for tag in (1, 2)]
+    back = FakeMessage(event(), 3)
+    back.headers = {"x-delivery-count": 1}
+    for message in fresh:
+        worker.on_message(message)
+    assert FakeMessage.log == []                       # a batch in hand
+    worker.on_message(back)
+    assert FakeMessage.log == [("ack", 2, True), ("ack", 3, True)] and counting.commits == 2
+    assert worker.in_flight == 0 and len(docs.find()) == 3
+    flagged = FakeMessage(event(), 4)
+    flagged.delivery_info = {"redelivered": True}     # a broker without the count header says so instead
+    worker.on_message(flagged)
+    assert FakeMessage.log[-1] == ("ack", 4, True) and worker.in_flight == 0
+
+
+def test_a_consumer_starts_one_message_at_a_time_and_widens_at_the_first_fresh_message(amqp_url, names):
+    """After a restart the messages a dead worker held come first, redelivered: taken one at a time,
+    a worker that dies again holds only one of them. The first message never delivered before
+    widens the window (cancel, prefetch, consume again), and everything is handled once."""
+    from tests.integration.test_messaging_amqp import Recorder, run_worker
+    from shared.messaging.publish import PikaPublisher
+
+    handler = Recorder()
+    worker, thread = run_worker(amqp_url, names, "beta", handler)
+    assert worker._careful
+    events = [event() for _ in range(50)]
+    PikaPublisher(amqp_url, names.exchange).publish(events)
+    assert wait_for(lambda: len(handler.seen) == 50)
+    assert not worker._careful and sorted(handler.seen) == sorted(e["id"] for e in events)
+    assert wait_for(lambda: queue_depth(amqp_url, names.queue("beta")) == 0)
+    worker.should_stop = True
+    thread.join(10)
