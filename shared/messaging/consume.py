@@ -107,8 +107,8 @@ class EventWorker(ConsumerMixin):
         self.attached = threading.Event()
         self._attempts: dict[str, int] = {}
         self._on_ready = on_ready
-        # One message at a time (prefetch 1) from the start and while redelivered messages come; the
-        # window widens at the first message delivered for the first time (see the module's doc).
+        # One message at a time (prefetch 1) from the start: the window widens at the first message
+        # delivered for the first time (see the module's doc).
         self._careful = True
         self._want: int | None = None   # the prefetch to switch to, between messages
         self._consumers: list = []
