@@ -110,7 +110,7 @@ class EventWorker(ConsumerMixin):
         # One message at a time (prefetch 1) from the start: the window widens at the first message
         # delivered for the first time (see the module's doc).
         self._careful = True
-        self._want: int | None = None   # the prefetch to switch to, between messages
+        self._widen = False   # asked for by the first fresh message, done between messages
         self._consumers: list = []
         self._handling = 0
         self.handled = 0
@@ -139,7 +139,7 @@ class EventWorker(ConsumerMixin):
         (a zero wait); when none is, or it is full or old, it is committed and acked."""
         self._accepting = True  # before the context: messages may arrive while it subscribes
         # A (re)connection starts careful: what the last connection held comes back redelivered.
-        self._careful, self._want = True, None
+        self._careful, self._widen = True, False
         try:
             with self.consumer_context(**kwargs) as (conn, _channel, _consumers):
                 try:
@@ -156,8 +156,8 @@ class EventWorker(ConsumerMixin):
             try:
                 conn.drain_events(timeout=0 if self._batch is not None else safety_interval)
             except socket.timeout:
-                if self._want is not None:
-                    self._switch_prefetch()
+                if self._widen:
+                    self._widen_window()
                 if self._batch is not None:
                     self._finish_batch()
                 else:
@@ -167,8 +167,8 @@ class EventWorker(ConsumerMixin):
                 if not self.should_stop:
                     raise
                 break
-            if self._want is not None:
-                self._switch_prefetch()
+            if self._widen:
+                self._widen_window()
             if self._batch is not None and self._batch.due(self.batch_size, self.max_wait):
                 self._finish_batch()
             yield
@@ -204,25 +204,33 @@ class EventWorker(ConsumerMixin):
         if self._redelivered(message):
             self._alone(message, event)
             return
-        if self._careful and self._want is None:
-            self._want = self.prefetch   # a first delivery: the redelivered ones are through
-        if self._batch is None:
-            try:
-                self._batch = Batch.open(self.store)
-            except Exception:  # the store is unwell (locked past its timeout, gone): try it again later
-                log.exception("%s: cannot open a transaction; the message goes back to the queue", self.service)
-                time.sleep(0.5)
-                message.requeue()
-                return
+        if self._careful:
+            self._widen = True   # a first delivery: the redelivered ones are through
+        if self._batch is None and not self._open_batch(message):
+            return
         if self._batch.later:
             self._batch.later.append((message, event))  # after one that needs the transaction: in order
             return
         self._handle(self._batch, message, event)
 
+    def _open_batch(self, message) -> bool:
+        try:
+            self._batch = Batch.open(self.store)
+            return True
+        except Exception:  # the store is unwell (locked past its timeout, gone): try it again later
+            log.exception("%s: cannot open a transaction; the message goes back to the queue", self.service)
+            time.sleep(0.5)
+            message.requeue()
+            return False
+
     @staticmethod
-    def _redelivered(message) -> bool:
-        count = (getattr(message, "headers", None) or {}).get("x-delivery-count")
-        return bool(count) or bool((getattr(message, "delivery_info", None) or {}).get("redelivered"))
+    def _delivery_count(message) -> int | None:
+        """The quorum queue's count of earlier deliveries (absent on a first delivery)."""
+        return (getattr(message, "headers", None) or {}).get("x-delivery-count")
+
+    def _redelivered(self, message) -> bool:
+        return bool(self._delivery_count(message)) or bool(
+            (getattr(message, "delivery_info", None) or {}).get("redelivered"))
 
     def _alone(self, message, event: dict) -> None:
         """A redelivered message: the batch in hand is stored and acked first, then this one is
@@ -232,29 +240,23 @@ class EventWorker(ConsumerMixin):
         counted as deliveries.)"""
         if self._batch is not None:
             self._finish_batch()
-        try:
-            self._batch = Batch.open(self.store)
-        except Exception:  # the store is unwell: try it again later, as _process does
-            log.exception("%s: cannot open a transaction; the message goes back to the queue", self.service)
-            time.sleep(0.5)
-            message.requeue()
-            return
-        self._handle(self._batch, message, event)
-        self._finish_batch()
+        if self._open_batch(message):
+            self._handle(self._batch, message, event)
+            self._finish_batch()
 
-    def _switch_prefetch(self) -> None:
+    def _widen_window(self) -> None:
         """From one message at a time to the full window, while the first fresh message is still
         unsettled in its batch: with prefetch 1 the broker can send nothing more to the old consumer
         meanwhile, so nothing is in flight when it is cancelled (a delivery arriving after the
         cancel would be sent back by the client library and counted). Then the consumers consume
         again with the new prefetch (RabbitMQ applies a consumer's prefetch when it starts)."""
-        want, self._want = self._want, None
+        self._widen = False
         for consumer in self._consumers:
             consumer.cancel()
-            consumer.qos(prefetch_count=want)
+            consumer.qos(prefetch_count=self.prefetch)
             consumer.consume()
-        self._careful = want == 1
-        log.info("%s: consuming %s", self.service, "one message at a time" if want == 1 else f"up to {want} at a time")
+        self._careful = False
+        log.info("%s: consuming up to %s at a time", self.service, self.prefetch)
 
     def _handle(self, batch: Batch, message, event: dict) -> None:
         started = time.perf_counter()
@@ -330,7 +332,7 @@ class EventWorker(ConsumerMixin):
             batch.abandon()
 
     def _count_attempt(self, message, event_id: str) -> int:
-        header = (message.headers or {}).get("x-delivery-count")
+        header = self._delivery_count(message)
         if header is not None:
             return int(header) + 1
         self._attempts[event_id] = self._attempts.get(event_id, 0) + 1

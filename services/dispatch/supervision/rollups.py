@@ -19,8 +19,8 @@ few seconds, or by the next read of that township's figures before it answers (s
 change stored before it). The sweeper's recomputation is paced: a mark is due at the end of its
 SETTLE_WINDOW_S window, so a day changing all the time (a peak) is recomputed by the sweeper once a
 window, not at every poll of every worker (issue 16: a busy day's recomputation was ~6 % of a
-dispatch worker's time during a burst); reads are not paced. A recomputation is idempotent, so a redelivered or replayed event never
-counts twice, and a case that moved (reopened, reassigned, recategorised, paused, rated late) leaves
+dispatch worker's time during a burst); reads are not paced. A recomputation is idempotent, so a
+redelivered or replayed event never counts twice, and a case that moved (reopened, reassigned, recategorised, paused, rated late) leaves
 its old group and joins its new one in the same pass; a burst of changes to one day costs one
 recomputation. The projector marks a case's days again on every case event it handles, which heals
 a write whose mark was lost to a crash.
